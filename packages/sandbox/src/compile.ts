@@ -1,0 +1,104 @@
+import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
+import { transform } from "esbuild";
+
+/**
+ * The submitted TypeScript is the body of an async function (top-level `await` and `return`).
+ * esbuild cannot parse a bare top-level `return`, so the body is wrapped before the transform;
+ * the wrapper takes exactly one line, which `toSource` takes off again.
+ */
+const WRAPPER_HEAD = "(async function () {\n";
+const WRAPPER_TAIL = "\n});";
+
+export interface CompiledProgram {
+  /** A JavaScript expression that evaluates to the program's async function. */
+  readonly js: string;
+  /** Number of lines in `js`; a stack frame outside 1..jsLines is not the program's. */
+  readonly jsLines: number;
+  /** Maps a position in `js` (1-based line, 1-based column) to the submitted TypeScript. */
+  toSource(line: number, column: number): { line: number; column: number } | null;
+}
+
+export interface CompileFailure {
+  readonly message: string;
+  readonly line: number | null;
+  readonly column: number | null;
+}
+
+export type CompileOutcome =
+  | { ok: true; program: CompiledProgram }
+  | { ok: false; error: CompileFailure };
+
+/**
+ * Recently compiled programs. A resumed or retried job recompiles the same code, and esbuild's
+ * transform (an IPC round trip to its service process) costs about as much as a whole isolate.
+ */
+const CACHE_ENTRIES = 256;
+const cache = new Map<string, Promise<CompileOutcome>>();
+
+export function compileProgram(code: string, filename: string): Promise<CompileOutcome> {
+  const key = `${filename}\0${code}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const pending = compileUncached(code, filename);
+  cache.set(key, pending);
+  if (cache.size > CACHE_ENTRIES) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  return pending;
+}
+
+async function compileUncached(code: string, filename: string): Promise<CompileOutcome> {
+  let output: { code: string; map: string };
+  try {
+    output = await transform(WRAPPER_HEAD + code + WRAPPER_TAIL, {
+      loader: "ts",
+      sourcefile: filename,
+      sourcemap: "external",
+      target: "es2024",
+      charset: "utf8",
+      logLevel: "silent",
+    });
+  } catch (error) {
+    return { ok: false, error: describeEsbuildFailure(error, code.split("\n").length) };
+  }
+  const js = output.code.trimEnd();
+  const map = new TraceMap(output.map);
+  const program: CompiledProgram = {
+    js,
+    jsLines: js.split("\n").length,
+    toSource(line, column) {
+      const found = originalPositionFor(map, { line, column: column - 1 });
+      if (found.line === null || found.line < 2) return null;
+      return { line: found.line - 1, column: found.column + 1 };
+    },
+  };
+  return { ok: true, program };
+}
+
+interface EsbuildMessage {
+  text: string;
+  location: { line: number; column: number } | null;
+}
+
+function describeEsbuildFailure(error: unknown, sourceLines: number): CompileFailure {
+  const messages = (error as { errors?: EsbuildMessage[] }).errors;
+  const first = messages?.[0];
+  if (first === undefined) {
+    return {
+      message: error instanceof Error ? error.message : String(error),
+      line: null,
+      column: null,
+    };
+  }
+  const location = first.location;
+  // Line 1 of esbuild's input is the wrapper; an error there (or past the end) is the program's
+  // last line, e.g. an unclosed brace.
+  const line = location === null ? null : Math.min(sourceLines, Math.max(1, location.line - 1));
+  const column = location === null ? null : location.column + 1;
+  return { message: first.text, line, column };
+}

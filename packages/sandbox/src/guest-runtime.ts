@@ -1,0 +1,361 @@
+/**
+ * The part of Turtle that runs inside the isolate. `guestRuntime` is never called on the host:
+ * its source text (`GUEST_RUNTIME_SOURCE`) is evaluated in each fresh context, before the
+ * program's body runs, so it may use nothing from this module's scope.
+ *
+ * What it guarantees:
+ * - The only ways out are `hostCall` (an isolated-vm Reference, kept in this closure and never
+ *   put where guest code can reach it) and `hostLog` (a fire-and-forget callback). Both take
+ *   and return strings only.
+ * - Intrinsics it relies on are captured before the program runs, and the options it hands to
+ *   isolated-vm have no prototype, so a program that pollutes `Object.prototype`, `JSON` or
+ *   `Promise` can only confuse itself.
+ * - Results, errors and logs leave as strings, size-checked here and again on the host.
+ *
+ * Replies from the host are "R<json>" (a value) or "E<json>" (an error to throw).
+ */
+export function guestRuntime(
+  hostCall: GuestReference,
+  hostLog: (level: string, text: string) => void,
+  configJson: string,
+  main: () => Promise<unknown>,
+): Promise<string> {
+  const parse = JSON.parse;
+  const stringify = JSON.stringify;
+  const reflectApply = Reflect.apply;
+  const defineProperty = Object.defineProperty;
+  const createObject = Object.create;
+  const freeze = Object.freeze;
+  const isArray = Array.isArray;
+  const toStr = String;
+  const ErrorCtor = Error;
+  const TypeErrorCtor = TypeError;
+  const MapCtor = Map;
+  const SetCtor = Set;
+  const referenceApply = hostCall.apply;
+  const stringSlice = String.prototype.slice;
+
+  const config = parse(configJson) as GuestConfig;
+  const limits = config.limits;
+
+  const resultOptions = createObject(null);
+  resultOptions.promise = true;
+  resultOptions.copy = true;
+  const applyOptions = createObject(null);
+  applyOptions.result = freeze(resultOptions);
+  freeze(applyOptions);
+
+  // A program that swaps prepareStackTrace could make our error report run its code with
+  // structured call sites; the default formatting is all the host parses.
+  defineProperty(ErrorCtor, "prepareStackTrace", {
+    value: undefined,
+    writable: false,
+    enumerable: false,
+    configurable: false,
+  });
+
+  class ToolError extends ErrorCtor {
+    server: string;
+    tool: string;
+    code: string;
+    constructor(message: string, server: string, tool: string, code: string) {
+      super(message);
+      this.server = server;
+      this.tool = tool;
+      this.code = code;
+    }
+  }
+  defineProperty(ToolError.prototype, "name", { value: "ToolError", writable: true });
+
+  class LimitError extends ErrorCtor {
+    limit: string;
+    constructor(message: string, limit: string) {
+      super(message);
+      this.limit = limit;
+    }
+  }
+  defineProperty(LimitError.prototype, "name", { value: "LimitError", writable: true });
+
+  const slice = (text: string, end: number): string => reflectApply(stringSlice, text, [0, end]);
+
+  // ---- tool calls --------------------------------------------------------------------------
+
+  let started = 0;
+  let inFlight = 0;
+
+  function describeType(value: unknown): string {
+    if (value === null) return "null";
+    if (isArray(value)) return "an array";
+    return typeof value;
+  }
+
+  function makeMethod(namespace: string, method: string) {
+    const label = `${namespace}.${method}`;
+    const call = async (args?: unknown): Promise<unknown> => {
+      if (args === undefined) args = {};
+      if (args === null || typeof args !== "object" || isArray(args)) {
+        throw new TypeErrorCtor(`${label}() takes one object argument, got ${describeType(args)}`);
+      }
+      let json: string;
+      try {
+        json = stringify(args);
+      } catch (error) {
+        throw new TypeErrorCtor(`${label}(): its argument is not JSON: ${messageOf(error)}`);
+      }
+      if (json.length > limits.maxArgBytes) {
+        throw new LimitError(
+          `${label}(): its argument is ${json.length} bytes, over the ${limits.maxArgBytes}-byte limit (maxArgBytes)`,
+          "maxArgBytes",
+        );
+      }
+      if (started >= limits.maxToolCalls) {
+        throw new LimitError(
+          `${label}(): the program already made ${limits.maxToolCalls} tool calls, its limit (maxToolCalls)`,
+          "maxToolCalls",
+        );
+      }
+      if (inFlight >= limits.maxConcurrentCalls) {
+        throw new LimitError(
+          `${label}(): ${limits.maxConcurrentCalls} tool calls are already in flight, the limit (maxConcurrentCalls); await some before starting more`,
+          "maxConcurrentCalls",
+        );
+      }
+      started++;
+      inFlight++;
+      let reply: string;
+      try {
+        reply = await reflectApply(referenceApply, hostCall, [
+          undefined,
+          [namespace, method, json],
+          applyOptions,
+        ]);
+      } finally {
+        inFlight--;
+      }
+      const body = parse(reflectApply(stringSlice, reply, [1]));
+      if (reply[0] === "R") return body;
+      if (body.name === "LimitError") throw new LimitError(body.message, body.limit);
+      throw new ToolError(body.message, body.server, body.tool, body.code);
+    };
+    defineProperty(call, "name", { value: method });
+    return call;
+  }
+
+  for (const [namespace, methods] of config.namespaces) {
+    const api = createObject(null);
+    for (const method of methods) api[method] = makeMethod(namespace, method);
+    defineProperty(globalThis, namespace, {
+      value: freeze(api),
+      enumerable: true,
+      writable: false,
+      configurable: false,
+    });
+  }
+
+  // ---- console -----------------------------------------------------------------------------
+
+  let logChars = 0;
+  let logClosed = false;
+  const MAX_VALUE_CHARS = 10_000;
+
+  function formatValue(value: unknown): string {
+    switch (typeof value) {
+      case "string":
+        return value;
+      case "bigint":
+        return `${toStr(value)}n`;
+      case "symbol":
+        return value.toString();
+      case "function":
+        return `[Function ${value.name || "anonymous"}]`;
+      case "object": {
+        if (value === null) return "null";
+        if (value instanceof ErrorCtor) {
+          const stack = value.stack;
+          return typeof stack === "string" ? stack : `${value.name}: ${value.message}`;
+        }
+        const seen = new SetCtor();
+        const text = stringify(value, (_key, inner) => {
+          if (typeof inner === "bigint") return `${toStr(inner)}n`;
+          if (inner instanceof MapCtor) return { "[Map]": [...inner] };
+          if (inner instanceof SetCtor) return { "[Set]": [...inner] };
+          if (inner !== null && typeof inner === "object") {
+            if (seen.has(inner)) return "[Circular]";
+            seen.add(inner);
+          }
+          return inner;
+        });
+        return text.length > MAX_VALUE_CHARS ? `${slice(text, MAX_VALUE_CHARS)}…` : text;
+      }
+      default:
+        return toStr(value);
+    }
+  }
+
+  function emit(level: string, args: unknown[]): void {
+    if (logClosed) return;
+    let text = "";
+    try {
+      for (let i = 0; i < args.length; i++) text += (i === 0 ? "" : " ") + formatValue(args[i]);
+    } catch (error) {
+      text = `[unprintable value: ${messageOf(error)}]`;
+    }
+    logChars += text.length + 1;
+    if (logChars > limits.maxLogBytes) {
+      logClosed = true;
+      hostLog(
+        "warn",
+        `[turtle] log limit of ${limits.maxLogBytes} bytes reached; later output dropped`,
+      );
+      return;
+    }
+    hostLog(level, text);
+  }
+
+  const guestConsole = createObject(null);
+  for (const level of ["log", "info", "warn", "error", "debug"]) {
+    guestConsole[level] = (...args: unknown[]) => emit(level, args);
+  }
+  guestConsole.trace = guestConsole.debug;
+
+  const globals: Record<string, unknown> = {
+    input: config.input,
+    console: freeze(guestConsole),
+    ToolError,
+  };
+  for (const name of ["input", "console", "ToolError"]) {
+    defineProperty(globalThis, name, {
+      value: globals[name],
+      enumerable: false,
+      writable: name === "input",
+      configurable: false,
+    });
+  }
+
+  // ---- result and error ----------------------------------------------------------------------
+
+  function messageOf(error: unknown): string {
+    try {
+      if (error !== null && typeof error === "object" && "message" in error) {
+        return toStr((error as { message: unknown }).message);
+      }
+      return toStr(error);
+    } catch {
+      return "unreadable error";
+    }
+  }
+
+  function resultReplacer(_key: string, value: unknown): unknown {
+    switch (typeof value) {
+      case "bigint":
+        throw new TypeErrorCtor(
+          "it contains a BigInt, which JSON cannot represent; return String(n) or Number(n)",
+        );
+      case "function":
+        throw new TypeErrorCtor("it contains a function, which JSON cannot represent");
+      case "symbol":
+        throw new TypeErrorCtor("it contains a Symbol, which JSON cannot represent");
+      case "object":
+        if (value instanceof MapCtor) {
+          throw new TypeErrorCtor(
+            "it contains a Map, which JSON cannot represent; return Object.fromEntries(map)",
+          );
+        }
+        if (value instanceof SetCtor) {
+          throw new TypeErrorCtor(
+            "it contains a Set, which JSON cannot represent; return [...set]",
+          );
+        }
+        return value;
+      default:
+        return value;
+    }
+  }
+
+  function resultError(message: string): string {
+    return `E${stringify({ name: "ResultError", message: `The program's result is not usable: ${message}` })}`;
+  }
+
+  function encodeResult(value: unknown): string {
+    if (value === undefined) return "Rnull";
+    let json: string | undefined;
+    try {
+      json = stringify(value, resultReplacer);
+    } catch (error) {
+      const message = messageOf(error);
+      return resultError(
+        /call stack/i.test(message) ? "it is nested too deeply to serialize as JSON" : message,
+      );
+    }
+    if (json === undefined) return "Rnull";
+    if (json.length > limits.maxResultBytes) {
+      return resultError(
+        `it is ${json.length} bytes of JSON, over the ${limits.maxResultBytes}-byte limit (maxResultBytes)`,
+      );
+    }
+    return `R${json}`;
+  }
+
+  function readString(value: unknown, fallback: string, max: number): string {
+    const text = typeof value === "string" ? value : value === undefined ? fallback : toStr(value);
+    return text.length > max ? `${slice(text, max)}…` : text;
+  }
+
+  function encodeError(error: unknown): string {
+    let out: Record<string, unknown>;
+    try {
+      if (error !== null && (typeof error === "object" || typeof error === "function")) {
+        const thrown = error as Record<string, unknown>;
+        out = {
+          name: readString(thrown.name, "Error", 200),
+          message: readString(thrown.message, "", 8_000),
+          stack: typeof thrown.stack === "string" ? slice(thrown.stack, 16_000) : undefined,
+        };
+        if (error instanceof ToolError) {
+          out.server = error.server;
+          out.tool = error.tool;
+          out.code = error.code;
+        }
+        if (error instanceof LimitError) out.limit = error.limit;
+      } else {
+        out = {
+          name: "Error",
+          message: `Uncaught ${typeof error === "string" ? stringify(error) : readString(error, "undefined", 200)}`,
+        };
+      }
+    } catch {
+      out = { name: "Error", message: "The program threw a value whose properties cannot be read" };
+    }
+    return `E${stringify(out)}`;
+  }
+
+  const run = async (): Promise<string> => {
+    let value: unknown;
+    try {
+      value = await main();
+    } catch (error) {
+      return encodeError(error);
+    }
+    return encodeResult(value);
+  };
+  return run();
+}
+
+/** The view of an isolated-vm Reference from inside the isolate. */
+interface GuestReference {
+  apply: (...args: unknown[]) => Promise<string>;
+}
+
+export interface GuestConfig {
+  input: unknown;
+  namespaces: Array<[string, string[]]>;
+  limits: {
+    maxArgBytes: number;
+    maxLogBytes: number;
+    maxResultBytes: number;
+    maxConcurrentCalls: number;
+    maxToolCalls: number;
+  };
+}
+
+export const GUEST_RUNTIME_SOURCE: string = guestRuntime.toString();

@@ -1,0 +1,475 @@
+import ivm from "isolated-vm";
+import { type CompiledProgram, compileProgram } from "./compile.ts";
+import { GUEST_RUNTIME_SOURCE, type GuestConfig } from "./guest-runtime.ts";
+import { type Limits, resolveLimits } from "./limits.ts";
+import { mapStack } from "./stack.ts";
+
+/** One tool call as the program made it, addressed by the identifiers it used. */
+export interface ToolCall {
+  readonly namespace: string;
+  readonly method: string;
+  readonly args: unknown;
+  /** Aborted when the run ends (however it ends) before this call settles. */
+  readonly signal: AbortSignal;
+  /** 0-based, in the order the program started its calls. */
+  readonly index: number;
+}
+
+/**
+ * Executes a tool call on the host. A thrown error becomes a catchable `ToolError` in the
+ * program, carrying `server`, `tool` and `code` when the thrown error has them.
+ */
+export type ToolInvoker = (call: ToolCall) => Promise<unknown>;
+
+export type LogLevel = "log" | "info" | "warn" | "error" | "debug";
+
+export interface LogEntry {
+  readonly level: LogLevel;
+  readonly message: string;
+  /** Milliseconds since the run started. */
+  readonly at: number;
+}
+
+export interface RunOptions {
+  /** The job's JSON input, the program's global `input`. */
+  input?: unknown;
+  /** Namespace identifier → method identifiers, as the program sees them. */
+  namespaces?: Readonly<Record<string, readonly string[]>>;
+  invoke?: ToolInvoker;
+  limits?: Partial<Limits>;
+  /** Aborting it stops the run promptly: the isolate is disposed, tool calls are aborted. */
+  signal?: AbortSignal;
+  /** Name the program's errors are reported against. */
+  filename?: string;
+  /** Called for each console line as it happens (logs are also in the result). */
+  onLog?: (entry: LogEntry) => void;
+}
+
+export type RunErrorCode =
+  | "invalid_options"
+  | "compile_error"
+  | "runtime_error"
+  | "tool_error"
+  | "limit_exceeded"
+  | "result_error"
+  | "timeout"
+  | "cpu_limit"
+  | "memory_limit"
+  | "cancelled"
+  | "internal_error";
+
+export interface RunError {
+  readonly code: RunErrorCode;
+  readonly name: string;
+  readonly message: string;
+  /** Position in the submitted TypeScript, when the error has one. */
+  readonly line: number | null;
+  readonly column: number | null;
+  readonly stack?: string;
+  readonly server?: string;
+  readonly tool?: string;
+}
+
+export interface RunStats {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly toolCalls: number;
+  /** Largest V8 heap (plus external memory) seen; sampled, so an approximation. */
+  readonly heapPeakBytes: number;
+}
+
+interface RunOutcomeBase {
+  readonly logs: LogEntry[];
+  readonly stats: RunStats;
+}
+export type RunResult =
+  | (RunOutcomeBase & { readonly ok: true; readonly result: unknown })
+  | (RunOutcomeBase & { readonly ok: false; readonly error: RunError });
+
+const SCRIPT_URL = "file:///turtle/program.js";
+const CPU_POLL_MS = 10;
+const MIB = 1024 * 1024;
+const LOG_LEVELS: ReadonlySet<string> = new Set(["log", "info", "warn", "error", "debug"]);
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const TAKEN_GLOBALS: ReadonlySet<string> = new Set(["input", "console", "ToolError", "globalThis"]);
+
+/**
+ * Runs one program in a fresh isolate and disposes it. Never throws: every failure, the
+ * program's or the host's, comes back as `{ ok: false, error }`.
+ */
+export async function runProgram(code: string, options: RunOptions = {}): Promise<RunResult> {
+  const startedAt = performance.now();
+  const logs: LogEntry[] = [];
+  const stats = { wallMs: 0, cpuMs: 0, toolCalls: 0, heapPeakBytes: 0 };
+  const finish = (outcome: { ok: true; result: unknown } | { ok: false; error: RunError }) => {
+    stats.wallMs = performance.now() - startedAt;
+    return { ...outcome, logs, stats } as RunResult;
+  };
+
+  const limits = resolveLimits(options.limits);
+  if (typeof limits === "string") return finish(failure("invalid_options", limits));
+  const setup = prepareConfig(options, limits);
+  if (typeof setup === "string") return finish(failure("invalid_options", setup));
+  if (options.signal?.aborted)
+    return finish(failure("cancelled", "The run was cancelled", "CancelledError"));
+
+  const filename = options.filename ?? "program.ts";
+  const compiled = await compileProgram(code, filename);
+  if (!compiled.ok) {
+    const { message, line, column } = compiled.error;
+    return finish({
+      ok: false,
+      error: { code: "compile_error", name: "CompileError", message, line, column },
+    });
+  }
+  const execution = new Execution({
+    program: compiled.program,
+    configJson: setup.configJson,
+    limits,
+    options,
+    logs,
+    stats,
+    startedAt,
+  });
+  return finish(await execution.run(filename));
+}
+
+/** The guest's configuration as JSON, or a message saying which option is wrong. */
+function prepareConfig(options: RunOptions, limits: Limits): { configJson: string } | string {
+  const namespaces: Array<[string, string[]]> = [];
+  for (const [namespace, methods] of Object.entries(options.namespaces ?? {})) {
+    if (!IDENTIFIER.test(namespace) || TAKEN_GLOBALS.has(namespace) || namespace in globalThis) {
+      return `namespace "${namespace}" is not a usable global identifier`;
+    }
+    for (const method of methods) {
+      if (!IDENTIFIER.test(method)) return `method "${namespace}.${method}" is not an identifier`;
+    }
+    namespaces.push([namespace, [...methods]]);
+  }
+  if (namespaces.length > 0 && options.invoke === undefined) {
+    return "namespaces were given without an invoke function";
+  }
+  const config: GuestConfig = {
+    input: options.input ?? null,
+    namespaces,
+    limits: {
+      maxArgBytes: limits.maxArgBytes,
+      maxLogBytes: limits.maxLogBytes,
+      maxResultBytes: limits.maxResultBytes,
+      maxConcurrentCalls: limits.maxConcurrentCalls,
+      maxToolCalls: limits.maxToolCalls,
+    },
+  };
+  try {
+    return { configJson: JSON.stringify(config) };
+  } catch (error) {
+    return `input is not JSON: ${(error as Error).message}`;
+  }
+}
+
+function failure(code: RunErrorCode, message: string, name = "Error") {
+  return { ok: false as const, error: { code, name, message, line: null, column: null } };
+}
+
+interface MutableStats {
+  cpuMs: number;
+  toolCalls: number;
+  heapPeakBytes: number;
+}
+
+interface ExecutionInit {
+  program: CompiledProgram;
+  configJson: string;
+  limits: Limits;
+  options: RunOptions;
+  logs: LogEntry[];
+  stats: MutableStats;
+  startedAt: number;
+}
+
+/** The lifetime of one isolate: created, run once, disposed. */
+class Execution {
+  private readonly isolate: ivm.Isolate;
+  private readonly calls = new AbortController();
+  private killedFor: RunErrorCode | null = null;
+  private logBytes = 0;
+  private inFlight = 0;
+  private heapRequest = false;
+
+  private readonly program: CompiledProgram;
+  private readonly configJson: string;
+  private readonly limits: Limits;
+  private readonly options: RunOptions;
+  private readonly logs: LogEntry[];
+  private readonly stats: MutableStats;
+  private readonly startedAt: number;
+
+  constructor(init: ExecutionInit) {
+    this.program = init.program;
+    this.configJson = init.configJson;
+    this.limits = init.limits;
+    this.options = init.options;
+    this.logs = init.logs;
+    this.stats = init.stats;
+    this.startedAt = init.startedAt;
+    this.isolate = new ivm.Isolate({ memoryLimit: init.limits.memoryMb });
+  }
+
+  async run(filename: string) {
+    const { isolate, limits } = this;
+    const hostCall = new ivm.Reference(this.handleCall);
+    const hostLog = new ivm.Callback(this.handleLog, { ignored: true });
+    const deadline = setTimeout(() => this.kill("timeout"), limits.timeoutMs);
+    const cpuBudgetNs = BigInt(limits.cpuMs) * 1_000_000n;
+    const cpuWatch = setInterval(() => this.watch(cpuBudgetNs), CPU_POLL_MS);
+    const onAbort = () => this.kill("cancelled");
+    this.options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    let reply: string | undefined;
+    let thrown: unknown;
+    try {
+      const context = await isolate.createContext();
+      reply = await context.evalClosure(
+        closureSource(this.program),
+        [hostCall, hostLog, this.configJson],
+        { filename: SCRIPT_URL, lineOffset: -1, result: { promise: true, copy: true } },
+      );
+    } catch (error) {
+      thrown = error;
+    } finally {
+      clearTimeout(deadline);
+      clearInterval(cpuWatch);
+      this.options.signal?.removeEventListener("abort", onAbort);
+      this.calls.abort();
+      this.sampleFinalStats();
+      hostCall.release();
+      if (!isolate.isDisposed) isolate.dispose();
+    }
+    if (this.killedFor !== null) {
+      return failure(
+        this.killedFor,
+        killMessage(this.killedFor, limits),
+        KILL_NAMES[this.killedFor],
+      );
+    }
+    if (reply === undefined) return this.describeHostFailure(thrown, filename);
+    return this.decodeReply(reply, filename);
+  }
+
+  private readonly handleCall = async (namespace: unknown, method: unknown, json: unknown) => {
+    const { limits, options } = this;
+    if (typeof namespace !== "string" || typeof method !== "string" || typeof json !== "string") {
+      return toolFailure("tool calls take (namespace, method, json) strings", namespace, method);
+    }
+    // The guest runtime checks these first for a precise error; this is the check that holds.
+    if (Buffer.byteLength(json) > limits.maxArgBytes) {
+      return limitFailure(
+        `${namespace}.${method}(): its argument is over ${limits.maxArgBytes} bytes (maxArgBytes)`,
+        "maxArgBytes",
+      );
+    }
+    if (this.stats.toolCalls >= limits.maxToolCalls) {
+      return limitFailure(
+        `the program already made ${limits.maxToolCalls} tool calls (maxToolCalls)`,
+        "maxToolCalls",
+      );
+    }
+    if (this.inFlight >= limits.maxConcurrentCalls) {
+      return limitFailure(
+        `${limits.maxConcurrentCalls} tool calls are already in flight (maxConcurrentCalls)`,
+        "maxConcurrentCalls",
+      );
+    }
+    const index = this.stats.toolCalls++;
+    this.inFlight++;
+    try {
+      const invoke = options.invoke;
+      if (invoke === undefined || !options.namespaces?.[namespace]?.includes(method)) {
+        return toolFailure(`${namespace}.${method} is not a tool of this run`, namespace, method);
+      }
+      const args: unknown = JSON.parse(json);
+      const value = await invoke({ namespace, method, args, signal: this.calls.signal, index });
+      const out = JSON.stringify(value === undefined ? null : value);
+      if (out.length > limits.maxToolResultBytes) {
+        return limitFailure(
+          `${namespace}.${method}() returned ${out.length} bytes, over the ${limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
+          "maxToolResultBytes",
+        );
+      }
+      return `R${out}`;
+    } catch (error) {
+      const detail = error as {
+        message?: unknown;
+        server?: unknown;
+        tool?: unknown;
+        code?: unknown;
+      };
+      return `E${JSON.stringify({
+        name: "ToolError",
+        message: typeof detail?.message === "string" ? detail.message : String(error),
+        server: typeof detail?.server === "string" ? detail.server : namespace,
+        tool: typeof detail?.tool === "string" ? detail.tool : method,
+        code: typeof detail?.code === "string" ? detail.code : "tool_error",
+      })}`;
+    } finally {
+      this.inFlight--;
+    }
+  };
+
+  private readonly handleLog = (level: unknown, text: unknown) => {
+    if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof text !== "string") return;
+    // The guest cuts at maxLogBytes and adds one marker line; this bound holds whatever it does.
+    const bytes = Buffer.byteLength(text) + 1;
+    if (this.logBytes + bytes > this.limits.maxLogBytes + 1024) return;
+    this.logBytes += bytes;
+    const entry: LogEntry = {
+      level: level as LogLevel,
+      message: text,
+      at: Math.round(performance.now() - this.startedAt),
+    };
+    this.logs.push(entry);
+    this.options.onLog?.(entry);
+  };
+
+  private watch(cpuBudgetNs: bigint) {
+    if (this.isolate.isDisposed) return;
+    if (this.isolate.cpuTime > cpuBudgetNs) {
+      this.kill("cpu_limit");
+      return;
+    }
+    if (this.heapRequest) return;
+    this.heapRequest = true;
+    this.isolate.getHeapStatistics().then(
+      (heap) => {
+        this.heapRequest = false;
+        this.recordHeap(heap);
+      },
+      () => {},
+    );
+  }
+
+  private recordHeap(heap: ivm.HeapStatistics) {
+    const bytes = heap.used_heap_size + heap.externally_allocated_size;
+    if (bytes > this.stats.heapPeakBytes) this.stats.heapPeakBytes = bytes;
+  }
+
+  private sampleFinalStats() {
+    if (this.isolate.isDisposed) {
+      if (this.killedFor === "memory_limit" || this.killedFor === null) {
+        this.stats.heapPeakBytes = Math.max(this.stats.heapPeakBytes, this.limits.memoryMb * MIB);
+      }
+      return;
+    }
+    this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
+    try {
+      this.recordHeap(this.isolate.getHeapStatisticsSync());
+    } catch {
+      // A run that ends in a kill leaves nothing to sample.
+    }
+  }
+
+  private kill(reason: RunErrorCode) {
+    if (this.killedFor !== null || this.isolate.isDisposed) return;
+    this.killedFor = reason;
+    this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
+    this.calls.abort();
+    this.isolate.dispose();
+  }
+
+  private describeHostFailure(thrown: unknown, filename: string) {
+    const message = thrown instanceof Error ? thrown.message : String(thrown);
+    if (/memory limit/i.test(message)) {
+      return failure("memory_limit", killMessage("memory_limit", this.limits), "MemoryLimitError");
+    }
+    // A SyntaxError the transform let through, or a throw while installing the runtime.
+    const stack = thrown instanceof Error ? thrown.stack : undefined;
+    const mapped = mapStack(stack, this.program, SCRIPT_URL, filename);
+    return {
+      ok: false as const,
+      error: {
+        code: "internal_error" as const,
+        name: thrown instanceof Error ? thrown.name : "Error",
+        message,
+        line: mapped.line,
+        column: mapped.column,
+      },
+    };
+  }
+
+  private decodeReply(reply: string, filename: string) {
+    if (Buffer.byteLength(reply) > this.limits.maxResultBytes + 64 * 1024) {
+      return failure(
+        "result_error",
+        `The program's result is over ${this.limits.maxResultBytes} bytes (maxResultBytes)`,
+        "ResultError",
+      );
+    }
+    const body = JSON.parse(reply.slice(1)) as unknown;
+    if (reply[0] === "R") return { ok: true as const, result: body };
+    const thrown = body as {
+      name: string;
+      message: string;
+      stack?: string;
+      server?: string;
+      tool?: string;
+      code?: string;
+    };
+    const mapped = mapStack(thrown.stack, this.program, SCRIPT_URL, filename);
+    const code: RunErrorCode =
+      thrown.name === "ToolError"
+        ? "tool_error"
+        : thrown.name === "LimitError"
+          ? "limit_exceeded"
+          : thrown.name === "ResultError"
+            ? "result_error"
+            : "runtime_error";
+    const error: RunError = {
+      code,
+      name: thrown.name,
+      message: thrown.message,
+      line: mapped.line,
+      column: mapped.column,
+      ...(mapped.stack === undefined ? {} : { stack: mapped.stack }),
+      ...(code === "tool_error" ? { server: thrown.server, tool: thrown.tool } : {}),
+    };
+    return { ok: false as const, error };
+  }
+}
+
+function closureSource(program: CompiledProgram): string {
+  // Line 1 is the prelude; `lineOffset: -1` makes the program's lines report as its own. The
+  // program's function is built inside a function whose parameters shadow the closure's, so
+  // the program cannot name `$0` (the host reference) or the runtime.
+  const js = program.js.endsWith(";") ? program.js.slice(0, -1) : program.js;
+  return `"use strict";\nreturn guestRuntime($0, $1, $2, (function ($0, $1, $2, guestRuntime) { return ${js}; })());\n${GUEST_RUNTIME_SOURCE}\n`;
+}
+
+function toolFailure(message: string, namespace: unknown, method: unknown): string {
+  return `E${JSON.stringify({ name: "ToolError", message, server: String(namespace), tool: String(method), code: "tool_error" })}`;
+}
+
+function limitFailure(message: string, limit: string): string {
+  return `E${JSON.stringify({ name: "LimitError", message, limit })}`;
+}
+
+const KILL_NAMES: Partial<Record<RunErrorCode, string>> = {
+  timeout: "TimeoutError",
+  cpu_limit: "CpuLimitError",
+  memory_limit: "MemoryLimitError",
+  cancelled: "CancelledError",
+};
+
+function killMessage(reason: RunErrorCode, limits: Limits): string {
+  switch (reason) {
+    case "timeout":
+      return `The program ran past its ${limits.timeoutMs} ms deadline (timeoutMs) and was stopped`;
+    case "cpu_limit":
+      return `The program used more than ${limits.cpuMs} ms of CPU (cpuMs) and was stopped`;
+    case "memory_limit":
+      return `The program used more than ${limits.memoryMb} MB of memory (memoryMb) and was stopped`;
+    case "cancelled":
+      return "The run was cancelled";
+    default:
+      return "The run was stopped";
+  }
+}
