@@ -12,7 +12,8 @@
  *   `Promise` can only confuse itself.
  * - Results, errors and logs leave as strings, size-checked here and again on the host.
  *
- * Replies from the host are "R<json>" (a value) or "E<json>" (an error to throw).
+ * A call sends (method id, JSON arguments); the host replies "R<json>" (a value) or "E<json>"
+ * (an error to throw).
  */
 export function guestRuntime(
   hostCall: GuestReference,
@@ -34,6 +35,9 @@ export function guestRuntime(
   const SetCtor = Set;
   const referenceApply = hostCall.apply;
   const stringSlice = String.prototype.slice;
+  const PromiseCtor = Promise;
+  const promiseThen = Promise.prototype.then;
+  const promiseReject = Promise.reject;
 
   const config = parse(configJson) as GuestConfig;
   const limits = config.limits;
@@ -89,61 +93,79 @@ export function guestRuntime(
     return typeof value;
   }
 
-  function makeMethod(namespace: string, method: string) {
+  // One pair of settle functions serves every call (no closure per call: a program may have
+  // 10,000 calls in flight). V8 still reports the program's `await` line for a ToolError
+  // created here, as an async frame.
+  const settle = (reply: string): unknown => {
+    inFlight--;
+    const body = parse(reflectApply(stringSlice, reply, [1]));
+    if (reply[0] === "R") return body;
+    if (body.name === "LimitError") throw new LimitError(body.message, body.limit);
+    throw new ToolError(body.message, body.server, body.tool, body.code);
+  };
+  const settleFailed = (error: unknown): never => {
+    inFlight--;
+    throw error;
+  };
+  const rejectWith = (error: Error): Promise<never> =>
+    reflectApply(promiseReject, PromiseCtor, [error]);
+
+  function makeMethod(namespace: string, method: string, id: number) {
     const label = `${namespace}.${method}`;
-    const call = async (args?: unknown): Promise<unknown> => {
+    const call = (args?: unknown): Promise<unknown> => {
       if (args === undefined) args = {};
       if (args === null || typeof args !== "object" || isArray(args)) {
-        throw new TypeErrorCtor(`${label}() takes one object argument, got ${describeType(args)}`);
+        return rejectWith(
+          new TypeErrorCtor(`${label}() takes one object argument, got ${describeType(args)}`),
+        );
       }
       let json: string;
       try {
         json = stringify(args);
       } catch (error) {
-        throw new TypeErrorCtor(`${label}(): its argument is not JSON: ${messageOf(error)}`);
+        return rejectWith(
+          new TypeErrorCtor(`${label}(): its argument is not JSON: ${messageOf(error)}`),
+        );
       }
       if (json.length > limits.maxArgBytes) {
-        throw new LimitError(
-          `${label}(): its argument is ${json.length} bytes, over the ${limits.maxArgBytes}-byte limit (maxArgBytes)`,
-          "maxArgBytes",
+        return rejectWith(
+          new LimitError(
+            `${label}(): its argument is ${json.length} bytes, over the ${limits.maxArgBytes}-byte limit (maxArgBytes)`,
+            "maxArgBytes",
+          ),
         );
       }
       if (started >= limits.maxToolCalls) {
-        throw new LimitError(
-          `${label}(): the program already made ${limits.maxToolCalls} tool calls, its limit (maxToolCalls)`,
-          "maxToolCalls",
+        return rejectWith(
+          new LimitError(
+            `${label}(): the program already made ${limits.maxToolCalls} tool calls, its limit (maxToolCalls)`,
+            "maxToolCalls",
+          ),
         );
       }
       if (inFlight >= limits.maxConcurrentCalls) {
-        throw new LimitError(
-          `${label}(): ${limits.maxConcurrentCalls} tool calls are already in flight, the limit (maxConcurrentCalls); await some before starting more`,
-          "maxConcurrentCalls",
+        return rejectWith(
+          new LimitError(
+            `${label}(): ${limits.maxConcurrentCalls} tool calls are already in flight, the limit (maxConcurrentCalls); await some before starting more`,
+            "maxConcurrentCalls",
+          ),
         );
       }
       started++;
       inFlight++;
-      let reply: string;
-      try {
-        reply = await reflectApply(referenceApply, hostCall, [
-          undefined,
-          [namespace, method, json],
-          applyOptions,
-        ]);
-      } finally {
-        inFlight--;
-      }
-      const body = parse(reflectApply(stringSlice, reply, [1]));
-      if (reply[0] === "R") return body;
-      if (body.name === "LimitError") throw new LimitError(body.message, body.limit);
-      throw new ToolError(body.message, body.server, body.tool, body.code);
+      const pending = reflectApply(referenceApply, hostCall, [undefined, [id, json], applyOptions]);
+      return reflectApply(promiseThen, pending, [settle, settleFailed]);
     };
     defineProperty(call, "name", { value: method });
     return call;
   }
 
+  // Calls name their method by its position in this list, which the host holds too: a number
+  // crosses the boundary cheaper than two strings.
+  let nextId = 0;
   for (const [namespace, methods] of config.namespaces) {
     const api = createObject(null);
-    for (const method of methods) api[method] = makeMethod(namespace, method);
+    for (const method of methods) api[method] = makeMethod(namespace, method, nextId++);
     defineProperty(globalThis, namespace, {
       value: freeze(api),
       enumerable: true,

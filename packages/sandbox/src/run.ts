@@ -2,7 +2,7 @@ import ivm from "isolated-vm";
 import { type CompiledProgram, compileProgram } from "./compile.ts";
 import { GUEST_RUNTIME_SOURCE, type GuestConfig } from "./guest-runtime.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
-import { mapStack } from "./stack.ts";
+import { INTERNAL_PREFIX, mapStack } from "./stack.ts";
 
 /** One tool call as the program made it, addressed by the identifiers it used. */
 export interface ToolCall {
@@ -86,8 +86,11 @@ export type RunResult =
   | (RunOutcomeBase & { readonly ok: true; readonly result: unknown })
   | (RunOutcomeBase & { readonly ok: false; readonly error: RunError });
 
-const SCRIPT_URL = "file:///turtle/program.js";
-const CPU_POLL_MS = 10;
+const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
+const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
+const WATCH_INTERVAL_MS = 10;
+/** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
+const HEAP_SAMPLE_EVERY = 5;
 const MIB = 1024 * 1024;
 const LOG_LEVELS: ReadonlySet<string> = new Set(["log", "info", "warn", "error", "debug"]);
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -125,6 +128,7 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
   const execution = new Execution({
     program: compiled.program,
     configJson: setup.configJson,
+    methods: setup.methods,
     limits,
     options,
     logs,
@@ -134,15 +138,29 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
   return finish(await execution.run(filename));
 }
 
+interface MethodRef {
+  readonly namespace: string;
+  readonly method: string;
+}
+
+interface PreparedConfig {
+  /** What the guest runtime installs. */
+  readonly configJson: string;
+  /** Methods by the id the guest calls them with: their order in the config. */
+  readonly methods: readonly MethodRef[];
+}
+
 /** The guest's configuration as JSON, or a message saying which option is wrong. */
-function prepareConfig(options: RunOptions, limits: Limits): { configJson: string } | string {
+function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | string {
   const namespaces: Array<[string, string[]]> = [];
+  const methodRefs: MethodRef[] = [];
   for (const [namespace, methods] of Object.entries(options.namespaces ?? {})) {
     if (!IDENTIFIER.test(namespace) || TAKEN_GLOBALS.has(namespace) || namespace in globalThis) {
       return `namespace "${namespace}" is not a usable global identifier`;
     }
     for (const method of methods) {
       if (!IDENTIFIER.test(method)) return `method "${namespace}.${method}" is not an identifier`;
+      methodRefs.push({ namespace, method });
     }
     namespaces.push([namespace, [...methods]]);
   }
@@ -161,7 +179,7 @@ function prepareConfig(options: RunOptions, limits: Limits): { configJson: strin
     },
   };
   try {
-    return { configJson: JSON.stringify(config) };
+    return { configJson: JSON.stringify(config), methods: methodRefs };
   } catch (error) {
     return `input is not JSON: ${(error as Error).message}`;
   }
@@ -180,6 +198,7 @@ interface MutableStats {
 interface ExecutionInit {
   program: CompiledProgram;
   configJson: string;
+  methods: readonly MethodRef[];
   limits: Limits;
   options: RunOptions;
   logs: LogEntry[];
@@ -195,9 +214,13 @@ class Execution {
   private logBytes = 0;
   private inFlight = 0;
   private heapRequest = false;
+  private runStartedAt = 0;
+  private ticks = 0;
+  private watchdog: NodeJS.Timeout | undefined;
 
   private readonly program: CompiledProgram;
   private readonly configJson: string;
+  private readonly methods: readonly MethodRef[];
   private readonly limits: Limits;
   private readonly options: RunOptions;
   private readonly logs: LogEntry[];
@@ -207,6 +230,7 @@ class Execution {
   constructor(init: ExecutionInit) {
     this.program = init.program;
     this.configJson = init.configJson;
+    this.methods = init.methods;
     this.limits = init.limits;
     this.options = init.options;
     this.logs = init.logs;
@@ -219,26 +243,28 @@ class Execution {
     const { isolate, limits } = this;
     const hostCall = new ivm.Reference(this.handleCall);
     const hostLog = new ivm.Callback(this.handleLog, { ignored: true });
-    const deadline = setTimeout(() => this.kill("timeout"), limits.timeoutMs);
-    const cpuBudgetNs = BigInt(limits.cpuMs) * 1_000_000n;
-    const cpuWatch = setInterval(() => this.watch(cpuBudgetNs), CPU_POLL_MS);
+    this.runStartedAt = performance.now();
+    this.watchdog = setTimeout(
+      this.tick,
+      Math.min(WATCH_INTERVAL_MS, limits.timeoutMs, limits.cpuMs),
+    );
     const onAbort = () => this.kill("cancelled");
     this.options.signal?.addEventListener("abort", onAbort, { once: true });
 
     let reply: string | undefined;
     let thrown: unknown;
     try {
-      const context = await isolate.createContext();
+      const context = isolate.createContextSync();
+      const runtime = loadRuntime(isolate).runSync(context, { reference: true });
       reply = await context.evalClosure(
         closureSource(this.program),
-        [hostCall, hostLog, this.configJson],
+        [hostCall, hostLog, this.configJson, runtime],
         { filename: SCRIPT_URL, lineOffset: -1, result: { promise: true, copy: true } },
       );
     } catch (error) {
       thrown = error;
     } finally {
-      clearTimeout(deadline);
-      clearInterval(cpuWatch);
+      clearTimeout(this.watchdog);
       this.options.signal?.removeEventListener("abort", onAbort);
       this.calls.abort();
       this.sampleFinalStats();
@@ -256,13 +282,28 @@ class Execution {
     return this.decodeReply(reply, filename);
   }
 
-  private readonly handleCall = async (namespace: unknown, method: unknown, json: unknown) => {
-    const { limits, options } = this;
-    if (typeof namespace !== "string" || typeof method !== "string" || typeof json !== "string") {
-      return toolFailure("tool calls take (namespace, method, json) strings", namespace, method);
+  /**
+   * Enforces the deadline and the CPU budget from the host: isolated-vm's own `timeout` covers
+   * synchronous code only, and a program can spin after an `await`.
+   */
+  private readonly tick = () => {
+    if (this.isolate.isDisposed) return;
+    const { timeoutMs, cpuMs } = this.limits;
+    if (performance.now() - this.runStartedAt >= timeoutMs) return this.kill("timeout");
+    if (this.isolate.cpuTime >= BigInt(cpuMs) * 1_000_000n) return this.kill("cpu_limit");
+    if (++this.ticks % HEAP_SAMPLE_EVERY === 0) this.sampleHeap();
+    this.watchdog = setTimeout(this.tick, WATCH_INTERVAL_MS);
+  };
+
+  private readonly handleCall = (id: unknown, json: unknown): Promise<string> | string => {
+    const target = typeof id === "number" ? this.methods[id] : undefined;
+    if (target === undefined || typeof json !== "string") {
+      return toolFailure("a tool call must name a method of this run", "", "");
     }
+    const { limits, options } = this;
+    const { namespace, method } = target;
     // The guest runtime checks these first for a precise error; this is the check that holds.
-    if (Buffer.byteLength(json) > limits.maxArgBytes) {
+    if (json.length * 3 > limits.maxArgBytes && Buffer.byteLength(json) > limits.maxArgBytes) {
       return limitFailure(
         `${namespace}.${method}(): its argument is over ${limits.maxArgBytes} bytes (maxArgBytes)`,
         "maxArgBytes",
@@ -280,41 +321,40 @@ class Execution {
         "maxConcurrentCalls",
       );
     }
+    const invoke = options.invoke;
+    if (invoke === undefined) return toolFailure("this run has no tools", namespace, method);
     const index = this.stats.toolCalls++;
     this.inFlight++;
+    let pending: Promise<unknown>;
     try {
-      const invoke = options.invoke;
-      if (invoke === undefined || !options.namespaces?.[namespace]?.includes(method)) {
-        return toolFailure(`${namespace}.${method} is not a tool of this run`, namespace, method);
-      }
       const args: unknown = JSON.parse(json);
-      const value = await invoke({ namespace, method, args, signal: this.calls.signal, index });
-      const out = JSON.stringify(value === undefined ? null : value);
-      if (out.length > limits.maxToolResultBytes) {
-        return limitFailure(
-          `${namespace}.${method}() returned ${out.length} bytes, over the ${limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
-          "maxToolResultBytes",
-        );
-      }
-      return `R${out}`;
+      pending = invoke({ namespace, method, args, signal: this.calls.signal, index });
     } catch (error) {
-      const detail = error as {
-        message?: unknown;
-        server?: unknown;
-        tool?: unknown;
-        code?: unknown;
-      };
-      return `E${JSON.stringify({
-        name: "ToolError",
-        message: typeof detail?.message === "string" ? detail.message : String(error),
-        server: typeof detail?.server === "string" ? detail.server : namespace,
-        tool: typeof detail?.tool === "string" ? detail.tool : method,
-        code: typeof detail?.code === "string" ? detail.code : "tool_error",
-      })}`;
-    } finally {
       this.inFlight--;
+      return encodeToolError(error, target);
     }
+    return pending.then(
+      (value) => {
+        this.inFlight--;
+        return this.encodeToolResult(value, target);
+      },
+      (error: unknown) => {
+        this.inFlight--;
+        return encodeToolError(error, target);
+      },
+    );
   };
+
+  private encodeToolResult(value: unknown, { namespace, method }: MethodRef): string {
+    const out = JSON.stringify(value === undefined ? null : value);
+    if (out.length > this.limits.maxToolResultBytes) {
+      return limitFailure(
+        `${namespace}.${method}() returned ${out.length} bytes, over the ${this.limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
+        "maxToolResultBytes",
+      );
+    }
+    return `R${out}`;
+  }
 
   private readonly handleLog = (level: unknown, text: unknown) => {
     if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof text !== "string") return;
@@ -331,12 +371,7 @@ class Execution {
     this.options.onLog?.(entry);
   };
 
-  private watch(cpuBudgetNs: bigint) {
-    if (this.isolate.isDisposed) return;
-    if (this.isolate.cpuTime > cpuBudgetNs) {
-      this.kill("cpu_limit");
-      return;
-    }
+  private sampleHeap() {
     if (this.heapRequest) return;
     this.heapRequest = true;
     this.isolate.getHeapStatistics().then(
@@ -439,9 +474,44 @@ class Execution {
 function closureSource(program: CompiledProgram): string {
   // Line 1 is the prelude; `lineOffset: -1` makes the program's lines report as its own. The
   // program's function is built inside a function whose parameters shadow the closure's, so
-  // the program cannot name `$0` (the host reference) or the runtime.
+  // the program cannot name `$0` (the host reference) or `$3` (the runtime).
   const js = program.js.endsWith(";") ? program.js.slice(0, -1) : program.js;
-  return `"use strict";\nreturn guestRuntime($0, $1, $2, (function ($0, $1, $2, guestRuntime) { return ${js}; })());\n${GUEST_RUNTIME_SOURCE}\n`;
+  return `"use strict";\nreturn $3.deref()($0, $1, $2, (function ($0, $1, $2, $3) { return ${js}; })());\n`;
+}
+
+const RUNTIME_SCRIPT = `(${GUEST_RUNTIME_SOURCE})`;
+let runtimeCodeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
+
+/** The guest runtime, compiled from V8's code cache after the first isolate of the process. */
+function loadRuntime(isolate: ivm.Isolate): ivm.Script {
+  if (runtimeCodeCache === undefined) {
+    const script = isolate.compileScriptSync(RUNTIME_SCRIPT, {
+      filename: RUNTIME_URL,
+      produceCachedData: true,
+    });
+    runtimeCodeCache = (script as ivm.Script & ivm.CachedDataResult).cachedData;
+    return script;
+  }
+  const script = isolate.compileScriptSync(RUNTIME_SCRIPT, {
+    filename: RUNTIME_URL,
+    cachedData: runtimeCodeCache,
+  });
+  // isolated-vm sets this when V8 refused the cache (another V8 build or flags); not in its types.
+  if ((script as ivm.Script & { cachedDataRejected?: boolean }).cachedDataRejected === true) {
+    runtimeCodeCache = undefined;
+  }
+  return script;
+}
+
+function encodeToolError(error: unknown, { namespace, method }: MethodRef): string {
+  const detail = error as { message?: unknown; server?: unknown; tool?: unknown; code?: unknown };
+  return `E${JSON.stringify({
+    name: "ToolError",
+    message: typeof detail?.message === "string" ? detail.message : String(error),
+    server: typeof detail?.server === "string" ? detail.server : namespace,
+    tool: typeof detail?.tool === "string" ? detail.tool : method,
+    code: typeof detail?.code === "string" ? detail.code : "tool_error",
+  })}`;
 }
 
 function toolFailure(message: string, namespace: unknown, method: unknown): string {

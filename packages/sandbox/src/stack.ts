@@ -1,5 +1,8 @@
 import type { CompiledProgram } from "./compile.ts";
 
+/** Turtle's own scripts in the isolate are named under this prefix. */
+export const INTERNAL_PREFIX = "file:///turtle/";
+
 export interface MappedStack {
   /** The stack with program frames pointing into the TypeScript and runtime frames removed. */
   stack: string | undefined;
@@ -44,9 +47,8 @@ export function mapStack(
       }
       return `${filename}:${position.line}:${position.column}`;
     });
-    if (mine || !foreign) {
-      if (!text.includes("<isolated-vm boundary>")) kept.push(rewritten);
-    }
+    const internal = text.includes("<isolated-vm boundary>") || text.includes(INTERNAL_PREFIX);
+    if (mine || !(foreign || internal)) kept.push(rewritten);
   }
   return { stack: kept.join("\n"), line, column };
 }
