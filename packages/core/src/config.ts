@@ -1,0 +1,69 @@
+import { z } from "zod";
+
+/**
+ * Every setting of the API and the workers, read from the environment once at boot. A bad value
+ * stops the process with a message naming the variable (see `.env.example` for each one).
+ */
+const int = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
+
+export const ConfigSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
+    .default("postgresql://postgres@127.0.0.1:5432/turtle"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// URL")
+    .default("redis://127.0.0.1:6379"),
+  HOST: z.string().default("127.0.0.1"),
+  PORT: int(3000, 0).pipe(z.number().max(65_535)),
+  /** Queue name; also prefixes Turtle's Redis channels, so test runs never meet. */
+  TURTLE_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, - and _ only")
+    .default("turtle-jobs"),
+  /** An `mcpServers` file whose servers are registered at start. */
+  MCP_SERVERS_FILE: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  MAX_CODE_BYTES: int(256 * 1024),
+  MAX_BODY_BYTES: int(2 * 1024 * 1024),
+  MAX_QUEUE_DEPTH: int(100_000),
+  JOB_TIMEOUT_MS: int(60_000),
+  JOB_MAX_TIMEOUT_MS: int(15 * 60_000),
+  JOB_MEMORY_MB: int(128, 8),
+  JOB_MAX_MEMORY_MB: int(1024, 8),
+  /** Result and logs kept in Postgres per job; larger ones are cut, marked truncated. */
+  STORED_RESULT_MAX_BYTES: int(1024 * 1024),
+  STORED_LOGS_MAX_BYTES: int(256 * 1024),
+
+  WORKER_CONCURRENCY: int(16),
+  /** A dead worker's jobs are redelivered within about twice this. */
+  WORKER_LOCK_MS: int(10_000, 500),
+  /** Deliveries of one run before a job that keeps killing workers is failed. */
+  WORKER_MAX_DELIVERIES: int(3),
+  /** On SIGTERM, running jobs get this long to finish before they are handed back. */
+  WORKER_SHUTDOWN_GRACE_MS: int(10_000, 0),
+  /** Longest a finished step waits before its checkpoint batch is written. */
+  CHECKPOINT_FLUSH_MS: int(5, 0),
+  CHECKPOINT_BATCH_MAX: int(500),
+  /** Concurrent calls one worker makes to one MCP server. */
+  SERVER_CONCURRENCY: int(64),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly code = "invalid_config";
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map(
+    (issue) =>
+      `${issue.path.join(".")}=${JSON.stringify(env[String(issue.path[0])] ?? "")}: ${issue.message}`,
+  );
+  throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+}

@@ -1,0 +1,20 @@
+export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
+export { type JobEvent, JobEventHub, publishJobEvent } from "./events.ts";
+export {
+  channels,
+  createJobQueue,
+  createRedis,
+  type JobQueue,
+  type QueuedJob,
+  queueEntryId,
+} from "./queue.ts";
+export {
+  joinSecrets,
+  loadServerConfigs,
+  type ServerSecrets,
+  type ServerView,
+  saveServer,
+  serverView,
+  splitSecrets,
+} from "./servers.ts";
+export { canonicalJson, createStepKeyer } from "./step-key.ts";

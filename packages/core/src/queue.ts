@@ -1,0 +1,49 @@
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+
+/** What a queue entry carries: Postgres holds the job itself. */
+export interface QueuedJob {
+  jobId: string;
+  /** The job's run number (0, then one more per resume). */
+  run: number;
+}
+
+/** BullMQ entry id of a job's run: dedupes double submission of the same run. */
+export function queueEntryId(jobId: string, run: number): string {
+  return run === 0 ? jobId : `${jobId}-r${run}`;
+}
+
+/**
+ * A Redis connection for BullMQ and pub/sub. `maxRetriesPerRequest: null` makes commands wait
+ * through a Redis restart instead of failing (BullMQ requires it for workers).
+ */
+export function createRedis(url: string, name: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, connectionName: name, lazyConnect: false });
+}
+
+export type JobQueue = Queue<QueuedJob, void, "run">;
+
+export function createJobQueue(name: string, connection: Redis): JobQueue {
+  return new Queue<QueuedJob, void, "run">(name, {
+    connection,
+    defaultJobOptions: {
+      // Postgres is the record of every job; Redis keeps only what is still to do, plus a
+      // short tail of failures for the queue dashboard.
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+      attempts: 1,
+    },
+  });
+}
+
+/** Redis pub/sub channels; named after the queue so separate deployments never cross. */
+export function channels(queue: string) {
+  return {
+    /** JobEvent JSON: a job changed status. */
+    jobEvents: `${queue}:job-events`,
+    /** A job id: stop it if you are running it. */
+    cancel: `${queue}:cancel`,
+    /** A server name: its registration changed. */
+    servers: `${queue}:servers`,
+  };
+}

@@ -1,0 +1,91 @@
+import { isStdioServerConfig, type McpServerConfig } from "@turtle/bindings";
+import type { Db, Prisma, Server } from "@turtle/db";
+
+/** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
+export interface ServerSecrets {
+  env?: Record<string, string>;
+  headers?: Record<string, string>;
+}
+
+/** A server as the API shows it: env variable and header names, never their values. */
+export interface ServerView {
+  name: string;
+  transport: "stdio" | "http";
+  command?: string;
+  args?: string[];
+  cwd?: string;
+  url?: string;
+  type?: string;
+  env?: string[];
+  headers?: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+type PublicConfig = Omit<McpServerConfig, "env" | "headers"> & {
+  envNames?: string[];
+  headerNames?: string[];
+};
+
+export function splitSecrets(config: McpServerConfig): {
+  config: PublicConfig;
+  secrets: ServerSecrets;
+} {
+  if (isStdioServerConfig(config)) {
+    const { env, ...rest } = config;
+    return {
+      config: env === undefined ? rest : { ...rest, envNames: Object.keys(env) },
+      secrets: env === undefined ? {} : { env },
+    };
+  }
+  const { headers, ...rest } = config;
+  return {
+    config: headers === undefined ? rest : { ...rest, headerNames: Object.keys(headers) },
+    secrets: headers === undefined ? {} : { headers },
+  };
+}
+
+export function joinSecrets(row: Pick<Server, "config" | "secrets">): McpServerConfig {
+  const { envNames: _env, headerNames: _headers, ...config } = row.config as PublicConfig;
+  const secrets = row.secrets as ServerSecrets;
+  return { ...config, ...secrets } as McpServerConfig;
+}
+
+export function serverView(row: Server): ServerView {
+  const config = row.config as PublicConfig & Record<string, unknown>;
+  const stdio = "command" in config;
+  return {
+    name: row.name,
+    transport: stdio ? "stdio" : "http",
+    ...(stdio
+      ? {
+          command: config.command as string,
+          args: (config.args as string[] | undefined) ?? [],
+          ...(config.cwd === undefined ? {} : { cwd: config.cwd as string }),
+          env: config.envNames ?? [],
+        }
+      : {
+          url: config.url as string,
+          ...(config.type === undefined ? {} : { type: config.type as string }),
+          headers: config.headerNames ?? [],
+        }),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/** Creates or replaces a registration. */
+export async function saveServer(db: Db, name: string, entry: McpServerConfig): Promise<Server> {
+  const { config, secrets } = splitSecrets(entry);
+  const data = {
+    config: config as Prisma.InputJsonValue,
+    secrets: secrets as Prisma.InputJsonValue,
+  };
+  return db.server.upsert({ where: { name }, create: { name, ...data }, update: data });
+}
+
+/** Every registered server's full entry, secrets included: for the workers' MCP clients only. */
+export async function loadServerConfigs(db: Db): Promise<Record<string, McpServerConfig>> {
+  const rows = await db.server.findMany({ orderBy: { name: "asc" } });
+  return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row)]));
+}

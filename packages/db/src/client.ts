@@ -1,0 +1,15 @@
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "./generated/client.ts";
+
+export type Db = PrismaClient;
+
+export interface DbOptions {
+  /** Connections in the pool. */
+  max?: number;
+}
+
+/** A Prisma client on the driver adapter (no native query engine). */
+export function createDb(url: string, options: DbOptions = {}): Db {
+  const adapter = new PrismaPg({ connectionString: url, max: options.max ?? 10 });
+  return new PrismaClient({ adapter });
+}

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, type Db, migrate } from "../src/index.ts";
+import { createTestDatabase, type TestDatabase } from "../src/testing.ts";
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase("db");
+  db = createDb(database.url);
+});
+
+afterAll(async () => {
+  await db.$disconnect();
+  await database.drop();
+});
+
+describe("migrations", () => {
+  it("are applied once and recorded as Prisma Migrate records them", async () => {
+    expect(await migrate(database.url)).toEqual([]);
+    const rows = await db.$queryRaw<Array<{ migration_name: string; checksum: string }>>`
+      SELECT migration_name, checksum FROM "_prisma_migrations"`;
+    expect(rows.map((row) => row.migration_name)).toEqual(["20261124000000_init"]);
+    expect(rows[0]?.checksum).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("match the schema: every model round-trips through Prisma Client", async () => {
+    const key = await db.apiKey.create({ data: { name: "ci", prefix: "tt_abc", hash: "h1" } });
+    expect(key.revokedAt).toBeNull();
+    await db.server.create({ data: { name: "files", config: { command: "node" } } });
+    const job = await db.job.create({
+      data: {
+        code: "return 1",
+        servers: ["files"],
+        timeoutMs: 1000,
+        memoryMb: 64,
+        input: { a: 1 },
+      },
+    });
+    expect(job).toMatchObject({ status: "queued", attempts: 0, logs: [], servers: ["files"] });
+    await db.step.createMany({
+      data: [0, 1].map((seq) => ({
+        jobId: job.id,
+        key: `files/read#${seq}`,
+        seq,
+        server: "files",
+        tool: "read",
+        status: "succeeded" as const,
+        result: { seq },
+        attempt: 1,
+        startedAt: new Date(),
+        finishedAt: new Date(),
+      })),
+    });
+    const loaded = await db.job.findUniqueOrThrow({
+      where: { id: job.id },
+      include: { steps: true },
+    });
+    expect(loaded.steps.map((step) => step.result)).toEqual([{ seq: 0 }, { seq: 1 }]);
+    await db.job.delete({ where: { id: job.id } });
+    expect(await db.step.count({ where: { jobId: job.id } })).toBe(0);
+  });
+
+  it("reject a migration edited after it was applied", async () => {
+    await db.$executeRaw`UPDATE "_prisma_migrations" SET checksum = 'x'`;
+    await expect(migrate(database.url)).rejects.toThrow(/edited after it was applied/);
+  });
+});
