@@ -1,0 +1,1 @@
+export { type CliIo, main, UsageError } from "./main.ts";

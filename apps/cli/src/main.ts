@@ -1,0 +1,182 @@
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import {
+  type ClientPool,
+  createClientPool,
+  createToolHost,
+  loadMcpServersFile,
+  renderDeclarations,
+} from "@turtle/bindings";
+import { type LogEntry, type RunError, runProgram } from "@turtle/sandbox";
+
+const USAGE = `Usage:
+  turtle exec <program.ts> [--servers <mcpServers.json>] [--input <json | @file.json>]
+                          [--timeout <ms>] [--memory <mb>]
+  turtle types [--servers <mcpServers.json>]
+
+exec   runs one program in a fresh isolate with the servers' tools as globals: the result as
+       JSON on stdout, console output on stderr; exit 0 on success, 1 when the program fails.
+types  prints the TypeScript declarations of the servers' tools.`;
+
+/** A mistake in how turtle was called: one line on stderr, exit 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "exec":
+        return await exec(rest, io);
+      case "types":
+        return await types(rest, io);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.stdout(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"; try "turtle exec" or "turtle types"`);
+    }
+  } catch (error) {
+    io.stderr(`turtle: ${oneLine(error)}\n`);
+    return 2;
+  }
+}
+
+type Flags = Record<string, { type: "string" }>;
+
+function parse(args: string[], options: Flags) {
+  try {
+    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parsed as { values: Record<string, string | undefined>; positionals: string[] };
+  } catch (error) {
+    throw new UsageError(`${oneLine(error)} (see "turtle help")`);
+  }
+}
+
+async function exec(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    servers: { type: "string" },
+    input: { type: "string" },
+    timeout: { type: "string" },
+    memory: { type: "string" },
+  });
+  const [file, ...extra] = positionals;
+  if (file === undefined)
+    throw new UsageError("exec needs a program file: turtle exec <program.ts>");
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const code = await readText(file, "program");
+  const input = await parseInput(values.input);
+  const limits = {
+    ...positiveInt(values.timeout, "--timeout", "timeoutMs"),
+    ...positiveInt(values.memory, "--memory", "memoryMb"),
+  };
+
+  const pool = await openPool(values.servers);
+  try {
+    const host = await createToolHost(pool);
+    const run = await runProgram(code, {
+      input,
+      namespaces: host.namespaces,
+      invoke: (call) => host.invoke(call),
+      limits,
+      filename: file,
+      onLog: (entry) => io.stderr(formatLog(entry)),
+    });
+    if (run.ok) {
+      io.stdout(`${JSON.stringify(run.result, null, 2)}\n`);
+      return 0;
+    }
+    io.stderr(formatRunError(run.error, file));
+    return 1;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function types(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { servers: { type: "string" } });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const pool = await openPool(values.servers);
+  try {
+    const host = await createToolHost(pool);
+    io.stdout(renderDeclarations(host.catalog));
+    return 0;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function openPool(serversFile: string | undefined): Promise<ClientPool> {
+  if (serversFile === undefined) return createClientPool({});
+  await readText(serversFile, "servers file");
+  return createClientPool(await loadMcpServersFile(serversFile));
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : oneLine(error);
+    throw new UsageError(`cannot read ${what} "${path}": ${reason}`);
+  }
+}
+
+async function parseInput(raw: string | undefined): Promise<unknown> {
+  if (raw === undefined) return null;
+  const fromFile = raw.startsWith("@");
+  const text = fromFile ? await readText(raw.slice(1), "input file") : raw;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(
+      `--input is not valid JSON${fromFile ? ` (${raw.slice(1)})` : ""}: ${oneLine(error)}`,
+    );
+  }
+}
+
+function positiveInt(raw: string | undefined, flag: string, key: "timeoutMs" | "memoryMb") {
+  if (raw === undefined) return {};
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`${flag} must be a positive whole number, got "${raw}"`);
+  }
+  return { [key]: value };
+}
+
+function formatLog(entry: LogEntry): string {
+  return entry.level === "log" || entry.level === "info"
+    ? `${entry.message}\n`
+    : `${entry.level}: ${entry.message}\n`;
+}
+
+function formatRunError(error: RunError, file: string): string {
+  const where = error.line === null ? file : `${file}:${error.line}:${error.column ?? 1}`;
+  const origin =
+    error.server === undefined ? "" : ` (server "${error.server}", tool "${error.tool}")`;
+  const stack = error.stack
+    ?.split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .join("\n");
+  return `${where} ${error.name}: ${error.message}${origin}\n${stack ? `${stack}\n` : ""}`;
+}
+
+function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0] ?? text;
+}

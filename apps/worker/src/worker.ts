@@ -1,0 +1,125 @@
+import type { ClientPool } from "@turtle/bindings";
+import { type Config, channels, type QueuedJob } from "@turtle/core";
+import type { Db } from "@turtle/db";
+import { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import pLimit, { type LimitFunction } from "p-limit";
+import { CheckpointWriter } from "./checkpoints.ts";
+import { ABORT_CANCEL, runJob } from "./run-job.ts";
+import { ToolHosts } from "./tool-hosts.ts";
+
+export interface TurtleWorkerDeps {
+  config: Config;
+  db: Db;
+  /** Commands and publishing; BullMQ duplicates it for its blocking connection. */
+  redis: Redis;
+  /** A connection of its own for pub/sub. */
+  subscriber: Redis;
+  log?: (fields: Record<string, unknown>, message: string) => void;
+}
+
+export interface TurtleWorker {
+  readonly bull: Worker<QueuedJob, void, "run">;
+  readonly checkpoints: CheckpointWriter;
+  /** Resolves once the worker listens for jobs and cancel requests. */
+  ready(): Promise<void>;
+  /**
+   * Stops taking jobs; running ones get `graceMs` to finish, then are handed back to the queue
+   * for another worker to resume by replay.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+export type { ClientPool };
+
+export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
+  const { config, db, redis, subscriber } = deps;
+  const log = deps.log ?? (() => {});
+  const checkpoints = new CheckpointWriter(db, {
+    flushMs: config.CHECKPOINT_FLUSH_MS,
+    batchMax: config.CHECKPOINT_BATCH_MAX,
+  });
+  const toolHosts = new ToolHosts(db);
+  const running = new Map<string, AbortController>();
+  const shutdown = new AbortController();
+
+  const limiters = new Map<string, LimitFunction>();
+  const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
+    let limiter = limiters.get(server);
+    if (limiter === undefined) {
+      limiter = pLimit(config.SERVER_CONCURRENCY);
+      limiters.set(server, limiter);
+    }
+    return limiter(task);
+  };
+
+  const names = channels(config.TURTLE_QUEUE);
+  const subscribed = subscriber.subscribe(names.cancel, names.servers);
+  subscriber.on("message", (channel: string, message: string) => {
+    if (channel === names.cancel) running.get(message)?.abort(ABORT_CANCEL);
+    else if (channel === names.servers) toolHosts.invalidate();
+  });
+
+  const bull = new Worker<QueuedJob, void, "run">(
+    config.TURTLE_QUEUE,
+    (entry, token) =>
+      runJob(
+        entry,
+        token,
+        {
+          config,
+          db,
+          publisher: redis,
+          toolHosts,
+          checkpoints,
+          limit,
+          log,
+          track: (jobId, controller) => {
+            running.set(jobId, controller);
+            return () => running.delete(jobId);
+          },
+        },
+        shutdown.signal,
+      ),
+    {
+      connection: redis,
+      concurrency: config.WORKER_CONCURRENCY,
+      autorun: false,
+      // A worker that dies loses its lock: its jobs are redelivered after about this long.
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_LOCK_MS,
+      // Turtle counts deliveries itself (and says why it gives up); BullMQ must not fail first.
+      maxStalledCount: config.WORKER_MAX_DELIVERIES + 1,
+    },
+  );
+  bull.on("error", (error) => log({ err: error.message }, "worker error"));
+  bull.on("failed", (entry, error) => {
+    if (entry !== undefined)
+      log({ jobId: entry.data.jobId, err: error.message }, "job failed in the queue");
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    bull,
+    checkpoints,
+    async ready() {
+      await subscribed;
+      void bull.run();
+      await bull.waitUntilReady();
+    },
+    close(graceMs) {
+      closing ??= (async () => {
+        const grace = setTimeout(() => shutdown.abort(), graceMs);
+        try {
+          await bull.close();
+        } finally {
+          clearTimeout(grace);
+        }
+        await checkpoints.flush().catch(() => {});
+        await toolHosts.close();
+        await subscriber.quit().catch(() => {});
+      })();
+      return closing;
+    },
+  };
+}

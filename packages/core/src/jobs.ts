@@ -1,0 +1,95 @@
+import { type Db, type Job, Prisma } from "@turtle/db";
+import { type JobQueue, queueEntryId } from "./queue.ts";
+
+export interface NewJob {
+  code: string;
+  input?: unknown;
+  /** Registered server names; empty for all. */
+  servers?: string[];
+  timeoutMs: number;
+  memoryMb: number;
+  idempotencyKey?: string;
+}
+
+/** The job was accepted (it is in Postgres) but could not be queued. */
+export class EnqueueError extends Error {
+  override name = "EnqueueError";
+  readonly code = "enqueue_failed";
+}
+
+function rowOf(job: NewJob) {
+  return {
+    code: job.code,
+    input:
+      job.input === undefined || job.input === null
+        ? Prisma.JsonNull
+        : (job.input as Prisma.InputJsonValue),
+    servers: job.servers ?? [],
+    timeoutMs: job.timeoutMs,
+    memoryMb: job.memoryMb,
+    ...(job.idempotencyKey === undefined ? {} : { idempotencyKey: job.idempotencyKey }),
+  };
+}
+
+/**
+ * Records a job in Postgres, then queues it. Postgres first: a job is accepted once it is
+ * recorded, and the queue entry (deduplicated by id) only carries the work. A repeated
+ * idempotency key returns the first job, which is not queued again.
+ */
+export async function submitJob(
+  db: Db,
+  queue: JobQueue,
+  job: NewJob,
+): Promise<{ job: Job; created: boolean }> {
+  let row: Job;
+  try {
+    row = await db.job.create({ data: rowOf(job) });
+  } catch (error) {
+    if (
+      job.idempotencyKey !== undefined &&
+      error instanceof Prisma.PrismaClientKnownRequestError &&
+      error.code === "P2002"
+    ) {
+      const first = await db.job.findUnique({ where: { idempotencyKey: job.idempotencyKey } });
+      if (first !== null) return { job: first, created: false };
+    }
+    throw error;
+  }
+  await enqueueRun(db, queue, row);
+  return { job: row, created: true };
+}
+
+/** Many jobs in two round trips (one insert, one queue add): for bulk submitters. */
+export async function submitJobs(db: Db, queue: JobQueue, jobs: NewJob[]): Promise<Job[]> {
+  const rows = await db.job.createManyAndReturn({ data: jobs.map(rowOf) });
+  await queue.addBulk(
+    rows.map((row) => ({
+      name: "run" as const,
+      data: { jobId: row.id, run: row.run },
+      opts: { jobId: queueEntryId(row.id, row.run) },
+    })),
+  );
+  return rows;
+}
+
+/** Queues the job's current run; on failure marks it failed (it was accepted, so say why). */
+export async function enqueueRun(db: Db, queue: JobQueue, job: Pick<Job, "id" | "run">) {
+  try {
+    await queue.add(
+      "run",
+      { jobId: job.id, run: job.run },
+      { jobId: queueEntryId(job.id, job.run) },
+    );
+  } catch (error) {
+    const message = `The job was recorded but could not be queued: ${(error as Error).message}`;
+    await db.job.updateMany({
+      where: { id: job.id, run: job.run, status: "queued" },
+      data: {
+        status: "failed",
+        finishedAt: new Date(),
+        error: { code: "enqueue_failed", name: "EnqueueError", message, line: null, column: null },
+      },
+    });
+    throw new EnqueueError(message);
+  }
+}
