@@ -130,11 +130,13 @@ export async function createPlatform(
             );
           }
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, Math.min(remaining, 1000));
-            subscriber.once("message", () => {
+            const wake = () => {
               clearTimeout(timer);
+              subscriber.off("message", wake);
               resolve();
-            });
+            };
+            const timer = setTimeout(wake, Math.min(remaining, 1000));
+            subscriber.on("message", wake);
           });
         }
       } finally {

@@ -1,0 +1,206 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { createPlatform, type Platform } from "./platform.ts";
+
+let platform: Platform | undefined;
+
+afterEach(async () => {
+  await platform?.close();
+  platform = undefined;
+});
+
+/** Ten calls in flight at a time over `n` items, each call echoing its item. */
+const fanOut = (n: number, failAt = -1) => `
+const results: number[] = [];
+for (let start = 0; start < ${n}; start += 10) {
+  const chunk = Array.from({ length: Math.min(10, ${n} - start) }, (_, k) => start + k);
+  const echoed = await Promise.all(chunk.map((item) => control.echo({ item })));
+  for (const e of echoed) {
+    if (e.item === ${failAt}) throw new Error("cannot handle item " + e.item);
+    results.push(e.item);
+  }
+}
+return { count: results.length, sum: results.reduce((a, b) => a + b, 0) };`;
+
+describe("durable steps", () => {
+  it("resumes a failed job with edited code, replaying every completed step", async () => {
+    platform = await createPlatform("resume");
+    await platform.startWorker();
+    const job = await platform.submit({ code: fanOut(100, 57) });
+    const failed = await platform.waitFor(job.id, ["failed", "succeeded"]);
+    expect(failed.error).toMatchObject({ code: "runtime_error", message: "cannot handle item 57" });
+    const before = await platform.executions();
+    expect(before).toHaveLength(60);
+
+    // The agent fixes its program: a new line, another variable name, same calls.
+    const fixed = `// fixed: no longer throws\n${fanOut(100)}`;
+    await platform.db.job.update({
+      where: { id: job.id },
+      data: {
+        status: "queued",
+        run: { increment: 1 },
+        code: fixed,
+        error: undefined,
+        deliveries: 0,
+      },
+    });
+    await platform.queue.add("run", { jobId: job.id, run: 1 }, { jobId: `${job.id}-r1` });
+    const done = await platform.waitFor(job.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", result: { count: 100, sum: 4950 } });
+    expect(done.replayedSteps).toBe(60);
+    expect(done.executedSteps).toBe(100);
+    const after = await platform.executions();
+    expect(after).toHaveLength(100);
+    expect(new Set(after.map((e) => e.idempotencyKey)).size).toBe(100);
+    const replayed = await platform.db.step.count({ where: { jobId: job.id, replays: 1 } });
+    expect(replayed).toBe(60);
+  });
+
+  it("cancels a running job promptly, its isolate disposed and tool call aborted", async () => {
+    platform = await createPlatform("cancel");
+    await platform.startWorker();
+    const job = await platform.submit({
+      code: "await control.echo({ a: 1 });\nawait control.sleep({ ms: 60000 });\nreturn 1;",
+    });
+    await platform.waitFor(job.id, ["running"]);
+    // Wait for the sleep to have started on the server, then cancel the way the API does.
+    for (
+      let i = 0;
+      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await platform.db.job.update({
+      where: { id: job.id },
+      data: { cancelRequestedAt: new Date() },
+    });
+    await platform.redis.publish(`${platform.env.TURTLE_QUEUE}:cancel`, job.id);
+    const done = await platform.waitFor(job.id, ["cancelled", "failed", "succeeded"], 10_000);
+    expect(done.status).toBe("cancelled");
+    expect(done.error).toMatchObject({ code: "cancelled" });
+  });
+});
+
+describe("crashes", () => {
+  it("finishes a 500-call fan-out by replay after its worker is killed with SIGKILL", async () => {
+    platform = await createPlatform("sigkill");
+    const first = await platform.startWorker();
+    const job = await platform.submit({ code: fanOut(500) });
+    // Kill once a good part of the fan-out is checkpointed.
+    for (let i = 0; i < 2000; i++) {
+      if ((await platform.db.step.count({ where: { jobId: job.id } })) >= 150) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    first.kill("SIGKILL");
+    await first.exited;
+    const durableAtKill = await platform.db.step.count({
+      where: { jobId: job.id, status: "succeeded" },
+    });
+    expect(durableAtKill).toBeGreaterThanOrEqual(150);
+    expect(durableAtKill).toBeLessThan(500);
+
+    await platform.startWorker();
+    const done = await platform.waitFor(job.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({
+      status: "succeeded",
+      result: { count: 500, sum: 124_750 },
+      attempts: 2,
+    });
+    expect(done.replayedSteps).toBe(durableAtKill);
+
+    const executions = (await platform.executions()).filter((e) => e.tool === "echo");
+    const byKey = new Map<string, number>();
+    for (const e of executions)
+      byKey.set(e.idempotencyKey ?? "", (byKey.get(e.idempotencyKey ?? "") ?? 0) + 1);
+    expect(byKey.size).toBe(500);
+    // Only calls not yet durable at the kill ran twice, and their retries carried the same
+    // idempotency keys; the killed worker ran at most 10 calls at a time.
+    const repeated = [...byKey.values()].filter((count) => count > 1);
+    expect(repeated.every((count) => count === 2)).toBe(true);
+    expect(executions.length - 500).toBe(repeated.length);
+    expect(repeated.length).toBeLessThanOrEqual(20);
+    const checkpointed = await platform.db.step.findMany({ where: { jobId: job.id, replays: 1 } });
+    expect(checkpointed).toHaveLength(durableAtKill);
+    for (const step of checkpointed) expect(byKey.get(`${job.id}:${step.key}`)).toBe(1);
+  });
+
+  it("fails a job that keeps killing its workers, after a bounded number of deliveries", async () => {
+    platform = await createPlatform("poison", { WORKER_MAX_DELIVERIES: "2" });
+    const poison = await platform.submit({ code: "await control.sleep({ ms: 60000 });" });
+    for (let delivery = 1; delivery <= 2; delivery++) {
+      const worker = await platform.startWorker();
+      await platform.waitFor(poison.id, ["running"]);
+      for (let i = 0; i < 400; i++) {
+        const job = await platform.db.job.findUniqueOrThrow({ where: { id: poison.id } });
+        if (job.deliveries === delivery) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      worker.kill("SIGKILL");
+      await worker.exited;
+      await platform.db.job.findUniqueOrThrow({ where: { id: poison.id } });
+    }
+    // The fleet still serves other jobs while the poison job is redelivered and given up on.
+    await platform.startWorker();
+    const healthy = await platform.submit({ code: "return 'fine'" });
+    expect((await platform.waitFor(healthy.id, ["succeeded", "failed"])).result).toBe("fine");
+    const done = await platform.waitFor(poison.id, ["failed", "succeeded"]);
+    expect(done.error).toMatchObject({ code: "worker_lost" });
+    expect((done.error as { message: string }).message).toContain(
+      "each time the worker running it died",
+    );
+  });
+});
+
+describe("scaling and shutdown", () => {
+  it("shares 300 jobs between three workers, each job succeeding exactly once", async () => {
+    platform = await createPlatform("three");
+    const workers = await Promise.all(
+      [0, 1, 2].map(() => platform?.startWorker({ WORKER_CONCURRENCY: "8" })),
+    );
+    const jobs = await Promise.all(
+      Array.from({ length: 300 }, (_, n) =>
+        platform?.submit({ code: "return (await control.echo({ n: input.n })).n;", input: { n } }),
+      ),
+    );
+    for (const job of jobs) await platform.waitFor(job?.id ?? "", ["succeeded", "failed"]);
+    const rows = await platform.db.job.findMany();
+    expect(rows).toHaveLength(300);
+    expect(rows.every((row) => row.status === "succeeded" && row.attempts === 1)).toBe(true);
+    expect(new Set(rows.map((row) => row.result))).toEqual(
+      new Set(Array.from({ length: 300 }, (_, n) => n)),
+    );
+    const executions = (await platform.executions()).filter((e) => e.tool === "echo");
+    expect(executions).toHaveLength(300);
+    // Every worker took part.
+    const pids = new Set(executions.map((e) => (e as { pid?: number }).pid));
+    expect(pids.size).toBeGreaterThanOrEqual(2);
+    expect(workers).toHaveLength(3);
+  });
+
+  it("on SIGTERM lets short jobs finish and hands long ones back to another worker", async () => {
+    platform = await createPlatform("sigterm", { WORKER_SHUTDOWN_GRACE_MS: "500" });
+    const first = await platform.startWorker();
+    const long = await platform.submit({
+      code: "await control.echo({ step: 1 });\nawait control.sleep({ ms: 3000 });\nreturn 'long';",
+    });
+    await platform.waitFor(long.id, ["running"]);
+    for (
+      let i = 0;
+      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('"msg":"worker stopped"');
+    const handedBack = await platform.db.job.findUniqueOrThrow({ where: { id: long.id } });
+    expect(handedBack.status).toBe("queued");
+
+    await platform.startWorker();
+    const done = await platform.waitFor(long.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", result: "long", replayedSteps: 1 });
+    const echoes = (await platform.executions()).filter((e) => e.tool === "echo");
+    expect(echoes).toHaveLength(1);
+  });
+});

@@ -1,0 +1,312 @@
+// One lazily connected MCP session per configured server, shared by every job in the process.
+// Sessions reconnect on the next use after they die; tool lists are cached until the server
+// says they changed.
+import {
+  type CallToolResult,
+  CallToolResultSchema,
+  ErrorCode,
+  type Implementation,
+  ListToolsResultSchema,
+  McpError,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { McpServerConfig } from "./config.ts";
+import { type Connection, connectServer } from "./connect.ts";
+import { ServerUnavailableError, ToolError } from "./errors.ts";
+import { unwrapToolResult } from "./tool-result.ts";
+
+/**
+ * The `_meta` key that carries a call's idempotency key (job id + step key) to the server, so a
+ * server can drop the one duplicate a worker crash can cause. Namespaced with a reverse-DNS
+ * prefix as MCP requires for custom `_meta` keys.
+ */
+export const IDEMPOTENCY_META_KEY = "io.turtle/idempotency-key";
+
+export interface ClientPoolOptions {
+  /** Sent to servers in `initialize`. */
+  clientInfo?: Implementation;
+  /** Deadline for spawning/reaching a server and finishing the MCP handshake. Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Default per-call deadline for `tools/call` and `tools/list`. Default 60 s. */
+  callTimeoutMs?: number;
+  /** How many servers may be connecting at once (each stdio connect spawns a process). Default 4. */
+  maxConcurrentConnects?: number;
+  /** Called when a server announces `notifications/tools/list_changed`. */
+  onToolListChanged?: (server: string) => void;
+}
+
+export interface CallToolOptions {
+  /** Aborting rejects the call with the signal's reason and sends `notifications/cancelled`. */
+  signal?: AbortSignal;
+  /** Travels in `params._meta[IDEMPOTENCY_META_KEY]`. */
+  idempotencyKey?: string;
+  timeoutMs?: number;
+}
+
+export interface ClientPool {
+  serverNames(): string[];
+  /** All tools of a server (every `tools/list` page), cached until `tools/list_changed`. */
+  listTools(server: string, options?: { signal?: AbortSignal }): Promise<Tool[]>;
+  /**
+   * Calls a tool and unwraps its result (see `unwrapToolResult`). Throws `ToolError` when the
+   * tool fails and `ServerUnavailableError` when the server cannot be reached or goes away.
+   */
+  callTool(
+    server: string,
+    tool: string,
+    args: Record<string, unknown>,
+    options?: CallToolOptions,
+  ): Promise<unknown>;
+  /** Closes every session and stops spawned servers. Later calls fail. */
+  close(): Promise<void>;
+}
+
+interface ServerSlot {
+  name: string;
+  config: McpServerConfig;
+  connection: Connection | undefined;
+  connecting: Promise<Connection> | undefined;
+  tools: Promise<Tool[]> | undefined;
+  /** Bumped on every invalidation, so a listing that raced one is not cached. */
+  toolsVersion: number;
+}
+
+const DEFAULT_CLIENT_INFO: Implementation = { name: "turtle", version: "0.1.0" };
+
+export function createClientPool(
+  servers: Record<string, McpServerConfig>,
+  options: ClientPoolOptions = {},
+): ClientPool {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+  const callTimeoutMs = options.callTimeoutMs ?? 60_000;
+  const limit = createLimiter(options.maxConcurrentConnects ?? 4);
+  const slots = new Map<string, ServerSlot>();
+  for (const [name, config] of Object.entries(servers)) {
+    slots.set(name, {
+      name,
+      config,
+      connection: undefined,
+      connecting: undefined,
+      tools: undefined,
+      toolsVersion: 0,
+    });
+  }
+  let closed = false;
+
+  function slotFor(server: string): ServerSlot {
+    const slot = slots.get(server);
+    if (!slot) {
+      throw new ServerUnavailableError(server, `no MCP server named "${server}" is configured`);
+    }
+    if (closed) throw poolClosed(server);
+    return slot;
+  }
+
+  function invalidateTools(slot: ServerSlot): void {
+    slot.tools = undefined;
+    slot.toolsVersion++;
+  }
+
+  function connection(slot: ServerSlot): Promise<Connection> {
+    if (slot.connection && !slot.connection.closed) return Promise.resolve(slot.connection);
+    slot.connecting ??= limit(async () => {
+      if (closed) throw poolClosed(slot.name);
+      const connection = await connectServer(slot.name, slot.config, {
+        clientInfo: options.clientInfo ?? DEFAULT_CLIENT_INFO,
+        timeoutMs: connectTimeoutMs,
+        onToolListChanged: () => {
+          invalidateTools(slot);
+          options.onToolListChanged?.(slot.name);
+        },
+        onClose: (ended) => {
+          if (slot.connection !== ended) return;
+          slot.connection = undefined;
+          // A restarted server may be a different version with different tools.
+          invalidateTools(slot);
+        },
+      });
+      if (closed) {
+        await connection.close(poolClosed(slot.name).message);
+        throw poolClosed(slot.name);
+      }
+      slot.connection = connection;
+      return connection;
+    }).finally(() => {
+      slot.connecting = undefined;
+    });
+    return slot.connecting;
+  }
+
+  async function listAllTools(slot: ServerSlot): Promise<Tool[]> {
+    const conn = await connection(slot);
+    if (!conn.client.getServerCapabilities()?.tools) return [];
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    const seen = new Set<string>();
+    do {
+      let page: { tools: Tool[]; nextCursor?: string | undefined };
+      try {
+        page = await conn.client.request(
+          { method: "tools/list", params: cursor === undefined ? {} : { cursor } },
+          ListToolsResultSchema,
+          { timeout: callTimeoutMs },
+        );
+      } catch (error) {
+        if (error instanceof McpError && !conn.closed) {
+          throw new ServerUnavailableError(
+            slot.name,
+            `MCP server "${slot.name}" failed to list its tools: ${error.message}`,
+            { cause: error },
+          );
+        }
+        throw await dropConnection(slot, conn, error);
+      }
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+      // A server that hands out the same cursor twice would otherwise loop forever.
+      if (cursor !== undefined && seen.has(cursor)) break;
+      if (cursor !== undefined) seen.add(cursor);
+    } while (cursor !== undefined);
+    return tools;
+  }
+
+  async function dropConnection(
+    slot: ServerSlot,
+    conn: Connection,
+    cause: unknown,
+  ): Promise<ServerUnavailableError> {
+    const error = conn.unavailable(cause);
+    if (slot.connection === conn) slot.connection = undefined;
+    if (!conn.closed) await conn.close(error.message);
+    return error;
+  }
+
+  return {
+    serverNames: () => [...slots.keys()],
+
+    async listTools(server, listOptions) {
+      const slot = slotFor(server);
+      // The listing is shared by concurrent callers, so one caller's signal only stops its wait.
+      if (slot.tools) return abortable(slot.tools, listOptions?.signal);
+      const version = slot.toolsVersion;
+      const listing = listAllTools(slot);
+      slot.tools = listing;
+      listing.then(
+        () => {
+          if (slot.toolsVersion !== version && slot.tools === listing) slot.tools = undefined;
+        },
+        () => {
+          if (slot.tools === listing) slot.tools = undefined;
+        },
+      );
+      return abortable(listing, listOptions?.signal);
+    },
+
+    async callTool(server, tool, args, callOptions = {}) {
+      const slot = slotFor(server);
+      const { signal, idempotencyKey } = callOptions;
+      signal?.throwIfAborted();
+      const conn = await abortable(connection(slot), signal);
+      const params = {
+        name: tool,
+        arguments: args,
+        ...(idempotencyKey === undefined
+          ? {}
+          : { _meta: { [IDEMPOTENCY_META_KEY]: idempotencyKey } }),
+      };
+      const timeout = callOptions.timeoutMs ?? callTimeoutMs;
+      let result: CallToolResult;
+      try {
+        // client.request rather than client.callTool: callTool validates structuredContent
+        // against output schemas only if *this* session listed tools first, which would make
+        // results depend on reconnect timing.
+        result = await conn.client.request({ method: "tools/call", params }, CallToolResultSchema, {
+          timeout,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if (error instanceof McpError && !conn.closed) {
+          if (error.code === ErrorCode.RequestTimeout) {
+            throw new ToolError(server, tool, `timed out after ${timeout} ms`, {
+              rpcCode: error.code,
+            });
+          }
+          // The SDK prefixes "MCP error <code>: " on both ends, so a server's message has it twice.
+          const text = error.message.replace(/^(MCP error -?\d+: )+/, "");
+          throw new ToolError(server, tool, `${text} (JSON-RPC error ${error.code})`, {
+            rpcCode: error.code,
+          });
+        }
+        if (isZodError(error)) {
+          throw new ToolError(server, tool, `returned a malformed result: ${error.message}`);
+        }
+        throw await dropConnection(slot, conn, error);
+      }
+      return unwrapToolResult(server, tool, result);
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all(
+        [...slots.values()].map(async (slot) => {
+          const pending = slot.connecting?.catch(() => undefined);
+          const conns = [slot.connection, await pending];
+          slot.connection = undefined;
+          invalidateTools(slot);
+          await Promise.all(conns.map((conn) => conn?.close(poolClosed(slot.name).message)));
+        }),
+      );
+    },
+  };
+}
+
+function poolClosed(server: string): ServerUnavailableError {
+  return new ServerUnavailableError(
+    server,
+    `MCP server "${server}" is unavailable: the client pool is closed`,
+  );
+}
+
+function isZodError(error: unknown): error is Error {
+  return error instanceof Error && error.name === "ZodError";
+}
+
+/** Waits for `promise` but gives up when `signal` aborts (the shared work goes on for others). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** A counting semaphore: at most `max` of the given tasks run at once. */
+function createLimiter(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (running < max) running++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      // Hand the slot straight to the next waiter, so no newcomer can slip in between.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}

@@ -1,0 +1,61 @@
+// Every error this package throws on purpose carries a stable `code`, so callers (the sandbox,
+// the API's error handler) branch on codes, never on message text.
+
+/** The `mcpServers` configuration is invalid. The message is one line naming server and field. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "invalid_config";
+}
+
+/** Two servers, or two tools of one server, map to the same identifier in the program API. */
+export class CatalogError extends Error {
+  override readonly name = "CatalogError";
+  readonly code = "identifier_collision";
+  readonly identifier: string;
+  readonly originals: readonly [string, string];
+
+  constructor(message: string, identifier: string, originals: readonly [string, string]) {
+    super(message);
+    this.identifier = identifier;
+    this.originals = originals;
+  }
+}
+
+/**
+ * A tool call failed at the tool: it answered `isError: true`, the server rejected the request
+ * (unknown tool, invalid params), or it timed out. This is the error a program catches to retry
+ * or skip, so `message` is the tool's own text.
+ */
+export class ToolError extends Error {
+  override readonly name = "ToolError";
+  readonly code = "tool_error";
+  readonly server: string;
+  readonly tool: string;
+  /** The JSON-RPC error code when the server rejected the request instead of running the tool. */
+  readonly rpcCode: number | undefined;
+
+  constructor(server: string, tool: string, message: string, options?: { rpcCode?: number }) {
+    super(message);
+    this.server = server;
+    this.tool = tool;
+    this.rpcCode = options?.rpcCode;
+  }
+}
+
+/**
+ * The server could not be reached, failed to start, or went away during a call. The next call
+ * tries to connect again.
+ */
+export class ServerUnavailableError extends Error {
+  override readonly name = "ServerUnavailableError";
+  readonly code = "server_unavailable";
+  readonly server: string;
+  /** The last few KB a stdio server wrote to stderr, when there were any. */
+  readonly stderr: string | undefined;
+
+  constructor(server: string, message: string, options?: { cause?: unknown; stderr?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.server = server;
+    this.stderr = options?.stderr || undefined;
+  }
+}

@@ -1,0 +1,54 @@
+export type { Tool } from "@modelcontextprotocol/sdk/types.js";
+export {
+  type CallToolOptions,
+  type ClientPool,
+  type ClientPoolOptions,
+  createClientPool,
+  IDEMPOTENCY_META_KEY,
+} from "./client-pool.ts";
+export {
+  type HttpServerConfig,
+  HttpServerConfigSchema,
+  isStdioServerConfig,
+  loadMcpServersFile,
+  type McpServerConfig,
+  McpServerConfigSchema,
+  type McpServersFile,
+  McpServersFileSchema,
+  parseMcpServersFile,
+  ServerNameSchema,
+  type StdioServerConfig,
+  StdioServerConfigSchema,
+} from "./config.ts";
+export { renderDeclarations } from "./declarations.ts";
+export {
+  CatalogError,
+  ConfigError,
+  ServerUnavailableError,
+  ToolError,
+} from "./errors.ts";
+export {
+  buildCatalog,
+  type Catalog,
+  type CatalogMethod,
+  type CatalogNamespace,
+  isSafeIdentifier,
+  resolveMethod,
+  toIdentifier,
+} from "./identifiers.ts";
+export {
+  createSchemaContext,
+  declareType,
+  jsonSchemaToTs,
+  type NamedType,
+  type SchemaContext,
+  type SchemaContextOptions,
+  SchemaConversionError,
+} from "./schema-to-ts.ts";
+export {
+  createToolHost,
+  type ToolHost,
+  type ToolHostCall,
+  type ToolHostOptions,
+} from "./tool-host.ts";
+export { unwrapToolResult } from "./tool-result.ts";

@@ -1,0 +1,135 @@
+// Shared by the pool tests: where the real servers live, and how to run one over HTTP.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { StdioServerConfig } from "../src/index.ts";
+
+const require = createRequire(import.meta.url);
+
+export const EVERYTHING_SERVER = require.resolve(
+  "@modelcontextprotocol/server-everything/dist/index.js",
+);
+export const MEMORY_SERVER = require.resolve("@modelcontextprotocol/server-memory/dist/index.js");
+export const CONTROL_SERVER = fileURLToPath(
+  new URL("./servers/control-server.ts", import.meta.url),
+);
+
+/** Generous: the CI machine has two busy cores and every test spawns Node processes. */
+export const SLOW = 60_000;
+
+export function nodeServer(script: string, args: string[] = [], env?: Record<string, string>) {
+  return {
+    command: process.execPath,
+    args: [script, ...args],
+    ...(env ? { env } : {}),
+  } satisfies StdioServerConfig;
+}
+
+export function controlServer(env?: Record<string, string>): StdioServerConfig {
+  return nodeServer(CONTROL_SERVER, [], env);
+}
+
+export function tempDir(): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), "turtle-bindings-"));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails at the deadline. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  deadlineMs = 20_000,
+): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export interface HttpServer {
+  url: (path: string) => string;
+  process: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts server-everything in `streamableHttp` (serves /mcp) or `sse` (serves /sse) mode on a
+ * free port and resolves once it logs that it listens. It reads the port from $PORT only, so a
+ * free port is picked first; on the rare race for it the start is retried.
+ */
+export async function startEverythingHttp(mode: "streamableHttp" | "sse"): Promise<HttpServer> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    try {
+      return await startOnPort(mode, port);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+function startOnPort(mode: "streamableHttp" | "sse", port: number): Promise<HttpServer> {
+  const child = spawn(process.execPath, [EVERYTHING_SERVER, mode], {
+    env: { PATH: process.env.PATH ?? "", PORT: String(port) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const server: HttpServer = {
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    process: child,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    let stderr = "";
+    const timer = setTimeout(() => {
+      void server.stop();
+      reject(new Error(`server-everything ${mode} did not start: ${stderr}`));
+    }, 30_000);
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      stderr += chunk;
+      if (/listening on port|running on port/i.test(stderr)) {
+        clearTimeout(timer);
+        resolve(server);
+      }
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`server-everything ${mode} exited: ${stderr}`));
+    });
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a process with this pid is alive (signal 0 only checks). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

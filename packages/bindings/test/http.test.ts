@@ -1,0 +1,142 @@
+// The pool over HTTP against server-everything started in its Streamable HTTP and SSE modes.
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ClientPool, createClientPool, ServerUnavailableError } from "../src/index.ts";
+import { freePort, type HttpServer, SLOW, startEverythingHttp } from "./helpers.ts";
+
+const pools: ClientPool[] = [];
+function pool(...args: Parameters<typeof createClientPool>): ClientPool {
+  const created = createClientPool(...args);
+  pools.push(created);
+  return created;
+}
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+describe("Streamable HTTP", { timeout: SLOW }, () => {
+  let server: HttpServer;
+  beforeAll(async () => {
+    server = await startEverythingHttp("streamableHttp");
+  }, SLOW);
+  afterAll(() => server?.stop());
+
+  it("connects, lists tools and calls them", async () => {
+    const http = pool({
+      auto: { url: server.url("/mcp") },
+      pinned: { url: server.url("/mcp"), type: "http" },
+    });
+    for (const name of ["auto", "pinned"]) {
+      expect((await http.listTools(name)).map((tool) => tool.name)).toContain("echo");
+      expect(await http.callTool(name, "echo", { message: name })).toBe(`Echo: ${name}`);
+      expect(await http.callTool(name, "get-structured-content", { location: "New York" })).toEqual(
+        { temperature: 33, conditions: "Cloudy", humidity: 82 },
+      );
+    }
+  });
+
+  it("fails a call in flight when the server dies, and says it is unreachable after", async () => {
+    const doomed = await startEverythingHttp("streamableHttp");
+    try {
+      const http = pool({ api: { url: doomed.url("/mcp") } });
+      await http.listTools("api");
+      const inFlight = rejection(
+        http.callTool("api", "trigger-long-running-operation", { duration: 600, steps: 600 }),
+      );
+      await doomed.stop();
+      const error = await inFlight;
+      expect(error).toBeInstanceOf(ServerUnavailableError);
+      expect(error.message).toMatch(/^MCP server "api" at http:\/\/127\.0\.0\.1:\d+\/mcp /);
+
+      const next = await rejection(http.callTool("api", "echo", { message: "x" }));
+      expect(next.message).toBe(
+        `MCP server "api" at ${doomed.url("/mcp")} is unreachable: ECONNREFUSED`,
+      );
+    } finally {
+      await doomed.stop();
+    }
+  });
+});
+
+describe("SSE", { timeout: SLOW }, () => {
+  let server: HttpServer;
+  beforeAll(async () => {
+    server = await startEverythingHttp("sse");
+  }, SLOW);
+  afterAll(() => server?.stop());
+
+  it("falls back to SSE when the Streamable HTTP POST gets a 4xx", async () => {
+    const sse = pool({ legacy: { url: server.url("/sse") } });
+    expect((await sse.listTools("legacy")).map((tool) => tool.name)).toContain("echo");
+    expect(await sse.callTool("legacy", "echo", { message: "old" })).toBe("Echo: old");
+  });
+
+  it("uses SSE directly when the config pins it", async () => {
+    const sse = pool({ legacy: { url: server.url("/sse"), type: "sse" } });
+    expect(await sse.callTool("legacy", "get-sum", { a: 2, b: 3 })).toBe(
+      "The sum of 2 and 3 is 5.",
+    );
+  });
+
+  it("does not fall back when the config pins Streamable HTTP", async () => {
+    const pinned = pool({ legacy: { url: server.url("/sse"), type: "streamable-http" } });
+    const error = await rejection(pinned.listTools("legacy"));
+    expect(error).toBeInstanceOf(ServerUnavailableError);
+    expect(error.message).toBe(
+      `MCP server "legacy" at ${server.url("/sse")} answered HTTP 404: Error POSTing to endpoint: Error Cannot POST /sse`,
+    );
+  });
+});
+
+describe("HTTP failures", { timeout: SLOW }, () => {
+  let recorder: Server;
+  let recorderUrl: string;
+  const seen: IncomingHttpHeaders[] = [];
+  beforeAll(async () => {
+    // A plain HTTP server that refuses everyone, to see what the pool sends and reports.
+    recorder = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(401, { "content-type": "text/plain" }).end("bad token");
+    });
+    await new Promise<void>((resolve) => recorder.listen(0, "127.0.0.1", resolve));
+    const address = recorder.address();
+    recorderUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/mcp`;
+  });
+  afterAll(() => new Promise<void>((resolve) => recorder.close(() => resolve())));
+
+  it("sends the configured headers and reports the HTTP status", async () => {
+    const api = pool({
+      api: { url: recorderUrl, type: "http", headers: { Authorization: "Bearer s3cret" } },
+    });
+    const error = await rejection(api.listTools("api"));
+    expect(error.message).toBe(
+      `MCP server "api" at ${recorderUrl} answered HTTP 401: Error POSTing to endpoint: bad token`,
+    );
+    expect(seen.at(-1)?.authorization).toBe("Bearer s3cret");
+  });
+
+  it("reports both attempts when the SSE fallback fails too", async () => {
+    const api = pool({ api: { url: recorderUrl } });
+    const error = await rejection(api.listTools("api"));
+    expect(error.message).toBe(
+      `MCP server "api" at ${recorderUrl} rejected Streamable HTTP (HTTP 401) and SSE failed: answered HTTP 401: Non-200 status code (401)`,
+    );
+  });
+
+  it("says a server nobody listens on is unreachable", async () => {
+    const url = `http://127.0.0.1:${await freePort()}/mcp`;
+    const api = pool({ api: { url } });
+    const error = await rejection(api.callTool("api", "echo", {}));
+    expect(error).toBeInstanceOf(ServerUnavailableError);
+    expect(error.message).toBe(`MCP server "api" at ${url} is unreachable: ECONNREFUSED`);
+  });
+});

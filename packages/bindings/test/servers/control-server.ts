@@ -1,0 +1,215 @@
+// A small MCP server (stdio) for tests that need control over what a server does.
+//
+//   node packages/bindings/test/servers/control-server.ts
+//
+// Environment (all optional):
+//   COUNT_FILE     append one JSON line {tool, args, idempotencyKey, pid} per tools/call execution,
+//                  written synchronously when the execution starts, so a test can count
+//                  executions from outside even after killing the processes involved.
+//   PAGE_SIZE      tools/list returns at most this many tools per page (exercises nextCursor).
+//   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP.
+//
+// Tools:
+//   noop {}                     → no content (a pool returns null)
+//   echo {...any}               → the arguments, as structuredContent and as JSON text
+//   count {}                    → {idempotencyKey, executions}: how many times `count` ran with this
+//                                 idempotency key (params._meta["io.turtle/idempotency-key"]);
+//                                 without a key, how many times it ran without one
+//   stats {}                    → {pid, executions, byTool, byIdempotencyKey, listRequests}
+//   sleep {ms}                  → waits ms (stops early when the call is cancelled), then {slept}
+//   fail {message}              → isError result with that message
+//   add_tool {name}             → adds a tool `name` (returns {tool: name}), sends list_changed
+//   remove_tool {name}          → removes a tool added with add_tool, sends list_changed
+//   exit {code?, stderr?}       → writes stderr (if given) and exits without answering
+// An unknown tool name is answered with a JSON-RPC error (InvalidParams), not an isError result.
+import { appendFileSync } from "node:fs";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+
+const IDEMPOTENCY_META_KEY = "io.turtle/idempotency-key";
+
+if (process.env.FAIL_ON_START) {
+  process.stderr.write(`${process.env.FAIL_ON_START}\n`);
+  process.exit(1);
+}
+
+const countFile = process.env.COUNT_FILE;
+const pageSize = Number(process.env.PAGE_SIZE) || Number.POSITIVE_INFINITY;
+
+const noInput = { type: "object", properties: {} } as const;
+const builtinTools: Tool[] = [
+  { name: "noop", description: "Does nothing.", inputSchema: noInput },
+  {
+    name: "echo",
+    description: "Returns its arguments.",
+    inputSchema: { type: "object", additionalProperties: true },
+  },
+  {
+    name: "count",
+    description: "Counts executions per idempotency key.",
+    inputSchema: noInput,
+    outputSchema: {
+      type: "object",
+      properties: {
+        idempotencyKey: { type: ["string", "null"] },
+        executions: { type: "integer" },
+      },
+      required: ["idempotencyKey", "executions"],
+    },
+  },
+  { name: "stats", description: "Execution statistics of this process.", inputSchema: noInput },
+  {
+    name: "sleep",
+    description: "Waits, then answers.",
+    inputSchema: {
+      type: "object",
+      properties: { ms: { type: "number", description: "Milliseconds to wait" } },
+      required: ["ms"],
+    },
+  },
+  {
+    name: "fail",
+    description: "Always fails with the given message.",
+    inputSchema: {
+      type: "object",
+      properties: { message: { type: "string" } },
+      required: ["message"],
+    },
+  },
+  {
+    name: "add_tool",
+    description: "Adds a tool and announces tools/list_changed.",
+    inputSchema: {
+      type: "object",
+      properties: { name: { type: "string" } },
+      required: ["name"],
+    },
+  },
+  {
+    name: "remove_tool",
+    description: "Removes an added tool and announces tools/list_changed.",
+    inputSchema: {
+      type: "object",
+      properties: { name: { type: "string" } },
+      required: ["name"],
+    },
+  },
+  {
+    name: "exit",
+    description: "Exits the process without answering.",
+    inputSchema: {
+      type: "object",
+      properties: { code: { type: "integer" }, stderr: { type: "string" } },
+    },
+  },
+];
+const addedTools = new Map<string, Tool>();
+
+const byTool: Record<string, number> = {};
+const byIdempotencyKey: Record<string, number> = {};
+let countsWithoutKey = 0;
+let executions = 0;
+let listRequests = 0;
+
+const server = new Server(
+  { name: "turtle-control", version: "1.0.0" },
+  { capabilities: { tools: { listChanged: true } } },
+);
+
+server.setRequestHandler(ListToolsRequestSchema, (request) => {
+  listRequests++;
+  const all = [...builtinTools, ...addedTools.values()];
+  const start = Number(request.params?.cursor ?? 0);
+  const end = Math.min(start + pageSize, all.length);
+  return {
+    tools: all.slice(start, end),
+    ...(end < all.length ? { nextCursor: String(end) } : {}),
+  };
+});
+
+server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+  const { name } = request.params;
+  const args = request.params.arguments ?? {};
+  const rawKey = request.params._meta?.[IDEMPOTENCY_META_KEY];
+  const idempotencyKey = typeof rawKey === "string" ? rawKey : null;
+  const isBuiltin = builtinTools.some((tool) => tool.name === name);
+  if (!isBuiltin && !addedTools.has(name)) {
+    throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name}`);
+  }
+
+  executions++;
+  byTool[name] = (byTool[name] ?? 0) + 1;
+  if (countFile) {
+    const line = { tool: name, args, idempotencyKey, pid: process.pid };
+    appendFileSync(countFile, `${JSON.stringify(line)}\n`);
+  }
+
+  switch (name) {
+    case "noop":
+      return { content: [] };
+    case "echo":
+      return structured(args);
+    case "count": {
+      let count: number;
+      if (idempotencyKey === null) {
+        count = ++countsWithoutKey;
+      } else {
+        count = (byIdempotencyKey[idempotencyKey] ?? 0) + 1;
+        byIdempotencyKey[idempotencyKey] = count;
+      }
+      return structured({ idempotencyKey, executions: count });
+    }
+    case "stats":
+      return structured({ pid: process.pid, executions, byTool, byIdempotencyKey, listRequests });
+    case "sleep": {
+      const ms = Number(args.ms) || 0;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        extra.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return structured({ slept: ms });
+    }
+    case "fail":
+      return { content: [{ type: "text", text: String(args.message) }], isError: true };
+    case "add_tool": {
+      const added = String(args.name);
+      addedTools.set(added, {
+        name: added,
+        description: "Added at runtime.",
+        inputSchema: noInput,
+      });
+      await server.sendToolListChanged();
+      return structured({ added });
+    }
+    case "remove_tool": {
+      const removed = String(args.name);
+      addedTools.delete(removed);
+      await server.sendToolListChanged();
+      return structured({ removed });
+    }
+    case "exit":
+      if (typeof args.stderr === "string") process.stderr.write(`${args.stderr}\n`);
+      process.exit(typeof args.code === "number" ? args.code : 1);
+      break;
+  }
+  return structured({ tool: name });
+});
+
+function structured(value: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value };
+}
+
+await server.connect(new StdioServerTransport());
+// Leave when the client hangs up, even with a `sleep` pending, so closing a pool is quick.
+process.stdin.on("end", () => process.exit(0));
