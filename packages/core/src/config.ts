@@ -23,7 +23,10 @@ export const ConfigSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, - and _ only")
     .default("turtle-jobs"),
   /** An `mcpServers` file whose servers are registered at start. */
-  MCP_SERVERS_FILE: z.string().optional(),
+  MCP_SERVERS_FILE: z
+    .string()
+    .optional()
+    .transform((path) => (path === "" ? undefined : path)),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   MAX_CODE_BYTES: int(256 * 1024),

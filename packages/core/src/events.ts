@@ -18,7 +18,8 @@ export function publishJobEvent(redis: Redis, queue: string, event: JobEvent): P
 export class JobEventHub {
   private readonly waiters = new Map<string, Set<(event: JobEvent) => void>>();
   private readonly subscriber: Redis;
-  private readonly ready: Promise<unknown>;
+  /** Resolves once the subscription is live: events published after it are seen. */
+  readonly ready: Promise<unknown>;
 
   constructor(subscriber: Redis, queue: string) {
     this.subscriber = subscriber;
@@ -44,6 +45,7 @@ export class JobEventHub {
     signal?: AbortSignal,
   ): Promise<JobEvent | null> {
     await this.ready;
+    if (signal?.aborted) return null;
     return new Promise((resolve) => {
       const set = this.waiters.get(jobId) ?? new Set();
       this.waiters.set(jobId, set);

@@ -15,6 +15,12 @@ export interface NewJob {
 export class EnqueueError extends Error {
   override name = "EnqueueError";
   readonly code = "enqueue_failed";
+  readonly jobId: string;
+
+  constructor(message: string, jobId: string) {
+    super(message);
+    this.jobId = jobId;
+  }
 }
 
 function rowOf(job: NewJob) {
@@ -90,6 +96,6 @@ export async function enqueueRun(db: Db, queue: JobQueue, job: Pick<Job, "id" | 
         error: { code: "enqueue_failed", name: "EnqueueError", message, line: null, column: null },
       },
     });
-    throw new EnqueueError(message);
+    throw new EnqueueError(message, job.id);
   }
 }

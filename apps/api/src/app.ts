@@ -1,0 +1,120 @@
+// The API as one fastify instance: resources as named plugins (each closes its own connections),
+// then authentication, then one route plugin per resource. server.ts only adds the process.
+import swagger from "@fastify/swagger";
+import type { Config } from "@turtle/core";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import auth from "./plugins/auth.ts";
+import db from "./plugins/db.ts";
+import errors from "./plugins/errors.ts";
+import jobEvents from "./plugins/job-events.ts";
+import mcpPool from "./plugins/mcp-pool.ts";
+import queue from "./plugins/queue.ts";
+import redis from "./plugins/redis.ts";
+import serversFile from "./plugins/servers-file.ts";
+import health from "./routes/health.ts";
+import jobControl from "./routes/job-control.ts";
+import jobs from "./routes/jobs.ts";
+import openapi from "./routes/openapi.ts";
+import servers from "./routes/servers.ts";
+import steps from "./routes/steps.ts";
+import types from "./routes/types.ts";
+import { formatValidationError, validatorCompiler } from "./validation.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    config: Config;
+  }
+}
+
+export interface BuildAppOptions {
+  config: Config;
+  /** Fastify's logger option; by default pino at LOG_LEVEL with secrets redacted. */
+  logger?: FastifyServerOptions["logger"];
+  /** How long a read of the queue depth serves later requests (default 250 ms). */
+  queueDepthCacheMs?: number;
+  /** Deadline to reach an MCP server and list its tools (default 15 s). */
+  mcpTimeoutMs?: number;
+}
+
+/**
+ * Log paths never written: API keys, and `env`/`headers` wherever they appear — they hold MCP
+ * servers' secrets.
+ */
+export const REDACTED_LOG_PATHS = [
+  "req.headers.authorization",
+  "authorization",
+  "env",
+  "headers",
+  "secrets",
+  "*.authorization",
+  "*.env",
+  "*.headers",
+  "*.secrets",
+  "*.*.env",
+  "*.*.headers",
+  "*.*.secrets",
+];
+
+export function loggerOptions(config: Config) {
+  return { level: config.LOG_LEVEL, redact: { paths: REDACTED_LOG_PATHS, censor: "[redacted]" } };
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.MAX_BODY_BYTES,
+    schemaErrorFormatter: formatValidationError,
+    // Long `?wait=` requests end at close (see plugins/job-events.ts); idle keep-alives now.
+    forceCloseConnections: "idle",
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // JSON only: a text body would otherwise reach validation and read as a type error, not a 415.
+  app.removeContentTypeParser("text/plain");
+  app.decorate("config", config);
+
+  try {
+    await app.register(errors, { bodyLimit: config.MAX_BODY_BYTES });
+    await app.register(db, { url: config.DATABASE_URL });
+    await app.register(redis, { url: config.REDIS_URL });
+    await app.register(queue, {
+      name: config.TURTLE_QUEUE,
+      depthCacheMs: options.queueDepthCacheMs ?? 250,
+    });
+    await app.register(jobEvents, { redisUrl: config.REDIS_URL, queue: config.TURTLE_QUEUE });
+    await app.register(mcpPool, {
+      redisUrl: config.REDIS_URL,
+      queue: config.TURTLE_QUEUE,
+      timeoutMs: options.mcpTimeoutMs ?? 15_000,
+    });
+    if (config.MCP_SERVERS_FILE) await app.register(serversFile, { path: config.MCP_SERVERS_FILE });
+    await app.register(auth);
+
+    // Collects every route registered after it: their schemas are the OpenAPI document.
+    await app.register(swagger, {
+      openapi: {
+        info: { title: "Turtle", version: "0.1.0", description: "Code Mode jobs over MCP servers" },
+        components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
+        security: [{ apiKey: [] }],
+      },
+    });
+    await app.register(health);
+    await app.register(openapi);
+    await app.register(
+      async (v1) => {
+        await v1.register(servers);
+        await v1.register(types);
+        await v1.register(jobs);
+        await v1.register(jobControl);
+        await v1.register(steps);
+      },
+      { prefix: "/v1" },
+    );
+  } catch (error) {
+    // A plugin that failed to start (bad MCP_SERVERS_FILE, unreachable Postgres): release what
+    // the others opened, so the caller can report and exit.
+    await app.close().catch(() => {});
+    throw error;
+  }
+  return app;
+}

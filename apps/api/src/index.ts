@@ -1,0 +1,9 @@
+export {
+  API_KEY_MIN_LENGTH,
+  createApiKey,
+  generateApiKey,
+  hashApiKey,
+  storeApiKey,
+} from "./api-keys.ts";
+export { type BuildAppOptions, buildApp, loggerOptions, REDACTED_LOG_PATHS } from "./app.ts";
+export { ApiError } from "./errors.ts";

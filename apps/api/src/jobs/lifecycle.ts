@@ -1,0 +1,169 @@
+// The moves the API makes on jobs: checks shared by submit and resume, putting a run on the
+// queue, announcing status changes, and waiting for a job to end.
+import { EnqueueError, enqueueRun, type JobEvent, publishJobEvent } from "@turtle/core";
+import type { Job, JobStatus } from "@turtle/db";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { ApiError, badRequest } from "../errors.ts";
+import { TERMINAL_STATUSES } from "./views.ts";
+
+/** Rejects code the schema cannot: blank, or over MAX_CODE_BYTES once UTF-8 encoded. */
+export function checkCode(app: FastifyInstance, code: string): void {
+  if (code.trim() === "") {
+    throw badRequest("invalid_request", "body.code is blank: send the program's TypeScript source");
+  }
+  const bytes = Buffer.byteLength(code, "utf8");
+  const max = app.config.MAX_CODE_BYTES;
+  if (bytes > max) {
+    throw badRequest(
+      "code_too_large",
+      `body.code is ${bytes} bytes, over the limit of ${max} (MAX_CODE_BYTES): shorten the program, and pass data in body.input instead of inlining it`,
+    );
+  }
+}
+
+/** Rejects names that are not registered, listing them (and what is registered). */
+export async function checkServers(app: FastifyInstance, names: string[], field: string) {
+  if (names.length === 0) return;
+  const found = await app.db.server.findMany({
+    where: { name: { in: names } },
+    select: { name: true },
+  });
+  const known = new Set(found.map((row) => row.name));
+  const unknown = [...new Set(names.filter((name) => !known.has(name)))];
+  if (unknown.length === 0) return;
+  const registered = await app.db.server.findMany({
+    select: { name: true },
+    orderBy: { name: "asc" },
+    take: 50,
+  });
+  const list = registered.map((row) => row.name).join(", ") || "none";
+  throw badRequest(
+    "unknown_server",
+    `${field} names servers that are not registered: ${unknown.map((n) => JSON.stringify(n)).join(", ")}; registered: ${list} (register one with POST /v1/servers)`,
+  );
+}
+
+/** 429 while the queue already holds MAX_QUEUE_DEPTH waiting entries. */
+export async function checkQueueDepth(app: FastifyInstance): Promise<void> {
+  let depth: number;
+  try {
+    depth = await app.queueDepth();
+  } catch (error) {
+    app.log.error({ err: error }, "could not read the queue depth");
+    throw new ApiError(503, "queue_unavailable", "the queue (Redis) is unavailable: retry later");
+  }
+  const max = app.config.MAX_QUEUE_DEPTH;
+  if (depth >= max) {
+    throw new ApiError(
+      429,
+      "queue_full",
+      `the queue is full (${depth} jobs waiting; MAX_QUEUE_DEPTH is ${max}): retry after the Retry-After seconds`,
+      { "retry-after": "2" },
+    );
+  }
+}
+
+export async function announce(app: FastifyInstance, jobId: string, status: JobStatus) {
+  const event: JobEvent = { jobId, status };
+  await publishJobEvent(app.redis, app.config.TURTLE_QUEUE, event).catch((error: unknown) => {
+    // Waiters elsewhere then answer at their deadline from Postgres, which is still right.
+    app.log.warn({ err: error, jobId }, "could not publish a job event");
+  });
+}
+
+/** Answers 503 for a job that was recorded but could not be queued (core marked it failed). */
+export function enqueueFailed(jobId?: string): ApiError {
+  const resume =
+    jobId === undefined
+      ? "submit it again once Redis is back (the same idempotencyKey returns it, to resume)"
+      : `resume it (POST /v1/jobs/${jobId}/resume) once Redis is back`;
+  return new ApiError(
+    503,
+    "enqueue_failed",
+    `the job was recorded but could not be queued because Redis is unavailable, so it is marked failed: ${resume}`,
+  );
+}
+
+/** Queues a job's current run (see core's enqueueRun); a refusal fails the job and answers 503. */
+export async function enqueue(app: FastifyInstance, job: { id: string; run: number }) {
+  try {
+    await enqueueRun(app.db, app.queue, job);
+  } catch (error) {
+    if (!(error instanceof EnqueueError)) throw error;
+    app.log.error({ err: error, jobId: job.id }, "could not enqueue a job");
+    await announce(app, job.id, "failed");
+    throw enqueueFailed(job.id);
+  }
+}
+
+/**
+ * Waits until the job ends or `seconds` pass, the client hangs up, or the app closes; then
+ * reads it. The waiter is registered before the job is first read, so an end that happens
+ * between the read and the wait is not missed.
+ */
+export async function waitForEnd(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  jobId: string,
+  seconds: number,
+): Promise<Job | null> {
+  const stop = new AbortController();
+  const hungUp = () => {
+    if (!reply.raw.writableFinished) stop.abort();
+  };
+  reply.raw.once("close", hungUp);
+  if (reply.request.raw.socket?.destroyed) stop.abort();
+  try {
+    const signal = AbortSignal.any([stop.signal, app.closing]);
+    // waitFor would not notice a signal that is already aborted.
+    const ended = signal.aborted
+      ? Promise.resolve(null)
+      : app.jobEvents.waitFor(
+          jobId,
+          Math.round(seconds * 1000),
+          (event) => TERMINAL_STATUSES.has(event.status),
+          signal,
+        );
+    const job = await app.db.job.findUnique({ where: { id: jobId } });
+    if (job === null || TERMINAL_STATUSES.has(job.status)) return job;
+    await ended;
+    return await app.db.job.findUnique({ where: { id: jobId } });
+  } finally {
+    reply.raw.off("close", hungUp);
+    stop.abort();
+  }
+}
+
+/** Answers a `?wait=`: 200 with the job when it ended, 202 with it while it still runs. */
+export async function replyAfterWait(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  jobId: string,
+  seconds: number,
+) {
+  const job = await waitForEnd(app, reply, jobId, seconds);
+  if (job === null) throw new ApiError(404, "not_found", `no job ${jobId}`);
+  return { job, status: TERMINAL_STATUSES.has(job.status) ? 200 : 202 };
+}
+
+/** `?wait=` in seconds: more than 0, at most 60. */
+export const WaitQuerySchema = {
+  type: "number",
+  exclusiveMinimum: 0,
+  maximum: 60,
+  description:
+    "seconds to wait for the job to end before answering: a number above 0 and at most 60",
+} as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A job by id, or 404 — also for ids that are not UUIDs, which no job can have. */
+export async function findJob(app: FastifyInstance, id: string): Promise<Job> {
+  const job = UUID.test(id) ? await app.db.job.findUnique({ where: { id } }) : null;
+  if (job === null) throw new ApiError(404, "not_found", `no job ${JSON.stringify(id)}`);
+  return job;
+}
+
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}

@@ -1,0 +1,132 @@
+// MCP sessions the API holds to list servers' tools. One ClientPool per server, built from its
+// registration on first use and dropped when the registration changes — here or on any other API
+// instance, which announces the change by publishing the server's name on the queue's `servers`
+// channel (workers listen there too).
+import { type ClientPool, createClientPool, type Tool } from "@turtle/bindings";
+import { channels, createRedis, joinSecrets } from "@turtle/core";
+import type { FastifyInstance } from "fastify";
+import fp from "fastify-plugin";
+import { notFound } from "../errors.ts";
+
+export interface McpPool {
+  /** A registered server's tools, listed live (cached by the session until the list changes). */
+  listTools(server: string, signal?: AbortSignal): Promise<Tool[]>;
+  /** Call after changing a registration: drops the server's session here and everywhere. */
+  changed(server: string): Promise<void>;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    mcp: McpPool;
+  }
+}
+
+export interface McpPoolOptions {
+  redisUrl: string;
+  queue: string;
+  /** Deadline to start or reach a server and list its tools. */
+  timeoutMs: number;
+}
+
+interface Entry {
+  pool: Promise<ClientPool | null>;
+  /** Listings in progress: a dropped pool is closed once they are done, not under them. */
+  users: number;
+  dropped: boolean;
+}
+
+export default fp(
+  async function mcpPool(app: FastifyInstance, options: McpPoolOptions) {
+    const entries = new Map<string, Entry>();
+    /** Our own announcements not yet heard back, per server: hearing them changes nothing. */
+    const echoes = new Map<string, number>();
+    const channel = channels(options.queue).servers;
+
+    function entryFor(name: string): Entry {
+      const existing = entries.get(name);
+      if (existing !== undefined) return existing;
+      const pool = app.db.server.findUnique({ where: { name } }).then((row) =>
+        row === null
+          ? null
+          : createClientPool(
+              { [name]: joinSecrets(row) },
+              {
+                clientInfo: { name: "turtle-api", version: "0.1.0" },
+                connectTimeoutMs: options.timeoutMs,
+                callTimeoutMs: options.timeoutMs,
+              },
+            ),
+      );
+      const entry: Entry = { pool, users: 0, dropped: false };
+      const forget = () => {
+        if (entries.get(name) === entry) entries.delete(name);
+      };
+      pool.then((result) => result ?? forget(), forget);
+      entries.set(name, entry);
+      return entry;
+    }
+
+    function release(entry: Entry): void {
+      if (entry.dropped && entry.users === 0) {
+        entry.pool.then((pool) => pool?.close()).catch(() => {});
+      }
+    }
+
+    function drop(name: string): void {
+      const entry = entries.get(name);
+      if (entry === undefined) return;
+      entries.delete(name);
+      entry.dropped = true;
+      release(entry);
+    }
+
+    const subscriber = createRedis(options.redisUrl, "turtle-api-servers");
+    subscriber.on("error", (error) => app.log.debug({ err: error }, "redis subscriber error"));
+    subscriber.on("message", (from: string, name: string) => {
+      if (from !== channel) return;
+      const pending = echoes.get(name) ?? 0;
+      if (pending > 0) {
+        // Ours (or one as good: any announcement arriving now follows its change).
+        if (pending === 1) echoes.delete(name);
+        else echoes.set(name, pending - 1);
+        return;
+      }
+      drop(name);
+    });
+    await subscriber.subscribe(channel);
+
+    app.decorate("mcp", {
+      async listTools(server, signal) {
+        const entry = entryFor(server);
+        entry.users++;
+        try {
+          const pool = await entry.pool;
+          if (pool === null) throw notFound(`no MCP server is registered as "${server}"`);
+          return await pool.listTools(server, signal ? { signal } : undefined);
+        } finally {
+          entry.users--;
+          release(entry);
+        }
+      },
+      async changed(server) {
+        drop(server);
+        echoes.set(server, (echoes.get(server) ?? 0) + 1);
+        await app.redis.publish(channel, server).catch((error: unknown) => {
+          echoes.set(server, (echoes.get(server) ?? 1) - 1);
+          // Other instances keep their session to the old registration until they restart.
+          app.log.warn({ err: error, server }, "could not announce a server change");
+        });
+      },
+    } satisfies McpPool);
+
+    app.addHook("onClose", async () => {
+      await subscriber.quit().catch(() => subscriber.disconnect());
+      const all = [...entries.values()];
+      entries.clear();
+      await Promise.all(
+        all.map((entry) => entry.pool.then((pool) => pool?.close()).catch(() => {})),
+      );
+    });
+  },
+  { name: "mcp-pool", dependencies: ["db", "redis"] },
+);

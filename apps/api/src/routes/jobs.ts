@@ -1,0 +1,221 @@
+// Submitting, listing and reading jobs.
+import { EnqueueError, submitJob } from "@turtle/core";
+import type { JobStatus, Prisma } from "@turtle/db";
+import type { FastifyInstance } from "fastify";
+import { ErrorResponseSchema } from "../errors.ts";
+import { jobCursor, parseJobCursor } from "../jobs/cursors.ts";
+import {
+  checkCode,
+  checkQueueDepth,
+  checkServers,
+  enqueueFailed,
+  findJob,
+  replyAfterWait,
+  WaitQuerySchema,
+} from "../jobs/lifecycle.ts";
+import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
+
+interface SubmitBody {
+  code: string;
+  input?: unknown;
+  servers?: string[];
+  timeoutMs?: number;
+  memoryMb?: number;
+  idempotencyKey?: string;
+}
+
+const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
+
+export default async function jobRoutes(app: FastifyInstance) {
+  const { config } = app;
+
+  const submitBody = {
+    type: "object",
+    required: ["code"],
+    additionalProperties: false,
+    properties: {
+      code: {
+        type: "string",
+        minLength: 1,
+        description: `the program: TypeScript, the body of an async function, at most ${config.MAX_CODE_BYTES} bytes`,
+      },
+      input: { description: "any JSON value; the program reads it as the global `input`" },
+      servers: {
+        type: "array",
+        items: { type: "string", minLength: 1, description: "a registered server's name" },
+        maxItems: 1000,
+        description: "names of registered servers the program may use (omit for all)",
+      },
+      timeoutMs: {
+        type: "integer",
+        minimum: 1,
+        maximum: config.JOB_MAX_TIMEOUT_MS,
+        description: `the job's wall-clock limit in milliseconds: an integer from 1 to ${config.JOB_MAX_TIMEOUT_MS} (default ${config.JOB_TIMEOUT_MS})`,
+      },
+      memoryMb: {
+        type: "integer",
+        minimum: 8,
+        maximum: config.JOB_MAX_MEMORY_MB,
+        description: `the isolate's memory limit in MB: an integer from 8 to ${config.JOB_MAX_MEMORY_MB} (default ${config.JOB_MEMORY_MB})`,
+      },
+      idempotencyKey: {
+        type: "string",
+        minLength: 1,
+        maxLength: 200,
+        description:
+          "1 to 200 characters; submitting the same key again returns the first job instead of a new one",
+      },
+    },
+  } as const;
+
+  app.post<{ Body: SubmitBody; Querystring: { wait?: number } }>(
+    "/jobs",
+    {
+      schema: {
+        summary: "Submit a program as a job",
+        body: submitBody,
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { wait: WaitQuerySchema },
+        },
+        response: {
+          200: JobSchema,
+          202: JobSchema,
+          ...errors,
+          429: ErrorResponseSchema,
+          503: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const { wait } = request.query;
+      checkCode(app, body.code);
+      const servers = body.servers ?? [];
+      await checkServers(app, servers, "body.servers");
+
+      const answer = async (id: string, status: JobStatus, fresh: boolean) => {
+        if (wait === undefined) return reply.code(fresh ? 202 : 200).send({ id, status });
+        const waited = await replyAfterWait(app, reply, id, wait);
+        return reply.code(waited.status).send(jobView(waited.job));
+      };
+      if (body.idempotencyKey !== undefined) {
+        // A repeat is answered even while the queue is full: it adds no work.
+        const first = await app.db.job.findUnique({
+          where: { idempotencyKey: body.idempotencyKey },
+          select: { id: true, status: true },
+        });
+        if (first !== null) return answer(first.id, first.status, false);
+      }
+      await checkQueueDepth(app);
+
+      let submitted: Awaited<ReturnType<typeof submitJob>>;
+      try {
+        submitted = await submitJob(app.db, app.queue, {
+          code: body.code,
+          ...(body.input === undefined ? {} : { input: body.input }),
+          servers,
+          timeoutMs: body.timeoutMs ?? config.JOB_TIMEOUT_MS,
+          memoryMb: body.memoryMb ?? config.JOB_MEMORY_MB,
+          ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+        });
+      } catch (error) {
+        // No event: only a racing duplicate could be waiting, and it reads the row at its deadline.
+        if (error instanceof EnqueueError) throw enqueueFailed();
+        throw error;
+      }
+      // Created, or the first job of a key submitted concurrently (the unique index decided).
+      const { job, created } = submitted;
+      return answer(job.id, job.status, created);
+    },
+  );
+
+  app.get<{ Querystring: { status?: JobStatus; limit: number; cursor?: string } }>(
+    "/jobs",
+    {
+      schema: {
+        summary: "List jobs, newest first",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            status: { type: "string", enum: JOB_STATUSES, description: "only jobs in this status" },
+            limit: {
+              type: "integer",
+              minimum: 1,
+              maximum: 100,
+              default: 20,
+              description: "jobs per page: an integer from 1 to 100 (default 20)",
+            },
+            cursor: {
+              type: "string",
+              minLength: 1,
+              description: "nextCursor from the previous page",
+            },
+          },
+        },
+        response: {
+          200: {
+            type: "object",
+            required: ["jobs", "nextCursor"],
+            properties: {
+              jobs: { type: "array", items: JobSummarySchema },
+              nextCursor: { type: ["string", "null"] },
+            },
+          },
+          400: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : parseJobCursor(cursor);
+      const where: Prisma.JobWhereInput = {
+        ...(status === undefined ? {} : { status }),
+        ...(after === undefined
+          ? {}
+          : {
+              OR: [
+                { createdAt: { lt: after.createdAt } },
+                { createdAt: after.createdAt, id: { lt: after.id } },
+              ],
+            }),
+      };
+      const rows = await app.db.job.findMany({
+        where,
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+        take: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        jobs: page.map(jobSummary),
+        nextCursor: rows.length > limit && last !== undefined ? jobCursor(last) : null,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { wait?: number } }>(
+    "/jobs/:id",
+    {
+      schema: {
+        summary: "Read a job: status, result, error, logs, stats",
+        params: { type: "object", properties: { id: { type: "string" } } },
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { wait: WaitQuerySchema },
+        },
+        response: { 200: JobSchema, 202: JobSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const job = await findJob(app, request.params.id);
+      const { wait } = request.query;
+      if (wait === undefined) return jobView(job);
+      const waited = await replyAfterWait(app, reply, job.id, wait);
+      return reply.code(waited.status).send(jobView(waited.job));
+    },
+  );
+}

@@ -1,0 +1,236 @@
+// The MCP server registry. POST registers a new name (409 if taken); PUT creates or replaces.
+// Secret `env` and `headers` values are stored apart and never answered: only their names are.
+import {
+  ConfigError,
+  type McpServerConfig,
+  parseMcpServersFile,
+  ServerNameSchema,
+} from "@turtle/bindings";
+import { saveServer, serverView, splitSecrets } from "@turtle/core";
+import type { Prisma } from "@turtle/db";
+import type { FastifyInstance } from "fastify";
+import {
+  badRequest,
+  conflict,
+  ErrorResponseSchema,
+  isUniqueViolation,
+  notFound,
+} from "../errors.ts";
+
+type Entry = Record<string, unknown>;
+
+const entryProperties = {
+  command: { description: "stdio server: the program to start" },
+  args: { description: "stdio server: its arguments (strings)" },
+  env: { description: "stdio server: environment variables (secret: never shown)" },
+  cwd: { description: "stdio server: its working directory" },
+  url: { description: "HTTP server: its URL (Streamable HTTP, or SSE)" },
+  headers: { description: "HTTP server: request headers (secret: never shown)" },
+  type: { description: '"stdio", or for HTTP "http", "streamable-http" or "sse"' },
+} as const;
+
+const ServerSchema = {
+  type: "object",
+  required: ["name", "transport", "createdAt", "updatedAt"],
+  properties: {
+    name: { type: "string" },
+    transport: { type: "string", enum: ["stdio", "http"] },
+    command: { type: "string" },
+    args: { type: "array", items: { type: "string" } },
+    cwd: { type: "string" },
+    url: { type: "string" },
+    type: { type: "string" },
+    env: { type: "array", items: { type: "string" }, description: "variable names only" },
+    headers: { type: "array", items: { type: "string" }, description: "header names only" },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+  },
+} as const;
+
+const nameParams = {
+  type: "object",
+  properties: { name: { type: "string" } },
+} as const;
+
+/** One `mcpServers` entry, validated as a file's would be, with messages naming body fields. */
+function parseEntry(name: string, entry: Entry): McpServerConfig {
+  const named = ServerNameSchema.safeParse(name);
+  if (!named.success || name === "__proto__") {
+    const why = named.success ? "is reserved" : (named.error.issues[0]?.message ?? "is invalid");
+    throw badRequest(
+      "invalid_server",
+      `body.name ${JSON.stringify(name)} ${why}: use 1-64 characters of A-Z a-z 0-9 _ . -`,
+    );
+  }
+  try {
+    const parsed = parseMcpServersFile({ mcpServers: Object.fromEntries([[name, entry]]) })[name];
+    if (parsed === undefined) throw new ConfigError(`mcpServers.${name}: is invalid`);
+    return parsed;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const prefix = `mcpServers.${name}`;
+    const message = error.message.startsWith(prefix)
+      ? `body${error.message.slice(prefix.length)}`
+      : error.message;
+    throw badRequest("invalid_server", message);
+  }
+}
+
+export default async function serverRoutes(app: FastifyInstance) {
+  const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema };
+
+  app.post<{ Body: Entry & { name: string } }>(
+    "/servers",
+    {
+      schema: {
+        summary: "Register an MCP server (one mcpServers entry plus its name)",
+        body: {
+          type: "object",
+          required: ["name"],
+          properties: {
+            name: {
+              type: "string",
+              description: "the server's name, also its namespace in programs",
+            },
+            ...entryProperties,
+          },
+        },
+        response: { 201: ServerSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { name, ...entry } = request.body;
+      const { config, secrets } = splitSecrets(parseEntry(name, entry));
+      try {
+        const row = await app.db.server.create({
+          data: {
+            name,
+            config: config as Prisma.InputJsonValue,
+            secrets: secrets as Prisma.InputJsonValue,
+          },
+        });
+        await app.mcp.changed(name);
+        return reply.code(201).send(serverView(row));
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        throw conflict(
+          "server_exists",
+          `a server named "${name}" is already registered: PUT /v1/servers/${name} replaces it, DELETE removes it`,
+        );
+      }
+    },
+  );
+
+  app.put<{ Params: { name: string }; Body: Entry }>(
+    "/servers/:name",
+    {
+      schema: {
+        summary: "Register or replace an MCP server",
+        params: nameParams,
+        body: {
+          type: "object",
+          properties: {
+            name: { type: "string", description: "optional; must match the path" },
+            ...entryProperties,
+          },
+        },
+        response: { 200: ServerSchema, 201: ServerSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const { name: bodyName, ...entry } = request.body;
+      if (bodyName !== undefined && bodyName !== name) {
+        throw badRequest(
+          "invalid_server",
+          `body.name ${JSON.stringify(bodyName)} differs from the name in the path ("${name}"): drop it or make them equal`,
+        );
+      }
+      const config = parseEntry(name, entry);
+      const existed = (await app.db.server.count({ where: { name } })) > 0;
+      const row = await saveServer(app.db, name, config);
+      await app.mcp.changed(name);
+      return reply.code(existed ? 200 : 201).send(serverView(row));
+    },
+  );
+
+  app.get(
+    "/servers",
+    {
+      schema: {
+        summary: "List registered MCP servers",
+        response: {
+          200: {
+            type: "object",
+            required: ["servers"],
+            properties: { servers: { type: "array", items: ServerSchema } },
+          },
+        },
+      },
+    },
+    async () => {
+      const rows = await app.db.server.findMany({ orderBy: { name: "asc" } });
+      return { servers: rows.map(serverView) };
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    "/servers/:name/tools",
+    {
+      schema: {
+        summary: "List a server's tools, live",
+        params: nameParams,
+        response: {
+          200: {
+            type: "object",
+            required: ["server", "tools"],
+            properties: {
+              server: { type: "string" },
+              tools: {
+                type: "array",
+                items: {
+                  type: "object",
+                  required: ["name", "inputSchema"],
+                  properties: {
+                    name: { type: "string" },
+                    title: { type: "string" },
+                    description: { type: "string" },
+                    inputSchema: {},
+                    outputSchema: {},
+                    annotations: {},
+                  },
+                },
+              },
+            },
+          },
+          404: ErrorResponseSchema,
+          502: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const hungUp = new AbortController();
+      reply.raw.once("close", () => hungUp.abort());
+      return { server: name, tools: await app.mcp.listTools(name, hungUp.signal) };
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    "/servers/:name",
+    {
+      schema: {
+        summary: "Remove an MCP server",
+        params: nameParams,
+        response: { 204: { type: "null" }, 404: ErrorResponseSchema },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const deleted = await app.db.server.deleteMany({ where: { name } });
+      if (deleted.count === 0) throw notFound(`no MCP server is registered as "${name}"`);
+      await app.mcp.changed(name);
+      return reply.code(204).send();
+    },
+  );
+}

@@ -1,0 +1,70 @@
+// A job's checkpointed tool calls, in the order they first ran.
+import type { FastifyInstance } from "fastify";
+import { ErrorResponseSchema } from "../errors.ts";
+import { parseStepCursor, stepCursor } from "../jobs/cursors.ts";
+import { findJob } from "../jobs/lifecycle.ts";
+import { StepSchema, stepView } from "../jobs/views.ts";
+
+export default async function stepRoutes(app: FastifyInstance) {
+  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+    "/jobs/:id/steps",
+    {
+      schema: {
+        summary: "List a job's steps (tool calls) in execution order",
+        params: { type: "object", properties: { id: { type: "string" } } },
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            limit: {
+              type: "integer",
+              minimum: 1,
+              maximum: 1000,
+              default: 100,
+              description: "steps per page: an integer from 1 to 1000 (default 100)",
+            },
+            cursor: {
+              type: "string",
+              minLength: 1,
+              description: "nextCursor from the previous page",
+            },
+          },
+        },
+        response: {
+          200: {
+            type: "object",
+            required: ["steps", "nextCursor"],
+            properties: {
+              steps: { type: "array", items: StepSchema },
+              nextCursor: { type: ["string", "null"] },
+            },
+          },
+          400: ErrorResponseSchema,
+          404: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : parseStepCursor(cursor);
+      const job = await findJob(app, request.params.id);
+      const rows = await app.db.step.findMany({
+        where: {
+          jobId: job.id,
+          // (seq, key): seq alone would do if the worker never repeats one; this never depends on it.
+          ...(after === undefined
+            ? {}
+            : { OR: [{ seq: { gt: after.seq } }, { seq: after.seq, key: { gt: after.key } }] }),
+        },
+        orderBy: [{ seq: "asc" }, { key: "asc" }],
+        take: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        steps: page.map(stepView),
+        nextCursor: rows.length > limit && last !== undefined ? stepCursor(last) : null,
+      };
+    },
+  );
+}

@@ -1,0 +1,149 @@
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp, loggerOptions } from "../src/app.ts";
+import { createApiKey, generateApiKey, hashApiKey } from "../src/index.ts";
+import { startApi, type TestApi } from "./helpers.ts";
+
+let api: TestApi;
+
+beforeAll(async () => {
+  api = await startApi();
+});
+
+afterAll(async () => {
+  await api.close();
+});
+
+describe("API keys", () => {
+  it("are tt_ plus 32 random bytes, stored as a SHA-256 hash only", async () => {
+    const key = generateApiKey();
+    expect(key).toMatch(/^tt_[A-Za-z0-9_-]{43}$/);
+    const { key: created, row } = await createApiKey(api.db, "ci");
+    expect(row.hash).toBe(hashApiKey(created));
+    expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(row)).not.toContain(created);
+    expect(row.prefix).toBe(created.slice(0, 9));
+  });
+
+  it("guard every route but /healthz and /openapi.json", async () => {
+    const health = await api.app.inject({ method: "GET", url: "/healthz" });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ ok: true });
+    const openapi = await api.app.inject({ method: "GET", url: "/openapi.json" });
+    expect(openapi.statusCode).toBe(200);
+    expect(Object.keys(openapi.json().paths)).toContain("/v1/jobs");
+
+    for (const [method, url] of [
+      ["GET", "/v1/jobs"],
+      ["POST", "/v1/jobs"],
+      ["GET", "/v1/servers"],
+      ["GET", "/v1/types"],
+      ["POST", "/v1/jobs/00000000-0000-0000-0000-000000000000/cancel"],
+      ["GET", "/v1/no-such-route"],
+    ] as const) {
+      const response = await api.app.inject({ method, url });
+      expect(response.statusCode, `${method} ${url}`).toBe(401);
+      expect(response.json().error.code).toBe("unauthorized");
+    }
+  });
+
+  it("reject missing, malformed, unknown and revoked keys with a message saying what to send", async () => {
+    const cases: Array<[string | undefined, RegExp]> = [
+      [undefined, /missing Authorization header/],
+      ["Basic abc", /malformed Authorization header/],
+      ["Bearer", /malformed Authorization header/],
+      [`Bearer ${generateApiKey()}`, /invalid or revoked API key/],
+    ];
+    for (const [authorization, message] of cases) {
+      const response = await api.app.inject({
+        method: "GET",
+        url: "/v1/jobs",
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      expect(response.statusCode).toBe(401);
+      expect(response.json()).toEqual({
+        error: { code: "unauthorized", message: expect.stringMatching(message) },
+      });
+    }
+
+    const { key, row } = await createApiKey(api.db, "revoked");
+    await api.db.apiKey.update({ where: { id: row.id }, data: { revokedAt: new Date() } });
+    const revoked = await api.app.inject({
+      method: "GET",
+      url: "/v1/jobs",
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(revoked.statusCode).toBe(401);
+  });
+
+  it("accept a valid key and record when it was last used", async () => {
+    const { key, row } = await createApiKey(api.db, "used");
+    expect(row.lastUsedAt).toBeNull();
+    const response = await api.app.inject({
+      method: "GET",
+      url: "/v1/jobs",
+      headers: { authorization: `bearer ${key}` },
+    });
+    expect(response.statusCode).toBe(200);
+    const used = await eventuallyUsed(row.id);
+    expect(used.getTime()).toBeGreaterThanOrEqual(row.createdAt.getTime());
+  });
+});
+
+async function eventuallyUsed(id: string): Promise<Date> {
+  for (let i = 0; i < 400; i++) {
+    const row = await api.db.apiKey.findUniqueOrThrow({ where: { id } });
+    if (row.lastUsedAt !== null) return row.lastUsedAt;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error("lastUsedAt was never written");
+}
+
+describe("logging", () => {
+  it("redacts API keys and servers' env and headers wherever they are logged", async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const config = { ...api.config, LOG_LEVEL: "trace" as const };
+    const app = await buildApp({ config, logger: { ...loggerOptions(config), stream } });
+    await app.ready();
+    try {
+      app.log.info({ env: { TOKEN: "secret-1" }, headers: { Authorization: "secret-2" } }, "top");
+      app.log.info(
+        { server: { env: { TOKEN: "secret-3" }, headers: { "X-Key": "secret-4" } } },
+        "one",
+      );
+      app.log.info({ servers: { files: { env: { TOKEN: "secret-5" } } } }, "two");
+      app.log.info({ req: { headers: { authorization: "Bearer secret-6" } } }, "request");
+      // A whole request cycle at trace level, with a secret in the body and the header.
+      await app.inject({
+        method: "POST",
+        url: "/v1/servers",
+        headers: { authorization: `Bearer secret-7` },
+        payload: { name: "x", command: "node", env: { TOKEN: "secret-8" } },
+      });
+      await app.inject({
+        method: "POST",
+        url: "/v1/servers",
+        headers: { authorization: `Bearer ${api.key}` },
+        payload: { name: "logged", command: "/nonexistent", env: { TOKEN: "secret-9" } },
+      });
+      await app.inject({
+        method: "GET",
+        url: "/v1/servers/logged/tools",
+        headers: { authorization: `Bearer ${api.key}` },
+      });
+    } finally {
+      await app.close();
+    }
+    const log = lines.join("");
+    expect(log).toContain('"msg":"top"');
+    expect(log).toContain("[redacted]");
+    expect(log).not.toMatch(/secret-\d/);
+    expect(log).not.toContain(api.key);
+  });
+});

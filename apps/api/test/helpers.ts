@@ -1,0 +1,98 @@
+// What the API tests share: an app on its own database and queue, with a key to call it.
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { type Config, loadConfig } from "@turtle/core";
+import type { Db } from "@turtle/db";
+import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { type BuildAppOptions, buildApp } from "../src/app.ts";
+import { createApiKey } from "../src/index.ts";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+export const EVERYTHING_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+export const MEMORY_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-memory/dist/index.js`;
+export const CONTROL_SERVER = `${REPO_ROOT}packages/bindings/test/servers/control-server.ts`;
+
+export function testQueueName(): string {
+  return `test-${randomBytes(6).toString("hex")}`;
+}
+
+export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    TURTLE_QUEUE: testQueueName(),
+    LOG_LEVEL: "silent",
+    ...env,
+  });
+}
+
+export interface TestApi {
+  app: FastifyInstance;
+  config: Config;
+  db: Db;
+  key: string;
+  /** Sends a request with the API key. */
+  call(options: InjectOptions): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+/** An app that is ready, on `database` (a new one when omitted) and a queue of its own. */
+export async function startApi(
+  options: {
+    database?: TestDatabase;
+    env?: Record<string, string>;
+    app?: Omit<BuildAppOptions, "config">;
+    config?: Config;
+  } = {},
+): Promise<TestApi & { database: TestDatabase }> {
+  const database = options.database ?? (await createTestDatabase("api"));
+  const config = options.config ?? testConfig(database.url, options.env);
+  const app = await buildApp({ config, ...options.app });
+  await app.ready();
+  const { key } = await createApiKey(app.db, "test");
+  return {
+    app,
+    config,
+    db: app.db,
+    key,
+    database,
+    call: (request) =>
+      app.inject({
+        ...request,
+        headers: { authorization: `Bearer ${key}`, ...request.headers },
+      }),
+    async close() {
+      await app.queue.obliterate({ force: true }).catch(() => {});
+      await app.close();
+      if (options.database === undefined) await database.drop();
+    },
+  };
+}
+
+/** Polls `check` until it returns something other than undefined, or fails at the deadline. */
+export async function eventually<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  deadlineMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}

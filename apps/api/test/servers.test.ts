@@ -1,0 +1,306 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { joinSecrets } from "@turtle/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app.ts";
+import {
+  CONTROL_SERVER,
+  EVERYTHING_SERVER,
+  eventually,
+  MEMORY_SERVER,
+  startApi,
+  type TestApi,
+} from "./helpers.ts";
+
+let api: TestApi;
+
+const everything = { command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] };
+
+beforeAll(async () => {
+  api = await startApi();
+});
+
+afterAll(async () => {
+  await api.close();
+});
+
+describe("POST /v1/servers", () => {
+  it("registers a server and answers its view, with env names but never values", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/servers",
+      payload: { name: "everything", ...everything, env: { API_TOKEN: "very-secret" } },
+    });
+    expect(response.statusCode).toBe(201);
+    expect(response.body).not.toContain("very-secret");
+    expect(response.json()).toEqual({
+      name: "everything",
+      transport: "stdio",
+      command: process.execPath,
+      args: [EVERYTHING_SERVER, "stdio"],
+      env: ["API_TOKEN"],
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    });
+    // The secret is kept (apart) for the workers.
+    const row = await api.db.server.findUniqueOrThrow({ where: { name: "everything" } });
+    expect(joinSecrets(row)).toMatchObject({ env: { API_TOKEN: "very-secret" } });
+  });
+
+  it("registers HTTP servers with header names only", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/servers",
+      payload: {
+        name: "remote",
+        url: "http://127.0.0.1:9/mcp",
+        type: "http",
+        headers: { Authorization: "Bearer hidden" },
+      },
+    });
+    expect(response.statusCode).toBe(201);
+    expect(response.json()).toMatchObject({
+      name: "remote",
+      transport: "http",
+      url: "http://127.0.0.1:9/mcp",
+      type: "http",
+      headers: ["Authorization"],
+    });
+    expect(response.body).not.toContain("hidden");
+  });
+
+  it("answers 409 for a name that is taken, pointing at PUT", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/servers",
+      payload: { name: "everything", command: "node" },
+    });
+    expect(response.statusCode).toBe(409);
+    expect(response.json().error).toEqual({
+      code: "server_exists",
+      message: expect.stringContaining("PUT /v1/servers/everything"),
+    });
+  });
+
+  it.each([
+    [{}, "body.name is required"],
+    [{ name: "a b", command: "node" }, 'body.name "a b" may only contain'],
+    [{ name: "__proto__", command: "node" }, "is reserved"],
+    [{ name: "x" }, 'body: needs either "command" or "url"'],
+    [{ name: "x", command: "node", url: "http://a" }, 'has both "command" and "url"'],
+    [{ name: "x", command: "" }, "body.command: must not be empty"],
+    [{ name: "x", command: "node", args: "a" }, "body.args: must be an array"],
+    [{ name: "x", command: "node", env: { A: 1 } }, "body.env.A: must be a string"],
+    [{ name: "x", url: "ftp://a" }, "body.url: must be an http(s) URL"],
+    [{ name: "x", url: "http://a", type: "ws" }, "body.type: must be"],
+    [{ name: 5, command: "node" }, "body.name must be a string, not a number"],
+  ])("rejects %j with 400 naming the field", async (payload, message) => {
+    const response = await api.call({ method: "POST", url: "/v1/servers", payload });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.message).toContain(message);
+    expect(["invalid_server", "invalid_request"]).toContain(response.json().error.code);
+  });
+});
+
+describe("PUT /v1/servers/:name", () => {
+  it("creates (201) or replaces (200)", async () => {
+    const created = await api.call({
+      method: "PUT",
+      url: "/v1/servers/replaced",
+      payload: { command: "node", args: ["a.js"] },
+    });
+    expect(created.statusCode).toBe(201);
+    const replaced = await api.call({
+      method: "PUT",
+      url: "/v1/servers/replaced",
+      payload: { name: "replaced", url: "http://127.0.0.1:9/mcp" },
+    });
+    expect(replaced.statusCode).toBe(200);
+    expect(replaced.json()).toMatchObject({ name: "replaced", transport: "http", headers: [] });
+    expect(replaced.json()).not.toHaveProperty("command");
+
+    const mismatch = await api.call({
+      method: "PUT",
+      url: "/v1/servers/replaced",
+      payload: { name: "other", command: "node" },
+    });
+    expect(mismatch.statusCode).toBe(400);
+    expect(mismatch.json().error.message).toContain("body.name");
+  });
+});
+
+describe("GET /v1/servers", () => {
+  it("lists servers by name without secret values", async () => {
+    const response = await api.call({ method: "GET", url: "/v1/servers" });
+    expect(response.statusCode).toBe(200);
+    const names = response.json().servers.map((server: { name: string }) => server.name);
+    expect(names).toEqual([...names].sort());
+    expect(names).toEqual(expect.arrayContaining(["everything", "remote"]));
+    expect(response.body).not.toContain("very-secret");
+    expect(response.body).not.toContain("hidden");
+  });
+});
+
+describe("GET /v1/servers/:name/tools", () => {
+  it("lists the tools live from the server", async () => {
+    const response = await api.call({ method: "GET", url: "/v1/servers/everything/tools" });
+    expect(response.statusCode).toBe(200);
+    const { server, tools } = response.json();
+    expect(server).toBe("everything");
+    const echo = tools.find((tool: { name: string }) => tool.name === "echo");
+    expect(echo).toMatchObject({
+      name: "echo",
+      description: expect.any(String),
+      inputSchema: { type: "object", properties: { message: { type: "string" } } },
+    });
+  });
+
+  it("answers 404 for an unknown server and 502 with the reason for an unreachable one", async () => {
+    const unknown = await api.call({ method: "GET", url: "/v1/servers/nope/tools" });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.code).toBe("not_found");
+
+    await api.call({
+      method: "PUT",
+      url: "/v1/servers/broken",
+      payload: { command: "/nonexistent/mcp-server" },
+    });
+    const broken = await api.call({ method: "GET", url: "/v1/servers/broken/tools" });
+    expect(broken.statusCode).toBe(502);
+    expect(broken.json().error).toEqual({
+      code: "server_unavailable",
+      message: 'MCP server "broken" could not start: spawn /nonexistent/mcp-server ENOENT',
+    });
+
+    await api.call({
+      method: "PUT",
+      url: "/v1/servers/crashing",
+      payload: {
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { FAIL_ON_START: "no db" },
+      },
+    });
+    const crashing = await api.call({ method: "GET", url: "/v1/servers/crashing/tools" });
+    expect(crashing.statusCode).toBe(502);
+    expect(crashing.json().error.message).toContain("no db");
+  });
+
+  it("sees a replaced registration at once, and so does every other API instance", async () => {
+    const other = await buildApp({ config: api.config });
+    await other.ready();
+    try {
+      const toolNames = async (app: typeof other) => {
+        const response = await app.inject({
+          method: "GET",
+          url: "/v1/servers/swapped/tools",
+          headers: { authorization: `Bearer ${api.key}` },
+        });
+        expect(response.statusCode).toBe(200);
+        return response.json().tools.map((tool: { name: string }) => tool.name) as string[];
+      };
+      await api.call({ method: "PUT", url: "/v1/servers/swapped", payload: everything });
+      expect(await toolNames(api.app)).toContain("echo");
+      expect(await toolNames(other)).toContain("echo");
+
+      // Replaced through `api`: `other` hears of it over Redis and drops its session.
+      const memory = { command: process.execPath, args: [MEMORY_SERVER] };
+      await api.call({ method: "PUT", url: "/v1/servers/swapped", payload: memory });
+      expect(await toolNames(api.app)).toContain("create_entities");
+      await eventually("the other instance to see the new server", async () =>
+        (await toolNames(other)).includes("create_entities") ? true : undefined,
+      );
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("DELETE /v1/servers/:name", () => {
+  it("removes a server (204), then 404", async () => {
+    await api.call({ method: "PUT", url: "/v1/servers/doomed", payload: everything });
+    expect((await api.call({ method: "GET", url: "/v1/servers/doomed/tools" })).statusCode).toBe(
+      200,
+    );
+    const deleted = await api.call({ method: "DELETE", url: "/v1/servers/doomed" });
+    expect(deleted.statusCode).toBe(204);
+    expect(deleted.body).toBe("");
+    expect((await api.call({ method: "GET", url: "/v1/servers/doomed/tools" })).statusCode).toBe(
+      404,
+    );
+    expect((await api.call({ method: "DELETE", url: "/v1/servers/doomed" })).statusCode).toBe(404);
+  });
+});
+
+describe("GET /v1/types", () => {
+  it("answers TypeScript declarations as text for the named servers", async () => {
+    const response = await api.call({ method: "GET", url: "/v1/types?servers=everything" });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["content-type"]).toBe("text/plain; charset=utf-8");
+    expect(response.body).toContain("declare namespace everything {");
+    expect(response.body).toContain("function echo(input: EchoInput): Promise<");
+    expect(response.body).not.toContain("declare namespace swapped");
+  });
+
+  it("covers every registered server when none are named", async () => {
+    await api.call({ method: "DELETE", url: "/v1/servers/broken" });
+    await api.call({ method: "DELETE", url: "/v1/servers/crashing" });
+    await api.call({ method: "DELETE", url: "/v1/servers/remote" });
+    await api.call({ method: "DELETE", url: "/v1/servers/replaced" });
+    const response = await api.call({ method: "GET", url: "/v1/types" });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain("declare namespace everything {");
+    expect(response.body).toContain("declare namespace swapped {");
+  });
+
+  it("answers 400 naming unknown servers", async () => {
+    const response = await api.call({
+      method: "GET",
+      url: "/v1/types?servers=everything,nope,gone",
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toEqual({
+      code: "unknown_server",
+      message: expect.stringContaining('"nope", "gone"'),
+    });
+  });
+});
+
+describe("MCP_SERVERS_FILE", () => {
+  it("registers (creates or replaces) the file's servers at start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "turtle-api-"));
+    try {
+      const file = join(dir, "mcp.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          mcpServers: {
+            everything: { command: "node", args: ["server.js"], env: { K: "v" } },
+            fresh: { url: "http://127.0.0.1:9/mcp" },
+          },
+        }),
+      );
+      const config = { ...api.config, MCP_SERVERS_FILE: file };
+      const app = await buildApp({ config });
+      await app.ready();
+      await app.close();
+      const rows = await api.db.server.findMany({
+        where: { name: { in: ["everything", "fresh"] } },
+      });
+      expect(rows.map((row) => joinSecrets(row))).toEqual(
+        expect.arrayContaining([
+          { command: "node", args: ["server.js"], env: { K: "v" }, cwd: dir },
+          { url: "http://127.0.0.1:9/mcp" },
+        ]),
+      );
+
+      writeFileSync(file, JSON.stringify({ mcpServers: { bad: { command: 5 } } }));
+      await expect(buildApp({ config })).rejects.toThrow(
+        `${file}: mcpServers.bad.command: must be a string`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
