@@ -3,10 +3,16 @@
  * and the issue's target for the ratio. Results also go to bench/results/latest.json.
  */
 import { mkdir, writeFile } from "node:fs/promises";
+import { benchApi } from "./api.ts";
 import { type Figure, formatTable, passes } from "./measure.ts";
+import { benchPlatform } from "./platform.ts";
 import { benchSandbox } from "./sandbox.ts";
 
-const suites: Array<[string, () => Promise<Figure[]>]> = [["sandbox", benchSandbox]];
+const suites: Array<[string, () => Promise<Figure[]>]> = [
+  ["sandbox", benchSandbox],
+  ["platform", benchPlatform],
+  ["api", benchApi],
+];
 
 const only = process.argv.slice(2);
 const figures: Figure[] = [];

@@ -1,4 +1,4 @@
-import type { Db } from "@turtle/db";
+import type { Db, JobStatus } from "@turtle/db";
 
 /** One finished tool call, as the Step table keeps it. */
 export interface Checkpoint {
@@ -15,6 +15,24 @@ export interface Checkpoint {
   finishedAt: Date;
 }
 
+/** A job's end, written in the same transaction as the last of its checkpoints. */
+export interface JobFinish {
+  jobId: string;
+  /** Applied only while the job is still running this run (not cancelled or resumed since). */
+  run: number;
+  status: JobStatus;
+  result?: unknown;
+  resultTruncated?: boolean;
+  error?: unknown;
+  logs?: unknown;
+  wallMs?: number;
+  cpuMs?: number;
+  executedSteps?: number;
+  replayedSteps?: number;
+  /** Keys of this job's steps that the run replayed: their `replays` count goes up. */
+  replayedKeys?: string[];
+}
+
 export interface CheckpointWriterOptions {
   /** Longest a checkpoint waits for company before its batch is written. */
   flushMs: number;
@@ -23,34 +41,39 @@ export interface CheckpointWriterOptions {
 }
 
 interface Batch {
-  rows: Checkpoint[];
-  done: Promise<void>;
-  settle: (error?: unknown) => void;
+  steps: Checkpoint[];
+  finishes: JobFinish[];
+  /** Resolves with the ids of the jobs whose finish applied. */
+  done: Promise<Set<string>>;
+  settle: (applied: Set<string> | Error) => void;
 }
 
 function newBatch(): Batch {
-  let settle!: (error?: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    settle = (error) => (error === undefined ? resolve() : reject(error));
+  let settle!: Batch["settle"];
+  const done = new Promise<Set<string>>((resolve, reject) => {
+    settle = (outcome) => (outcome instanceof Error ? reject(outcome) : resolve(outcome));
   });
-  // A batch nobody flushes must not become an unhandled rejection.
+  // A batch nobody waits on must not become an unhandled rejection.
   done.catch(() => {});
-  return { rows: [], done, settle };
+  return { steps: [], finishes: [], done, settle };
 }
 
+const RETRIES = 5;
+
 /**
- * Group commit for step checkpoints, shared by every job of a worker process. A tool result
- * goes back to its program at once; its checkpoint joins the next batch, written as one
- * statement while the previous batch is in flight. `flush()` is what a job awaits before it may
- * be reported done, so no job ends `succeeded` with a step that is not durable.
+ * Group commit for a worker process: the step checkpoints and job finishes of all its jobs go
+ * to Postgres in batches, one statement and one transaction (one WAL flush) each, written while
+ * the previous batch is in flight. A tool result goes back to its program at once; a job's
+ * finish joins the batch after its last checkpoint, so no job is ever recorded as finished
+ * before its steps are durable — and finishing costs it no commit of its own.
  */
 export class CheckpointWriter {
   private next: Batch = newBatch();
-  private writing = false;
+  private writing: Promise<unknown> | null = null;
   private timer: NodeJS.Timeout | undefined;
   private readonly db: Db;
   private readonly options: CheckpointWriterOptions;
-  /** Sizes of written batches, for the benchmark and metrics. */
+  /** Rows per written batch, for benchmarks. */
   readonly batchSizes: number[] = [];
 
   constructor(db: Db, options: CheckpointWriterOptions) {
@@ -58,64 +81,120 @@ export class CheckpointWriter {
     this.options = options;
   }
 
-  add(row: Checkpoint): void {
-    this.next.rows.push(row);
-    if (this.writing) return;
-    if (this.next.rows.length >= this.options.batchMax) this.start();
+  add(step: Checkpoint): void {
+    this.next.steps.push(step);
+    this.schedule();
+  }
+
+  /** Records the job's end; resolves true when it applied (the job was still this run's). */
+  async finish(finish: JobFinish): Promise<boolean> {
+    const batch = this.next;
+    batch.finishes.push(finish);
+    this.start();
+    return (await batch.done).has(finish.jobId);
+  }
+
+  /** Resolves when everything added so far is in Postgres. */
+  async flush(): Promise<void> {
+    const batch = this.next;
+    if (batch.steps.length + batch.finishes.length === 0) {
+      await this.writing;
+      return;
+    }
+    this.start();
+    await batch.done;
+  }
+
+  private schedule(): void {
+    if (this.writing !== null) return;
+    if (this.next.steps.length >= this.options.batchMax) this.start();
     else this.timer ??= setTimeout(() => this.start(), this.options.flushMs);
   }
 
-  /** Resolves when every checkpoint added so far is in Postgres. */
-  flush(): Promise<void> {
-    const batch = this.next;
-    if (batch.rows.length === 0) return this.writing ? this.lastWrite : Promise.resolve();
-    this.start();
-    return batch.done;
-  }
-
-  private lastWrite: Promise<void> = Promise.resolve();
-
   private start(): void {
+    if (this.writing !== null) return;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.writing || this.next.rows.length === 0) return;
     const batch = this.next;
+    if (batch.steps.length + batch.finishes.length === 0) return;
     this.next = newBatch();
-    this.writing = true;
-    this.lastWrite = batch.done;
-    this.batchSizes.push(batch.rows.length);
-    this.write(batch.rows)
+    this.batchSizes.push(batch.steps.length + batch.finishes.length);
+    this.writing = this.writeWithRetries(batch)
       .then(
-        () => batch.settle(),
-        (error: unknown) => batch.settle(error),
+        (applied) => batch.settle(applied),
+        (error: unknown) => batch.settle(error instanceof Error ? error : new Error(String(error))),
       )
       .finally(() => {
-        this.writing = false;
-        if (this.next.rows.length > 0) this.start();
+        this.writing = null;
+        if (this.next.finishes.length > 0) this.start();
+        else if (this.next.steps.length > 0) this.schedule();
       });
   }
 
+  /** A dropped connection or a restarting Postgres is retried; the batch is never split. */
+  private async writeWithRetries(batch: Batch): Promise<Set<string>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.write(batch);
+      } catch (error) {
+        if (attempt >= RETRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+
   /**
-   * One INSERT for the whole batch. A step that failed before may succeed on a later attempt;
-   * a succeeded step is never overwritten (a retried call after a crash reports the same).
+   * One statement: insert the checkpoints (a step that failed before may succeed on a later
+   * attempt; a succeeded one is never overwritten), count replays, and finish the jobs.
    */
-  private async write(rows: Checkpoint[]): Promise<void> {
-    const payload = JSON.stringify(
-      rows.map((row) => ({
-        ...row,
-        result: row.result === undefined ? null : row.result,
-        error: row.error === undefined ? null : row.error,
+  private async write(batch: Batch): Promise<Set<string>> {
+    const steps = JSON.stringify(
+      batch.steps.map((row) => ({ ...row, result: row.result ?? null, error: row.error ?? null })),
+    );
+    const replays = JSON.stringify(
+      batch.finishes.flatMap((finish) =>
+        (finish.replayedKeys ?? []).map((key) => ({ jobId: finish.jobId, key })),
+      ),
+    );
+    const finishes = JSON.stringify(
+      batch.finishes.map(({ replayedKeys: _keys, ...finish }) => ({
+        ...finish,
+        result: finish.result ?? null,
+        error: finish.error ?? null,
+        logs: finish.logs ?? [],
       })),
     );
-    await this.db.$executeRaw`
-      INSERT INTO "Step" ("jobId", key, seq, server, tool, status, result, error, attempt, "startedAt", "finishedAt")
-      SELECT "jobId", key, seq, server, tool, status::"StepStatus", result, error, attempt, "startedAt", "finishedAt"
-      FROM jsonb_to_recordset(${payload}::jsonb) AS x(
-        "jobId" uuid, key text, seq int, server text, tool text, status text, result jsonb,
-        error jsonb, attempt int, "startedAt" timestamptz, "finishedAt" timestamptz)
-      ON CONFLICT ("jobId", key) DO UPDATE SET
-        status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
-        attempt = EXCLUDED.attempt, "startedAt" = EXCLUDED."startedAt", "finishedAt" = EXCLUDED."finishedAt"
-      WHERE "Step".status <> 'succeeded'`;
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+      WITH inserted AS (
+        INSERT INTO "Step" ("jobId", key, seq, server, tool, status, result, error, attempt, "startedAt", "finishedAt")
+        SELECT "jobId", key, seq, server, tool, status::"StepStatus", result, error, attempt, "startedAt", "finishedAt"
+        FROM jsonb_to_recordset(${steps}::jsonb) AS x(
+          "jobId" uuid, key text, seq int, server text, tool text, status text, result jsonb,
+          error jsonb, attempt int, "startedAt" timestamptz, "finishedAt" timestamptz)
+        ON CONFLICT ("jobId", key) DO UPDATE SET
+          status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
+          attempt = EXCLUDED.attempt, "startedAt" = EXCLUDED."startedAt", "finishedAt" = EXCLUDED."finishedAt"
+        WHERE "Step".status <> 'succeeded'
+        RETURNING 1
+      ), replayed AS (
+        UPDATE "Step" AS s SET replays = s.replays + 1
+        FROM jsonb_to_recordset(${replays}::jsonb) AS r("jobId" uuid, key text)
+        WHERE s."jobId" = r."jobId" AND s.key = r.key
+        RETURNING 1
+      ), finished AS (
+        UPDATE "Job" AS j SET
+          status = f.status::"JobStatus", result = f.result, "resultTruncated" = COALESCE(f."resultTruncated", false),
+          error = f.error, logs = f.logs, "wallMs" = f."wallMs", "cpuMs" = f."cpuMs",
+          "executedSteps" = COALESCE(f."executedSteps", j."executedSteps"),
+          "replayedSteps" = COALESCE(f."replayedSteps", j."replayedSteps"),
+          "finishedAt" = now()
+        FROM jsonb_to_recordset(${finishes}::jsonb) AS f(
+          "jobId" uuid, run int, status text, result jsonb, "resultTruncated" boolean, error jsonb,
+          logs jsonb, "wallMs" int, "cpuMs" int, "executedSteps" int, "replayedSteps" int)
+        WHERE j.id = f."jobId" AND j.run = f.run AND j.status = 'running'
+        RETURNING j.id
+      )
+      SELECT id::text FROM finished`;
+    return new Set(rows.map((row) => row.id));
   }
 }

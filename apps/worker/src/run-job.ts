@@ -1,5 +1,5 @@
 import { type Config, publishJobEvent, type QueuedJob } from "@turtle/core";
-import { type Db, type JobStatus, Prisma } from "@turtle/db";
+import type { Db, Job, JobStatus } from "@turtle/db";
 import { type LogEntry, type RunError, type RunResult, runProgram } from "@turtle/sandbox";
 import { type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
@@ -36,15 +36,7 @@ export async function runJob(
 ): Promise<void> {
   const { config, db } = deps;
   const { jobId, run } = entry.data;
-  const [job] = await db.job.updateManyAndReturn({
-    where: { id: jobId, run, status: { in: ["queued", "running"] } },
-    data: {
-      status: "running",
-      attempts: { increment: 1 },
-      deliveries: { increment: 1 },
-      startedAt: new Date(),
-    },
-  });
+  const job = await startRun(db, jobId, run);
   if (job === undefined) return;
   const finish = (data: FinishData) => finishJob(deps, jobId, run, data);
 
@@ -105,14 +97,9 @@ export async function runJob(
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
       signal: controller.signal,
     });
-    // Never report a job finished before its steps are durable.
-    await deps.checkpoints.flush();
-    if (steps.replayedKeys.length > 0) {
-      await db.$executeRaw`UPDATE "Step" SET replays = replays + 1
-        WHERE "jobId" = ${jobId}::uuid AND key = ANY(${steps.replayedKeys})`;
-    }
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
+      await deps.checkpoints.flush();
       return await handBack(deps, entry, token, jobId, run);
     }
     const executedSteps = job.executedSteps + steps.executed;
@@ -121,7 +108,12 @@ export async function runJob(
       { jobId, ok: outcome.ok, executedSteps: steps.executed, replayed: steps.replayedKeys.length },
       "job finished",
     );
-    return await finish({ ...outcomeData(outcome, config), executedSteps, replayedSteps });
+    return await finish({
+      ...outcomeData(outcome, config),
+      executedSteps,
+      replayedSteps,
+      replayedKeys: steps.replayedKeys,
+    });
   } finally {
     shutdown.removeEventListener("abort", onShutdown);
     untrack();
@@ -148,6 +140,7 @@ async function handBack(
 
 interface FinishData {
   status: JobStatus;
+  replayedKeys?: string[];
   result?: unknown;
   resultTruncated?: boolean;
   error?:
@@ -215,29 +208,25 @@ function capLogs(logs: LogEntry[], maxBytes: number): LogEntry[] {
 }
 
 async function finishJob(deps: RunJobDeps, jobId: string, run: number, data: FinishData) {
-  const { db, publisher, config } = deps;
-  const json = (value: unknown) =>
-    value === undefined
-      ? undefined
-      : value === null
-        ? Prisma.JsonNull
-        : (value as Prisma.InputJsonValue);
-  const updated = await db.job.updateMany({
-    where: { id: jobId, run, status: "running" },
-    data: {
-      status: data.status,
-      result: json(data.result),
-      resultTruncated: data.resultTruncated ?? false,
-      error: json(data.error),
-      logs: json(data.logs),
-      wallMs: data.wallMs,
-      cpuMs: data.cpuMs,
-      executedSteps: data.executedSteps,
-      replayedSteps: data.replayedSteps,
-      finishedAt: new Date(),
-    },
-  });
-  if (updated.count > 0) {
-    await publishJobEvent(publisher, config.TURTLE_QUEUE, { jobId, status: data.status });
+  const applied = await deps.checkpoints.finish({ jobId, run, ...data });
+  if (applied) {
+    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: data.status });
   }
+}
+
+/**
+ * Marks the job running at this run and returns it, or undefined for a stale queue entry. The
+ * commit does not wait for the WAL flush: if Postgres itself crashed right after, the job would
+ * just look queued again, and its redelivery replays from checkpoints that are durable.
+ */
+async function startRun(db: Db, jobId: string, run: number): Promise<Job | undefined> {
+  const [, rows] = await db.$transaction([
+    db.$executeRaw`SET LOCAL synchronous_commit = off`,
+    db.$queryRaw<Job[]>`
+      UPDATE "Job" SET status = 'running', attempts = attempts + 1,
+        deliveries = deliveries + 1, "startedAt" = now()
+      WHERE id = ${jobId}::uuid AND run = ${run} AND status IN ('queued', 'running')
+      RETURNING *`,
+  ]);
+  return rows[0];
 }

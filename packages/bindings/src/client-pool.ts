@@ -181,6 +181,55 @@ export function createClientPool(
     return error;
   }
 
+  async function callOn(
+    slot: ServerSlot,
+    conn: Connection,
+    server: string,
+    tool: string,
+    args: Record<string, unknown>,
+    idempotencyKey: string | undefined,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const params = {
+      name: tool,
+      arguments: args,
+      ...(idempotencyKey === undefined
+        ? {}
+        : { _meta: { [IDEMPOTENCY_META_KEY]: idempotencyKey } }),
+    };
+    const timeout = timeoutMs ?? callTimeoutMs;
+    let result: CallToolResult;
+    try {
+      // client.request rather than client.callTool: callTool validates structuredContent
+      // against output schemas only if *this* session listed tools first, which would make
+      // results depend on reconnect timing.
+      result = await conn.client.request({ method: "tools/call", params }, CallToolResultSchema, {
+        timeout,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof McpError && !conn.closed) {
+        if (error.code === ErrorCode.RequestTimeout) {
+          throw new ToolError(server, tool, `timed out after ${timeout} ms`, {
+            rpcCode: error.code,
+          });
+        }
+        // The SDK prefixes "MCP error <code>: " on both ends, so a server's message has it twice.
+        const text = error.message.replace(/^(MCP error -?\d+: )+/, "");
+        throw new ToolError(server, tool, `${text} (JSON-RPC error ${error.code})`, {
+          rpcCode: error.code,
+        });
+      }
+      if (isZodError(error)) {
+        throw new ToolError(server, tool, `returned a malformed result: ${error.message}`);
+      }
+      throw await dropConnection(slot, conn, error);
+    }
+    return unwrapToolResult(server, tool, result);
+  }
+
   return {
     serverNames: () => [...slots.keys()],
 
@@ -204,46 +253,27 @@ export function createClientPool(
 
     async callTool(server, tool, args, callOptions = {}) {
       const slot = slotFor(server);
-      const { signal, idempotencyKey } = callOptions;
-      signal?.throwIfAborted();
-      const conn = await abortable(connection(slot), signal);
-      const params = {
-        name: tool,
-        arguments: args,
-        ...(idempotencyKey === undefined
-          ? {}
-          : { _meta: { [IDEMPOTENCY_META_KEY]: idempotencyKey } }),
-      };
-      const timeout = callOptions.timeoutMs ?? callTimeoutMs;
-      let result: CallToolResult;
+      const { idempotencyKey } = callOptions;
+      callOptions.signal?.throwIfAborted();
+      const linked = callOptions.signal ? link(callOptions.signal) : undefined;
+      const signal = linked?.signal;
       try {
-        // client.request rather than client.callTool: callTool validates structuredContent
-        // against output schemas only if *this* session listed tools first, which would make
-        // results depend on reconnect timing.
-        result = await conn.client.request({ method: "tools/call", params }, CallToolResultSchema, {
-          timeout,
-          ...(signal ? { signal } : {}),
-        });
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        if (error instanceof McpError && !conn.closed) {
-          if (error.code === ErrorCode.RequestTimeout) {
-            throw new ToolError(server, tool, `timed out after ${timeout} ms`, {
-              rpcCode: error.code,
-            });
-          }
-          // The SDK prefixes "MCP error <code>: " on both ends, so a server's message has it twice.
-          const text = error.message.replace(/^(MCP error -?\d+: )+/, "");
-          throw new ToolError(server, tool, `${text} (JSON-RPC error ${error.code})`, {
-            rpcCode: error.code,
-          });
-        }
-        if (isZodError(error)) {
-          throw new ToolError(server, tool, `returned a malformed result: ${error.message}`);
-        }
-        throw await dropConnection(slot, conn, error);
+        const open = slot.connection;
+        const conn =
+          open !== undefined && !open.closed ? open : await abortable(connection(slot), signal);
+        return await callOn(
+          slot,
+          conn,
+          server,
+          tool,
+          args,
+          idempotencyKey,
+          callOptions.timeoutMs,
+          signal,
+        );
+      } finally {
+        linked?.unlink();
       }
-      return unwrapToolResult(server, tool, result);
     },
 
     async close() {
@@ -274,6 +304,35 @@ function isZodError(error: unknown): error is Error {
 }
 
 /** Waits for `promise` but gives up when `signal` aborts (the shared work goes on for others). */
+/**
+ * The MCP SDK adds an abort listener to a request's signal and never removes it, so a signal
+ * shared by many calls (a program's run) would collect one listener, and at its end send one
+ * `notifications/cancelled`, per call ever made. Each call gets a signal of its own instead,
+ * linked to the shared one through a single listener.
+ */
+const links = new WeakMap<AbortSignal, Set<AbortController>>();
+
+function link(outer: AbortSignal): { signal: AbortSignal; unlink(): void } {
+  let pending = links.get(outer);
+  if (pending === undefined) {
+    const set = new Set<AbortController>();
+    pending = set;
+    links.set(outer, set);
+    outer.addEventListener(
+      "abort",
+      () => {
+        for (const controller of set) controller.abort(outer.reason);
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  const controller = new AbortController();
+  const set = pending;
+  set.add(controller);
+  return { signal: controller.signal, unlink: () => set.delete(controller) };
+}
+
 function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(signal.reason);
