@@ -220,13 +220,11 @@ async function finishJob(deps: RunJobDeps, jobId: string, run: number, data: Fin
  * just look queued again, and its redelivery replays from checkpoints that are durable.
  */
 async function startRun(db: Db, jobId: string, run: number): Promise<Job | undefined> {
-  const [, rows] = await db.$transaction([
-    db.$executeRaw`SET LOCAL synchronous_commit = off`,
-    db.$queryRaw<Job[]>`
-      UPDATE "Job" SET status = 'running', attempts = attempts + 1,
-        deliveries = deliveries + 1, "startedAt" = now()
-      WHERE id = ${jobId}::uuid AND run = ${run} AND status IN ('queued', 'running')
-      RETURNING *`,
-  ]);
+  const rows = await db.$queryRaw<Job[]>`
+    UPDATE "Job" SET status = 'running', attempts = attempts + 1,
+      deliveries = deliveries + 1, "startedAt" = now()
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    WHERE id = ${jobId}::uuid AND run = ${run} AND status IN ('queued', 'running')
+    RETURNING "Job".*`;
   return rows[0];
 }
