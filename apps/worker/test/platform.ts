@@ -43,7 +43,7 @@ export interface Platform {
   submit(job: Partial<NewJob> & { code: string }): Promise<Job>;
   waitFor(jobId: string, statuses: JobStatus[], timeoutMs?: number): Promise<Job>;
   executions(): Promise<
-    Array<{ tool: string; args: Record<string, unknown>; idempotencyKey?: string }>
+    Array<{ tool: string; args: Record<string, unknown>; idempotencyKey?: string; pid: number }>
   >;
   close(): Promise<void>;
 }
