@@ -1,60 +1,53 @@
 import { resolveMethod, type ToolHost } from "@turtle/bindings";
-import { createStepKeyer } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
 import type { CheckpointWriter } from "./checkpoints.ts";
 
 /** What a run knows of a job's earlier checkpoints. */
-export interface PriorStep {
-  key: string;
-  status: "succeeded" | "failed";
-  result: unknown;
-  seq: number;
+export interface PriorSteps {
+  /** Results of succeeded steps by key, when the host answers replays (else the isolate does). */
+  results: ReadonlyMap<string, unknown>;
+  /** The highest `seq` used so far, -1 for none. */
+  maxSeq: number;
 }
 
 export interface DurableStepsInit {
   jobId: string;
   attempt: number;
   host: ToolHost;
-  prior: readonly PriorStep[];
+  prior: PriorSteps;
   checkpoints: CheckpointWriter;
   /** Bounds calls in flight to one server from this worker. */
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
 }
 
 /**
- * Makes every tool call of one run a step: a call whose key has a succeeded checkpoint is
- * replayed from it; any other is executed — carrying `jobId:key` as its idempotency key, so a
- * server can drop the duplicate that a crash between execution and checkpoint can cause — and
- * checkpointed.
+ * Makes every tool call of one run a step, keyed by the step key the sandbox derived. A call
+ * whose key has a succeeded checkpoint is replayed (usually inside the isolate already; here
+ * when the checkpoints were too large to hand it); any other is executed — carrying
+ * `jobId:key` as its idempotency key, so a server can drop the duplicate that a crash between
+ * execution and checkpoint can cause — and checkpointed.
  */
 export class DurableSteps {
   executed = 0;
   readonly replayedKeys: string[] = [];
-  private readonly done = new Map<string, PriorStep>();
-  private readonly keyOf = createStepKeyer();
   private nextSeq: number;
   private readonly init: DurableStepsInit;
 
   constructor(init: DurableStepsInit) {
     this.init = init;
-    let maxSeq = -1;
-    for (const step of init.prior) {
-      if (step.status === "succeeded") this.done.set(step.key, step);
-      maxSeq = Math.max(maxSeq, step.seq);
-    }
-    this.nextSeq = maxSeq + 1;
+    this.nextSeq = init.prior.maxSeq + 1;
   }
 
   /** The sandbox's invoker. */
   readonly invoke = async (call: ToolCall): Promise<unknown> => {
     const { host, jobId, attempt, checkpoints, limit } = this.init;
     const target = resolveMethod(host.catalog, call.namespace, call.method);
-    if (target === undefined) return host.invoke(call);
-    const key = this.keyOf(target.server, target.tool, call.args);
-    const prior = this.done.get(key);
-    if (prior !== undefined) {
+    const key = call.key;
+    if (target === undefined || key === undefined) return host.invoke(call);
+    const results = this.init.prior.results;
+    if (results.has(key)) {
       this.replayedKeys.push(key);
-      return prior.result;
+      return results.get(key);
     }
     const seq = this.nextSeq++;
     const startedAt = new Date();

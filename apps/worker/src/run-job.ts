@@ -4,7 +4,7 @@ import { type LogEntry, type RunError, type RunResult, runProgram } from "@turtl
 import { type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CheckpointWriter } from "./checkpoints.ts";
-import { DurableSteps, type PriorStep } from "./durable-steps.ts";
+import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
 import type { ToolHosts } from "./tool-hosts.ts";
 
 export interface RunJobDeps {
@@ -17,6 +17,31 @@ export interface RunJobDeps {
   /** Registers the run so a cancel request (from any API instance) can stop it. */
   track: (jobId: string, controller: AbortController) => () => void;
   log: (fields: Record<string, unknown>, message: string) => void;
+}
+
+interface Prior {
+  steps: PriorSteps;
+  /** JSON text of succeeded steps' results by key, for the isolate to replay from. */
+  replay?: string;
+}
+
+const NO_PRIOR: Prior = { steps: { results: new Map(), maxSeq: -1 } };
+
+/**
+ * A job's checkpoints, read as one JSON text. Handed to the isolate as is, replays cost no host
+ * round trip; past a share of the isolate's memory the host keeps them and answers instead.
+ */
+async function loadPrior(db: Db, jobId: string, memoryMb: number): Promise<Prior> {
+  const [row] = await db.$queryRaw<Array<{ replay: string; maxSeq: number }>>`
+    SELECT COALESCE(json_object_agg(key, result) FILTER (WHERE status = 'succeeded'), '{}')::text AS replay,
+      COALESCE(max(seq), -1)::int AS "maxSeq"
+    FROM "Step" WHERE "jobId" = ${jobId}::uuid`;
+  const text = row?.replay ?? "{}";
+  const maxSeq = row?.maxSeq ?? -1;
+  if (text.length <= (memoryMb * 1024 * 1024) / 8) {
+    return { steps: { results: new Map(), maxSeq }, replay: text };
+  }
+  return { steps: { results: new Map(Object.entries(JSON.parse(text))), maxSeq } };
 }
 
 /** Why a run was aborted from the host side. */
@@ -61,13 +86,8 @@ export async function runJob(
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
   try {
-    const prior: PriorStep[] =
-      job.attempts > 1 || job.run > 0
-        ? ((await db.step.findMany({
-            where: { jobId },
-            select: { key: true, status: true, result: true, seq: true },
-          })) as PriorStep[])
-        : [];
+    const prior =
+      job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
     try {
       lease = await deps.toolHosts.acquire(job.servers);
     } catch (error) {
@@ -86,7 +106,7 @@ export async function runJob(
       jobId,
       attempt: job.attempts,
       host: lease.host,
-      prior,
+      prior: prior.steps,
       checkpoints: deps.checkpoints,
       limit: deps.limit,
     });
@@ -96,23 +116,25 @@ export async function runJob(
       invoke: steps.invoke,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
       signal: controller.signal,
+      durable: prior.replay === undefined ? {} : { replay: prior.replay },
     });
+    const replayedKeys = [...outcome.replayed, ...steps.replayedKeys];
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
       await deps.checkpoints.flush();
       return await handBack(deps, entry, token, jobId, run);
     }
     const executedSteps = job.executedSteps + steps.executed;
-    const replayedSteps = job.replayedSteps + steps.replayedKeys.length;
+    const replayedSteps = job.replayedSteps + replayedKeys.length;
     deps.log(
-      { jobId, ok: outcome.ok, executedSteps: steps.executed, replayed: steps.replayedKeys.length },
+      { jobId, ok: outcome.ok, executedSteps: steps.executed, replayed: replayedKeys.length },
       "job finished",
     );
     return await finish({
       ...outcomeData(outcome, config),
       executedSteps,
       replayedSteps,
-      replayedKeys: steps.replayedKeys,
+      replayedKeys,
     });
   } finally {
     shutdown.removeEventListener("abort", onShutdown);

@@ -18,4 +18,3 @@ export {
   serverView,
   splitSecrets,
 } from "./servers.ts";
-export { canonicalJson, createStepKeyer } from "./step-key.ts";

@@ -11,6 +11,7 @@
  *   isolated-vm have no prototype, so a program that pollutes `Object.prototype`, `JSON` or
  *   `Promise` can only confuse itself.
  * - Results, errors and logs leave as strings, size-checked here and again on the host.
+ * - Nothing that allocates past the memory limit unseen: no WebAssembly, no resizable buffers.
  *
  * A call sends (method id, JSON arguments); the host replies "R<json>" (a value) or "E<json>"
  * (an error to throw).
@@ -35,9 +36,10 @@ export function guestRuntime(
   const SetCtor = Set;
   const referenceApply = hostCall.apply;
   const stringSlice = String.prototype.slice;
-  const PromiseCtor = Promise;
   const promiseThen = Promise.prototype.then;
-  const promiseReject = Promise.reject;
+  const resolved = Promise.resolve();
+  const ProxyCtor = Proxy;
+  const reflectConstruct = Reflect.construct;
 
   const config = parse(configJson) as GuestConfig;
   const limits = config.limits;
@@ -82,6 +84,38 @@ export function guestRuntime(
 
   const slice = (text: string, end: number): string => reflectApply(stringSlice, text, [0, end]);
 
+  // ---- memory the limit does not see ----------------------------------------------------------
+
+  // isolated-vm's memory limit counts the V8 heap and ArrayBuffers from its allocator. WebAssembly
+  // memories and resizable ArrayBuffers (growable SharedArrayBuffers) are committed outside it: a
+  // 32 MB isolate committed 3 GB of the host's memory through them. A program that calls tools
+  // needs neither. The constructors are swapped for proxies that refuse `maxByteLength` and pass
+  // on the length alone (so a getter cannot answer differently the second time); the originals
+  // stay unreachable, as `prototype.constructor` points at the proxies too.
+  delete (globalThis as Record<string, unknown>).WebAssembly;
+  for (const name of ["ArrayBuffer", "SharedArrayBuffer"]) {
+    type Constructor = new (...args: unknown[]) => object;
+    const Original = (globalThis as Record<string, unknown>)[name] as Constructor;
+    const handler = createObject(null);
+    handler.construct = (target: Constructor, args: unknown[], newTarget: Constructor) => {
+      const options = args[1];
+      if (options !== null && typeof options === "object" && "maxByteLength" in options) {
+        throw new TypeErrorCtor(
+          `resizable ${name}s (maxByteLength) are not available in the sandbox; allocate the full length up front`,
+        );
+      }
+      return reflectConstruct(target, [args[0]], newTarget);
+    };
+    const slot = {
+      value: new ProxyCtor(Original, handler),
+      writable: true,
+      enumerable: false,
+      configurable: true,
+    };
+    defineProperty(globalThis, name, slot);
+    defineProperty(Original.prototype, "constructor", slot);
+  }
+
   // ---- tool calls --------------------------------------------------------------------------
 
   let started = 0;
@@ -107,8 +141,89 @@ export function guestRuntime(
     inFlight--;
     throw error;
   };
+  // The rejection happens a microtask later, when the program has had its chance to handle it:
+  // isolated-vm keeps a list of rejections without a handler and scans all of it each time one
+  // gets a handler, so 100,000 promises rejected on the spot (the calls past
+  // maxConcurrentCalls in a `Promise.all`) cost seconds of CPU before the limit error surfaced.
   const rejectWith = (error: Error): Promise<never> =>
-    reflectApply(promiseReject, PromiseCtor, [error]);
+    reflectApply(promiseThen, resolved, [
+      () => {
+        throw error;
+      },
+    ]);
+
+  // ---- step keys ------------------------------------------------------------------------------
+
+  // A step key names a call by what it asks: `namespace.method:<hash>#<n>`, the hash over the
+  // arguments as canonical JSON (keys sorted at every level), n the number of earlier calls in
+  // this run with the same method and arguments. Calls are made in program order, even under
+  // `Promise.all`, so a re-run derives the same keys, and an edited program that makes the same
+  // calls finds their checkpoints. Keys are the run's own business: the host scopes them to the
+  // job, so a program that forged them could only confuse itself.
+  const objectKeys = Object.keys;
+  const hasOwn = Object.hasOwn;
+  const imul = Math.imul;
+  const replay = config.replay;
+  const replayed: string[] = [];
+  const occurrences: Record<string, number> = createObject(null);
+
+  function canonical(value: unknown): string {
+    if (value === null || typeof value !== "object") return stringify(value) ?? "null";
+    if (isArray(value)) {
+      let out = "[";
+      for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonical(value[i]);
+      return `${out}]`;
+    }
+    const record = value as Record<string, unknown>;
+    const keys = objectKeys(record).sort();
+    let out = "{";
+    let first = true;
+    for (const name of keys) {
+      if (record[name] === undefined || typeof record[name] === "function") continue;
+      out += `${first ? "" : ","}${stringify(name)}:${canonical(record[name])}`;
+      first = false;
+    }
+    return `${out}}`;
+  }
+
+  const HEX = "0123456789abcdef";
+  function hex8(word: number): string {
+    let out = "";
+    for (let shift = 28; shift >= 0; shift -= 4) out += HEX[(word >>> shift) & 15];
+    return out;
+  }
+  function avalanche(word: number): number {
+    let x = word ^ (word >>> 16);
+    x = imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = imul(x, 0x846ca68b);
+    return x ^ (x >>> 16);
+  }
+
+  /** 128 bits from four independently multiplied lanes: not cryptographic, and need not be. */
+  function hash128(text: string): string {
+    let a = 0x811c9dc5 ^ text.length;
+    let b = 0x9e3779b9;
+    let c = 0x85ebca6b;
+    let d = 0xc2b2ae35;
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      a = imul(a ^ unit, 0x01000193);
+      b = imul(b ^ unit, 0x5bd1e995);
+      c = imul(c ^ unit, 0x27d4eb2d);
+      d = imul(d ^ unit, 0x165667b1);
+    }
+    return (
+      hex8(avalanche(a)) + hex8(avalanche(b ^ a)) + hex8(avalanche(c ^ b)) + hex8(avalanche(d ^ c))
+    );
+  }
+
+  function stepKey(label: string, args: unknown): string {
+    const base = `${label}:${hash128(canonical(args))}`;
+    const n = occurrences[base] ?? 0;
+    occurrences[base] = n + 1;
+    return `${base}#${n}`;
+  }
 
   function makeMethod(namespace: string, method: string, id: number) {
     const label = `${namespace}.${method}`;
@@ -151,9 +266,22 @@ export function guestRuntime(
           ),
         );
       }
+      let key: string | undefined;
+      if (config.durable) {
+        key = stepKey(label, args);
+        if (replay !== null && hasOwn(replay, key)) {
+          replayed[replayed.length] = key;
+          const value = replay[key];
+          return reflectApply(promiseThen, resolved, [() => value]);
+        }
+      }
       started++;
       inFlight++;
-      const pending = reflectApply(referenceApply, hostCall, [undefined, [id, json], applyOptions]);
+      const pending = reflectApply(referenceApply, hostCall, [
+        undefined,
+        [id, json, key],
+        applyOptions,
+      ]);
       return reflectApply(promiseThen, pending, [settle, settleFailed]);
     };
     defineProperty(call, "name", { value: method });
@@ -328,17 +456,23 @@ export function guestRuntime(
     try {
       if (error !== null && (typeof error === "object" || typeof error === "function")) {
         const thrown = error as Record<string, unknown>;
+        let message = readString(thrown.message, "", 8_000);
+        // `throw {}` and the like say nothing by themselves: name the value instead.
+        if (message === "" && !(error instanceof ErrorCtor)) {
+          message = `Uncaught ${readString(formatValue(error), "", 200)}`;
+        }
         out = {
           name: readString(thrown.name, "Error", 200),
-          message: readString(thrown.message, "", 8_000),
+          message,
           stack: typeof thrown.stack === "string" ? slice(thrown.stack, 16_000) : undefined,
         };
+        // The program can construct these itself (`new ToolError(msg, hugeObject, …)`).
         if (error instanceof ToolError) {
-          out.server = error.server;
-          out.tool = error.tool;
-          out.code = error.code;
+          out.server = readString(error.server, "", 200);
+          out.tool = readString(error.tool, "", 200);
+          out.code = readString(error.code, "", 200);
         }
-        if (error instanceof LimitError) out.limit = error.limit;
+        if (error instanceof LimitError) out.limit = readString(error.limit, "", 200);
       } else {
         out = {
           name: "Error",
@@ -351,14 +485,19 @@ export function guestRuntime(
     return `E${stringify(out)}`;
   }
 
+  // The reply's envelope: its tag, the replayed step keys, NUL, its body. Built inside `run`, so
+  // the promise handed to isolated-vm is the async function's own (a `then` on it would consult
+  // a species the program can replace).
+  const envelope = (reply: string): string =>
+    `${reply[0]}${stringify(replayed)}\0${reflectApply(stringSlice, reply, [1])}`;
   const run = async (): Promise<string> => {
     let value: unknown;
     try {
       value = await main();
     } catch (error) {
-      return encodeError(error);
+      return envelope(encodeError(error));
     }
-    return encodeResult(value);
+    return envelope(encodeResult(value));
   };
   return run();
 }
@@ -371,6 +510,10 @@ interface GuestReference {
 export interface GuestConfig {
   input: unknown;
   namespaces: Array<[string, string[]]>;
+  /** Whether calls carry step keys. */
+  durable: boolean;
+  /** Step key → result, for calls answered without the host. */
+  replay: Record<string, unknown> | null;
   limits: {
     maxArgBytes: number;
     maxLogBytes: number;

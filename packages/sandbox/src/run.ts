@@ -13,6 +13,12 @@ export interface ToolCall {
   readonly signal: AbortSignal;
   /** 0-based, in the order the program started its calls. */
   readonly index: number;
+  /**
+   * With `durable`, the call's step key: `namespace.method:<hash of canonical args>#<n>`, where
+   * n counts earlier calls with the same method and arguments in this run. Calls are made in
+   * program order, even under `Promise.all`, so a re-run of the program derives the same keys.
+   */
+  readonly key?: string;
 }
 
 /**
@@ -41,6 +47,12 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Name the program's errors are reported against. */
   filename?: string;
+  /**
+   * Gives every tool call a step key (`ToolCall.key`). `replay` is JSON text of an object from
+   * step keys to results: a call whose key is there is answered inside the isolate, without a
+   * host round trip, and its key reported in `replayed`.
+   */
+  durable?: { replay?: string };
   /** Called for each console line as it happens (logs are also in the result). */
   onLog?: (entry: LogEntry) => void;
 }
@@ -74,12 +86,17 @@ export interface RunStats {
   readonly wallMs: number;
   readonly cpuMs: number;
   readonly toolCalls: number;
-  /** Largest V8 heap (plus external memory) seen; sampled, so an approximation. */
+  /**
+   * Largest V8 heap (plus external memory) seen; sampled every 50 ms, so an approximation (0 for
+   * a run that ends before the first sample).
+   */
   readonly heapPeakBytes: number;
 }
 
 interface RunOutcomeBase {
   readonly logs: LogEntry[];
+  /** Step keys answered from `durable.replay`, in call order. */
+  readonly replayed: string[];
   readonly stats: RunStats;
 }
 export type RunResult =
@@ -88,7 +105,10 @@ export type RunResult =
 
 const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
 const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
+const ISOLATE_BOUNDARY = /\n\s+at \(?<isolated-vm boundary>/;
 const WATCH_INTERVAL_MS = 10;
+/** Namespace and method identifiers, a hash and a count fit well within this. */
+const MAX_KEY_LENGTH = 1024;
 /** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
 const HEAP_SAMPLE_EVERY = 5;
 const MIB = 1024 * 1024;
@@ -104,9 +124,10 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
   const startedAt = performance.now();
   const logs: LogEntry[] = [];
   const stats = { wallMs: 0, cpuMs: 0, toolCalls: 0, heapPeakBytes: 0 };
+  const replayed: string[] = [];
   const finish = (outcome: { ok: true; result: unknown } | { ok: false; error: RunError }) => {
     stats.wallMs = performance.now() - startedAt;
-    return { ...outcome, logs, stats } as RunResult;
+    return { ...outcome, logs, replayed, stats } as RunResult;
   };
 
   const limits = resolveLimits(options.limits);
@@ -132,6 +153,7 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
     limits,
     options,
     logs,
+    replayed,
     stats,
     startedAt,
   });
@@ -167,9 +189,10 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
   if (namespaces.length > 0 && options.invoke === undefined) {
     return "namespaces were given without an invoke function";
   }
-  const config: GuestConfig = {
+  const config: Omit<GuestConfig, "replay"> = {
     input: options.input ?? null,
     namespaces,
+    durable: options.durable !== undefined,
     limits: {
       maxArgBytes: limits.maxArgBytes,
       maxLogBytes: limits.maxLogBytes,
@@ -179,7 +202,11 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
     },
   };
   try {
-    return { configJson: JSON.stringify(config), methods: methodRefs };
+    // The replay table is spliced in as the text it came as: it can be large, and only the
+    // guest needs it parsed.
+    const head = JSON.stringify(config).slice(0, -1);
+    const replay = options.durable?.replay ?? "null";
+    return { configJson: `${head},"replay":${replay}}`, methods: methodRefs };
   } catch (error) {
     return `input is not JSON: ${(error as Error).message}`;
   }
@@ -199,6 +226,7 @@ interface ExecutionInit {
   program: CompiledProgram;
   configJson: string;
   methods: readonly MethodRef[];
+  replayed: string[];
   limits: Limits;
   options: RunOptions;
   logs: LogEntry[];
@@ -214,6 +242,9 @@ class Execution {
   private logBytes = 0;
   private inFlight = 0;
   private heapRequest = false;
+  /** Resolves once kill() has disposed the isolate. */
+  private readonly killed: Promise<undefined>;
+  private markKilled: () => void = () => {};
   private runStartedAt = 0;
   private ticks = 0;
   private watchdog: NodeJS.Timeout | undefined;
@@ -221,6 +252,7 @@ class Execution {
   private readonly program: CompiledProgram;
   private readonly configJson: string;
   private readonly methods: readonly MethodRef[];
+  private readonly replayed: string[];
   private readonly limits: Limits;
   private readonly options: RunOptions;
   private readonly logs: LogEntry[];
@@ -231,12 +263,16 @@ class Execution {
     this.program = init.program;
     this.configJson = init.configJson;
     this.methods = init.methods;
+    this.replayed = init.replayed;
     this.limits = init.limits;
     this.options = init.options;
     this.logs = init.logs;
     this.stats = init.stats;
     this.startedAt = init.startedAt;
     this.isolate = new ivm.Isolate({ memoryLimit: init.limits.memoryMb });
+    this.killed = new Promise((resolve) => {
+      this.markKilled = () => resolve(undefined);
+    });
   }
 
   async run(filename: string) {
@@ -253,14 +289,28 @@ class Execution {
 
     let reply: string | undefined;
     let thrown: unknown;
+    let evaluating = false;
     try {
       const context = isolate.createContextSync();
       const runtime = loadRuntime(isolate).runSync(context, { reference: true });
-      reply = await context.evalClosure(
-        closureSource(this.program),
-        [hostCall, hostLog, this.configJson, runtime],
-        { filename: SCRIPT_URL, lineOffset: -1, result: { promise: true, copy: true } },
-      );
+      evaluating = true;
+      const evaluation: Promise<string> = (async () =>
+        context.evalClosure(
+          closureSource(this.program),
+          [hostCall, hostLog, this.configJson, runtime],
+          { filename: SCRIPT_URL, result: { promise: true, copy: true } },
+        ))();
+      // The run ends on the kill, not on isolated-vm's word: now and then (about one dispose in
+      // a few hundred, more on a busy machine) it neither stops an isolate spinning in a
+      // microtask after a tool call nor settles the evaluation. Its late rejection is dropped.
+      evaluation.catch(() => {});
+      reply = await Promise.race([evaluation, this.killed]);
+      // The reply can overtake the program's last console lines: isolated-vm may deliver it
+      // through a task queued before them (when the program settled before that task ran).
+      // Those lines are then queued behind it in the batch isolated-vm runs before Node's
+      // next phase, so one turn of the event loop lands them. (Without it, a line logged after
+      // a tool call was missing from two runs in three.)
+      await new Promise((resolve) => setImmediate(resolve));
     } catch (error) {
       thrown = error;
     } finally {
@@ -278,8 +328,21 @@ class Execution {
         KILL_NAMES[this.killedFor],
       );
     }
-    if (reply === undefined) return this.describeHostFailure(thrown, filename);
-    return this.decodeReply(reply, filename);
+    if (reply === undefined) return this.describeHostFailure(thrown, filename, evaluating);
+    // The reply is the program's to forge (a Promise species it poisoned can stand in for the
+    // runtime's last promise and settle with anything): whatever arrives, runProgram must not
+    // throw.
+    try {
+      if (typeof reply !== "string") throw new TypeError(`it is ${typeof reply}, not a string`);
+      return this.decodeReply(reply, filename);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return failure(
+        "result_error",
+        `The program's reply could not be read (${reason})`,
+        "ResultError",
+      );
+    }
   }
 
   /**
@@ -295,10 +358,18 @@ class Execution {
     this.watchdog = setTimeout(this.tick, WATCH_INTERVAL_MS);
   };
 
-  private readonly handleCall = (id: unknown, json: unknown): Promise<string> | string => {
+  private readonly handleCall = (
+    id: unknown,
+    json: unknown,
+    key: unknown,
+  ): Promise<string> | string => {
     const target = typeof id === "number" ? this.methods[id] : undefined;
     if (target === undefined || typeof json !== "string") {
       return toolFailure("a tool call must name a method of this run", "", "");
+    }
+    const durable = this.options.durable !== undefined;
+    if (durable && (typeof key !== "string" || key.length > MAX_KEY_LENGTH)) {
+      return toolFailure("a durable tool call must carry its step key", "", "");
     }
     const { limits, options } = this;
     const { namespace, method } = target;
@@ -328,7 +399,14 @@ class Execution {
     let pending: Promise<unknown>;
     try {
       const args: unknown = JSON.parse(json);
-      pending = invoke({ namespace, method, args, signal: this.calls.signal, index });
+      pending = invoke({
+        namespace,
+        method,
+        args,
+        signal: this.calls.signal,
+        index,
+        ...(durable ? { key: key as string } : {}),
+      });
     } catch (error) {
       this.inFlight--;
       return encodeToolError(error, target);
@@ -345,8 +423,19 @@ class Execution {
     );
   };
 
-  private encodeToolResult(value: unknown, { namespace, method }: MethodRef): string {
-    const out = JSON.stringify(value === undefined ? null : value);
+  private encodeToolResult(value: unknown, target: MethodRef): string {
+    const { namespace, method } = target;
+    let out: string;
+    try {
+      out = JSON.stringify(value === undefined ? null : value);
+    } catch (error) {
+      // Thrown from here, the host's TypeError (host stack and all) would reach the program.
+      const reason = error instanceof Error ? error.message : "it cannot be serialized";
+      return encodeToolError(
+        new Error(`${namespace}.${method}() returned a value that is not JSON: ${reason}`),
+        target,
+      );
+    }
     if (out.length > this.limits.maxToolResultBytes) {
       return limitFailure(
         `${namespace}.${method}() returned ${out.length} bytes, over the ${this.limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
@@ -396,11 +485,9 @@ class Execution {
       return;
     }
     this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
-    try {
-      this.recordHeap(this.isolate.getHeapStatisticsSync());
-    } catch {
-      // A run that ends in a kill leaves nothing to sample.
-    }
+    // No last heap sample here: it takes the isolate's lock, and the program may still be
+    // running after its result came out (a microtask storm it left behind, which dispose()
+    // ends). Waiting for the lock blocked the host's thread, and with it every timer, for good.
   }
 
   private kill(reason: RunErrorCode) {
@@ -409,29 +496,50 @@ class Execution {
     this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
     this.calls.abort();
     this.isolate.dispose();
+    this.markKilled();
   }
 
-  private describeHostFailure(thrown: unknown, filename: string) {
+  private describeHostFailure(thrown: unknown, filename: string, evaluating: boolean) {
     const message = thrown instanceof Error ? thrown.message : String(thrown);
     if (/memory limit/i.test(message)) {
       return failure("memory_limit", killMessage("memory_limit", this.limits), "MemoryLimitError");
     }
-    // A SyntaxError the transform let through, or a throw while installing the runtime.
-    const stack = thrown instanceof Error ? thrown.stack : undefined;
+    const name = thrown instanceof Error ? thrown.name : "Error";
+    // isolated-vm appends the host's own frames after a boundary line: never hand those out.
+    const stack = thrown instanceof Error ? thrown.stack?.split(ISOLATE_BOUNDARY)[0] : undefined;
     const mapped = mapStack(stack, this.program, SCRIPT_URL, filename);
-    return {
-      ok: false as const,
-      error: {
-        code: "internal_error" as const,
-        name: thrown instanceof Error ? thrown.name : "Error",
-        message,
-        line: mapped.line,
-        column: mapped.column,
-      },
+    // A failure to set the isolate up, a SyntaxError the transform let through, or a throw
+    // while installing the runtime: no frame of the program's (it cannot run before that).
+    const ours = mapped.line === null && (name === "SyntaxError" || stack?.includes(RUNTIME_URL));
+    if (!evaluating || ours) {
+      return {
+        ok: false as const,
+        error: { code: "internal_error" as const, name, message, line: null, column: null },
+      };
+    }
+    // Otherwise it is a rejection the program left unhandled: isolated-vm ends the evaluation
+    // with one still unhandled at the end of the first task (the program's synchronous start
+    // and the microtasks after it), in place of the result. It never reports one left
+    // unhandled later, after the program has awaited a tool call.
+    const error: RunError = {
+      code: errorCode(name),
+      name,
+      message: `Unhandled promise rejection: ${message}`,
+      line: mapped.line,
+      column: mapped.column,
+      ...(mapped.stack === undefined ? {} : { stack: mapped.stack }),
     };
+    return { ok: false as const, error };
   }
 
-  private decodeReply(reply: string, filename: string) {
+  private decodeReply(envelope: string, filename: string) {
+    // "<R|E><replayed keys as JSON>\0<body>": the keys come first, whatever the outcome.
+    const split = envelope.indexOf("\0");
+    const replayed = JSON.parse(envelope.slice(1, split)) as unknown;
+    if (Array.isArray(replayed)) {
+      for (const key of replayed) if (typeof key === "string") this.replayed.push(key);
+    }
+    const reply = envelope[0] + envelope.slice(split + 1);
     if (Buffer.byteLength(reply) > this.limits.maxResultBytes + 64 * 1024) {
       return failure(
         "result_error",
@@ -450,14 +558,7 @@ class Execution {
       code?: string;
     };
     const mapped = mapStack(thrown.stack, this.program, SCRIPT_URL, filename);
-    const code: RunErrorCode =
-      thrown.name === "ToolError"
-        ? "tool_error"
-        : thrown.name === "LimitError"
-          ? "limit_exceeded"
-          : thrown.name === "ResultError"
-            ? "result_error"
-            : "runtime_error";
+    const code = errorCode(thrown.name);
     const error: RunError = {
       code,
       name: thrown.name,
@@ -471,12 +572,27 @@ class Execution {
   }
 }
 
+/** The code of an error the program threw (or left unhandled), by its name. */
+function errorCode(name: string): RunErrorCode {
+  if (name === "ToolError") return "tool_error";
+  if (name === "LimitError") return "limit_exceeded";
+  if (name === "ResultError") return "result_error";
+  return "runtime_error";
+}
+
 function closureSource(program: CompiledProgram): string {
-  // Line 1 is the prelude; `lineOffset: -1` makes the program's lines report as its own. The
-  // program's function is built inside a function whose parameters shadow the closure's, so
-  // the program cannot name `$0` (the host reference) or `$3` (the runtime).
+  // The prelude shares line 1 with the program's wrapper line, so the program's lines report
+  // as they are in `js` (no `lineOffset`: V8 leaves it out of an `eval`'s origin, which then
+  // pointed one line below the call). The program's function is built inside a function whose
+  // parameters shadow the closure's, so the program cannot name `$0` (the host reference) or
+  // `$3` (the runtime). The program's expression is evaluated inside `main()`, after the
+  // runtime has captured its intrinsics: esbuild's output is one function expression only if
+  // the program keeps to its body, and a program that closes the wrapper early
+  // (`}, sideEffect(), async function () {`) would otherwise run first, swap `Reflect.apply`
+  // and be handed the host reference. The call of the program's function sits on a line past
+  // the program's, so stacks drop its frame.
   const js = program.js.endsWith(";") ? program.js.slice(0, -1) : program.js;
-  return `"use strict";\nreturn $3.deref()($0, $1, $2, (function ($0, $1, $2, $3) { return ${js}; })());\n`;
+  return `"use strict"; return $3.deref()($0, $1, $2, () => (function ($0, $1, $2, $3) { return ${js}; })()\n());\n`;
 }
 
 const RUNTIME_SCRIPT = `(${GUEST_RUNTIME_SOURCE})`;

@@ -21,7 +21,12 @@ describe("runProgram", () => {
     const run = await runProgram("type T = { a: number };\nconst t: T | null = null;\n\nt!.a;");
     expect(run.ok).toBe(false);
     if (run.ok) return;
-    expect(run.error).toMatchObject({ code: "runtime_error", name: "TypeError", line: 4, column: 4 });
+    expect(run.error).toMatchObject({
+      code: "runtime_error",
+      name: "TypeError",
+      line: 4,
+      column: 4,
+    });
     expect(run.error.stack).toContain("program.ts:4:4");
   });
 });

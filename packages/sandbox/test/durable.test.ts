@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { runProgram, type ToolCall } from "../src/index.ts";
+
+const namespaces = { tools: ["echo"] };
+
+async function record(code: string, replay?: string) {
+  const calls: ToolCall[] = [];
+  const run = await runProgram(code, {
+    namespaces,
+    invoke: async (call) => {
+      calls.push(call);
+      return call.args;
+    },
+    durable: replay === undefined ? {} : { replay },
+  });
+  return { run, keys: calls.map((call) => call.key) };
+}
+
+describe("step keys", () => {
+  it("name a call by method, canonical arguments and occurrence", async () => {
+    const { run, keys } = await record(
+      "await tools.echo({ a: 1, b: [2, { c: 3, d: 4 }] });\nawait tools.echo({ b: [2, { d: 4, c: 3 }], a: 1 });\nawait tools.echo({ a: 2 });",
+    );
+    expect(run.ok).toBe(true);
+    expect(keys[0]).toMatch(/^tools\.echo:[0-9a-f]{32}#0$/);
+    // Same arguments in another key order: the same step, one occurrence later.
+    expect(keys[1]).toBe(keys[0]?.replace("#0", "#1"));
+    expect(keys[2]?.split("#")[0]).not.toBe(keys[0]?.split("#")[0]);
+  });
+
+  it("are the same under Promise.all and in an edited program making the same calls", async () => {
+    const fanOut = await record(
+      "await Promise.all(Array.from({ length: 50 }, (_, i) => tools.echo({ item: i % 10 })));",
+    );
+    const edited = await record(
+      "// rewritten as a loop\nfor (let n = 0; n < 50; n++) {\n  await tools.echo({ item: n % 10 });\n}",
+    );
+    expect(new Set(fanOut.keys).size).toBe(50);
+    expect(edited.keys).toEqual(fanOut.keys);
+  });
+
+  it("answer calls from the replay table inside the isolate, reporting their keys", async () => {
+    const code =
+      "const a = await tools.echo({ n: 1 });\nconst b = await tools.echo({ n: 2 });\nreturn [a, b];";
+    const first = await record(code);
+    const [firstKey, secondKey] = first.keys;
+    const replay = JSON.stringify({ [firstKey ?? ""]: { n: 1, replayed: true } });
+    const again = await record(code, replay);
+    expect(again.run).toMatchObject({ ok: true, result: [{ n: 1, replayed: true }, { n: 2 }] });
+    expect(again.run.replayed).toEqual([firstKey]);
+    expect(again.keys).toEqual([secondKey]);
+  });
+
+  it("report replayed keys when the program then fails", async () => {
+    const first = await record("await tools.echo({ n: 1 });");
+    const replay = JSON.stringify({ [first.keys[0] ?? ""]: null });
+    const again = await record("await tools.echo({ n: 1 });\nthrow new Error('later');", replay);
+    expect(again.run.ok).toBe(false);
+    expect(again.run.replayed).toEqual(first.keys);
+  });
+});
