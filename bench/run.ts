@@ -4,12 +4,14 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { benchApi } from "./api.ts";
+import { benchDeclarations } from "./declarations.ts";
 import { type Figure, formatTable, passes } from "./measure.ts";
 import { benchPlatform } from "./platform.ts";
 import { benchSandbox } from "./sandbox.ts";
 
 const suites: Array<[string, () => Promise<Figure[]>]> = [
   ["sandbox", benchSandbox],
+  ["declarations", benchDeclarations],
   ["platform", benchPlatform],
   ["api", benchApi],
 ];

@@ -1,8 +1,46 @@
-// How long buildCatalog + renderDeclarations take for 1,000 tools of realistic shape (nested
-// objects, enums, unions, arrays, $defs with a cycle, descriptions). Not a test: run it with
-//   node packages/bindings/scripts/bench-declarations.ts
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
-import { buildCatalog, renderDeclarations } from "../src/index.ts";
+import { buildCatalog, renderDeclarations } from "@turtle/bindings";
+import type { Figure } from "./measure.ts";
+
+/**
+ * Declarations for 1,000 tools of realistic shape (nested objects, enums, unions, arrays,
+ * `$defs` with a cycle, descriptions, output schemas), beside serializing the same tool list as
+ * JSON — the least any consumer of the schemas does.
+ */
+export async function benchDeclarations(): Promise<Figure[]> {
+  const time = (fn: () => unknown) => {
+    const started = performance.now();
+    fn();
+    return performance.now() - started;
+  };
+  const render = () => renderDeclarations(buildCatalog(servers));
+  const serialize = () => JSON.stringify(servers);
+  const cold = time(render);
+  const warm: number[] = [];
+  const baseline: number[] = [];
+  for (let i = 0; i < 21; i++) {
+    warm.push(time(render));
+    baseline.push(time(serialize));
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? 0;
+  const json = { name: "JSON.stringify of the tool list", value: median(baseline) };
+  return [
+    {
+      name: `declarations for ${SERVERS * TOOLS_PER_SERVER} tools (median)`,
+      unit: "ms",
+      value: median(warm),
+      baseline: json,
+      target: { kind: "max", value: 200 },
+    },
+    {
+      name: `declarations for ${SERVERS * TOOLS_PER_SERVER} tools (first, cold JIT)`,
+      unit: "ms",
+      value: cold,
+      baseline: json,
+      target: { kind: "max", value: 200 },
+    },
+  ];
+}
 
 const SERVERS = 10;
 const TOOLS_PER_SERVER = 100;
@@ -60,18 +98,3 @@ const servers = Array.from({ length: SERVERS }, (_, s) => ({
   name: `server-${s}`,
   tools: Array.from({ length: TOOLS_PER_SERVER }, (_, t) => tool(s * TOOLS_PER_SERVER + t)),
 }));
-
-function once(): { ms: number; chars: number } {
-  const start = performance.now();
-  const text = renderDeclarations(buildCatalog(servers));
-  return { ms: performance.now() - start, chars: text.length };
-}
-
-once(); // warm up the JIT, as a long-lived API process would be
-const runs = Array.from({ length: 20 }, once).sort((a, b) => a.ms - b.ms);
-const median = runs[Math.floor(runs.length / 2)];
-const cold = runs.at(-1);
-console.log(
-  `${SERVERS * TOOLS_PER_SERVER} tools: median ${median?.ms.toFixed(1)} ms, ` +
-    `slowest ${cold?.ms.toFixed(1)} ms, ${median?.chars} characters of declarations`,
-);
