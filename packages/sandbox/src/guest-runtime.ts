@@ -137,10 +137,6 @@ export function guestRuntime(
     if (body.name === "LimitError") throw new LimitError(body.message, body.limit);
     throw new ToolError(body.message, body.server, body.tool, body.code);
   };
-  const settleFailed = (error: unknown): never => {
-    inFlight--;
-    throw error;
-  };
   // The rejection happens a microtask later, when the program has had its chance to handle it:
   // isolated-vm keeps a list of rejections without a handler and scans all of it each time one
   // gets a handler, so 100,000 promises rejected on the spot (the calls past
@@ -279,10 +275,12 @@ export function guestRuntime(
       inFlight++;
       const pending = reflectApply(referenceApply, hostCall, [
         undefined,
-        [id, json, key],
+        key === undefined ? [id, json] : [id, json, key],
         applyOptions,
       ]);
-      return reflectApply(promiseThen, pending, [settle, settleFailed]);
+      // No rejection handler: the host answers every call, errors included, with a reply; the
+      // call's promise rejects only when the run is over and the isolate going away.
+      return reflectApply(promiseThen, pending, [settle]);
     };
     defineProperty(call, "name", { value: method });
     return call;
@@ -306,6 +304,7 @@ export function guestRuntime(
 
   let logChars = 0;
   let logClosed = false;
+  let logLinesSent = 0;
   const MAX_VALUE_CHARS = 10_000;
 
   function formatValue(value: unknown): string {
@@ -353,12 +352,14 @@ export function guestRuntime(
     logChars += text.length + 1;
     if (logChars > limits.maxLogBytes) {
       logClosed = true;
+      logLinesSent++;
       hostLog(
         "warn",
         `[turtle] log limit of ${limits.maxLogBytes} bytes reached; later output dropped`,
       );
       return;
     }
+    logLinesSent++;
     hostLog(level, text);
   }
 
@@ -485,11 +486,11 @@ export function guestRuntime(
     return `E${stringify(out)}`;
   }
 
-  // The reply's envelope: its tag, the replayed step keys, NUL, its body. Built inside `run`, so
+  // The reply's envelope: its tag, [the replayed step keys, console lines sent], NUL, its body. Built inside `run`, so
   // the promise handed to isolated-vm is the async function's own (a `then` on it would consult
   // a species the program can replace).
   const envelope = (reply: string): string =>
-    `${reply[0]}${stringify(replayed)}\0${reflectApply(stringSlice, reply, [1])}`;
+    `${reply[0]}${stringify([replayed, logLinesSent])}\0${reflectApply(stringSlice, reply, [1])}`;
   const run = async (): Promise<string> => {
     let value: unknown;
     try {

@@ -246,6 +246,7 @@ class Execution {
   private readonly killed: Promise<undefined>;
   private markKilled: () => void = () => {};
   private runStartedAt = 0;
+  private logLinesReceived = 0;
   private ticks = 0;
   private watchdog: NodeJS.Timeout | undefined;
 
@@ -309,8 +310,11 @@ class Execution {
       // through a task queued before them (when the program settled before that task ran).
       // Those lines are then queued behind it in the batch isolated-vm runs before Node's
       // next phase, so one turn of the event loop lands them. (Without it, a line logged after
-      // a tool call was missing from two runs in three.)
-      await new Promise((resolve) => setImmediate(resolve));
+      // a tool call was missing from two runs in three.) The reply says how many lines were
+      // sent, so a run whose lines are all in skips the turn.
+      if (typeof reply === "string" && this.logLinesReceived < sentLogLines(reply)) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     } catch (error) {
       thrown = error;
     } finally {
@@ -446,6 +450,7 @@ class Execution {
   }
 
   private readonly handleLog = (level: unknown, text: unknown) => {
+    this.logLinesReceived++;
     if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof text !== "string") return;
     // The guest cuts at maxLogBytes and adds one marker line; this bound holds whatever it does.
     const bytes = Buffer.byteLength(text) + 1;
@@ -533,9 +538,10 @@ class Execution {
   }
 
   private decodeReply(envelope: string, filename: string) {
-    // "<R|E><replayed keys as JSON>\0<body>": the keys come first, whatever the outcome.
+    // "<R|E>[replayed keys, log lines sent]\0<body>": the head comes first, whatever the outcome.
     const split = envelope.indexOf("\0");
-    const replayed = JSON.parse(envelope.slice(1, split)) as unknown;
+    const head = JSON.parse(envelope.slice(1, split)) as unknown;
+    const replayed = Array.isArray(head) ? head[0] : undefined;
     if (Array.isArray(replayed)) {
       for (const key of replayed) if (typeof key === "string") this.replayed.push(key);
     }
@@ -628,6 +634,15 @@ function encodeToolError(error: unknown, { namespace, method }: MethodRef): stri
     tool: typeof detail?.tool === "string" ? detail.tool : method,
     code: typeof detail?.code === "string" ? detail.code : "tool_error",
   })}`;
+}
+
+/** The number of console lines the guest says it sent, from the reply's head. */
+function sentLogLines(envelope: string): number {
+  const split = envelope.indexOf("\0");
+  if (split < 0) return Number.POSITIVE_INFINITY;
+  const head = envelope.slice(envelope.lastIndexOf(",", split) + 1, split - 1);
+  const count = Number(head);
+  return Number.isSafeInteger(count) ? count : Number.POSITIVE_INFINITY;
 }
 
 function toolFailure(message: string, namespace: unknown, method: unknown): string {
