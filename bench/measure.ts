@@ -5,8 +5,8 @@ export interface Figure {
   unit: string;
   value: number;
   baseline: { name: string; value: number } | null;
-  /** The issue's target, as a ratio to the baseline or an absolute bound. */
-  target: { kind: "max-ratio" | "max" | "min" | "min-ratio"; value: number };
+  /** The issue's target, as a ratio to the baseline or an absolute bound; "info" has none. */
+  target: { kind: "max-ratio" | "max" | "min" | "min-ratio" | "info"; value: number };
 }
 
 /**
@@ -69,6 +69,8 @@ export function passes(figure: Figure): boolean {
       return baseline !== null && value / baseline.value <= target.value;
     case "min-ratio":
       return baseline !== null && value / baseline.value >= target.value;
+    case "info":
+      return true;
   }
 }
 
@@ -77,11 +79,13 @@ export function formatTable(figures: Figure[]): string {
     const ratio =
       figure.baseline === null ? "" : `${(figure.value / figure.baseline.value).toFixed(2)}×`;
     const target =
-      figure.target.kind === "max-ratio"
-        ? `≤ ${figure.target.value}×`
-        : figure.target.kind === "min-ratio"
-          ? `≥ ${figure.target.value}×`
-          : `${figure.target.kind === "max" ? "≤" : "≥"} ${figure.target.value} ${figure.unit}`;
+      figure.target.kind === "info"
+        ? "(for information)"
+        : figure.target.kind === "max-ratio"
+          ? `≤ ${figure.target.value}×`
+          : figure.target.kind === "min-ratio"
+            ? `≥ ${figure.target.value}×`
+            : `${figure.target.kind === "max" ? "≤" : "≥"} ${figure.target.value} ${figure.unit}`;
     return [
       figure.name,
       `${round(figure.value)} ${figure.unit}`,
@@ -90,7 +94,7 @@ export function formatTable(figures: Figure[]): string {
         : `${round(figure.baseline.value)} ${figure.unit} (${figure.baseline.name})`,
       ratio,
       target,
-      passes(figure) ? "ok" : "MISSED",
+      figure.target.kind === "info" ? "" : passes(figure) ? "ok" : "MISSED",
     ];
   });
   const header = ["figure", "measured", "baseline (same run)", "ratio", "target", ""];

