@@ -4,9 +4,8 @@
 // over REST, waits for it and prints its result. Then stops both processes.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { ROOT, startProcess, stop } from "./processes.ts";
+import { freePort, ROOT, startProcess, stop } from "./processes.ts";
 
 const say = (line: string) => process.stdout.write(`demo: ${line}\n`);
 
@@ -81,16 +80,3 @@ try {
   await Promise.all([stop(worker), stop(api)]);
 }
 process.exit(exitCode);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === "object" && address !== null ? address.port : 3000),
-      );
-    });
-  });
-}
