@@ -107,6 +107,11 @@ const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
 const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
 const ISOLATE_BOUNDARY = /\n\s+at \(?<isolated-vm boundary>/;
 const WATCH_INTERVAL_MS = 10;
+/**
+ * Why calls still in flight are aborted: the run is over. One shared reason, because aborting
+ * without one makes a DOMException, with a captured stack, on every run.
+ */
+const RUN_OVER = Object.freeze(new Error("The run is over"));
 /** Namespace and method identifiers, a hash and a count fit well within this. */
 const MAX_KEY_LENGTH = 1024;
 /** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
@@ -320,7 +325,7 @@ class Execution {
     } finally {
       clearTimeout(this.watchdog);
       this.options.signal?.removeEventListener("abort", onAbort);
-      this.calls.abort();
+      this.calls.abort(RUN_OVER);
       this.sampleFinalStats();
       hostCall.release();
       if (!isolate.isDisposed) isolate.dispose();
@@ -499,7 +504,7 @@ class Execution {
     if (this.killedFor !== null || this.isolate.isDisposed) return;
     this.killedFor = reason;
     this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
-    this.calls.abort();
+    this.calls.abort(RUN_OVER);
     this.isolate.dispose();
     this.markKilled();
   }
