@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -8,6 +7,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { createApiKey } from "@turtle/api";
 import { createDb } from "@turtle/db";
 import { createTestDatabase } from "@turtle/db/testing";
+import { freePort } from "../scripts/processes.ts";
 import type { Figure } from "./measure.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -146,18 +146,5 @@ function start(args: string[], env: Record<string, string>, ready: RegExp): Prom
       if (text.length > 10_000) text = text.slice(-1000);
     });
     child.once("exit", (code) => reject(new Error(`${args.at(-1)} exited with ${code}`)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === "object" && address !== null ? address.port : 0),
-      );
-    });
   });
 }

@@ -73,8 +73,6 @@ export class CheckpointWriter {
   private timer: NodeJS.Timeout | undefined;
   private readonly db: Db;
   private readonly options: CheckpointWriterOptions;
-  /** Rows per written batch, for benchmarks. */
-  readonly batchSizes: number[] = [];
 
   constructor(db: Db, options: CheckpointWriterOptions) {
     this.db = db;
@@ -118,7 +116,6 @@ export class CheckpointWriter {
     const batch = this.next;
     if (batch.steps.length + batch.finishes.length === 0) return;
     this.next = newBatch();
-    this.batchSizes.push(batch.steps.length + batch.finishes.length);
     this.writing = this.writeWithRetries(batch)
       .then(
         (applied) => batch.settle(applied),

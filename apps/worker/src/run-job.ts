@@ -1,9 +1,9 @@
 import { type Config, publishJobEvent, type QueuedJob } from "@turtle/core";
-import type { Db, Job, JobStatus } from "@turtle/db";
-import { type LogEntry, type RunError, type RunResult, runProgram } from "@turtle/sandbox";
+import type { Db, Job } from "@turtle/db";
+import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
-import type { CheckpointWriter } from "./checkpoints.ts";
+import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
 import type { ToolHosts } from "./tool-hosts.ts";
 
@@ -160,20 +160,8 @@ async function handBack(
   throw new WaitingError();
 }
 
-interface FinishData {
-  status: JobStatus;
-  replayedKeys?: string[];
-  result?: unknown;
-  resultTruncated?: boolean;
-  error?:
-    | (RunError & { code: string })
-    | { code: string; name: string; message: string; line: null; column: null };
-  logs?: LogEntry[];
-  wallMs?: number;
-  cpuMs?: number;
-  executedSteps?: number;
-  replayedSteps?: number;
-}
+/** A job's end as the checkpoint writer records it, less what identifies the run. */
+type FinishData = Omit<JobFinish, "jobId" | "run">;
 
 function cancelledBefore(): FinishData {
   return {

@@ -1,4 +1,3 @@
-import type { ClientPool } from "@turtle/bindings";
 import { type Config, channels, type QueuedJob } from "@turtle/core";
 import type { Db } from "@turtle/db";
 import { Worker } from "bullmq";
@@ -29,8 +28,6 @@ export interface TurtleWorker {
    */
   close(graceMs: number): Promise<void>;
 }
-
-export type { ClientPool };
 
 export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const { config, db, redis, subscriber } = deps;
