@@ -29,13 +29,14 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
  * The platform end to end — Postgres, Redis, real worker processes, a real stdio MCP server —
  * beside raw BullMQ, raw isolated-vm and a raw MCP SDK client measured in the same run.
  */
-export async function benchPlatform(): Promise<Figure[]> {
+export async function benchPlatform(parts: readonly string[] = []): Promise<Figure[]> {
   const figures: Figure[] = [];
+  const wanted = (part: string) => parts.length === 0 || parts.includes(part);
   const bench = await startBench();
   try {
-    figures.push(...(await trivialJobs(bench)));
-    figures.push(...(await toolCallJobs(bench)));
-    figures.push(await workerMemory(bench));
+    if (wanted("trivial")) figures.push(...(await trivialJobs(bench)));
+    if (wanted("calls")) figures.push(...(await toolCallJobs(bench)));
+    if (wanted("memory")) figures.push(await workerMemory(bench));
   } finally {
     await bench.close();
   }

@@ -9,19 +9,28 @@ import { type Figure, formatTable, passes } from "./measure.ts";
 import { benchPlatform } from "./platform.ts";
 import { benchSandbox } from "./sandbox.ts";
 
-const suites: Array<[string, () => Promise<Figure[]>]> = [
+/** A suite takes the parts asked for (`platform:calls`), or runs them all. */
+const suites: Array<[string, (parts: string[]) => Promise<Figure[]>]> = [
   ["sandbox", benchSandbox],
   ["declarations", benchDeclarations],
   ["platform", benchPlatform],
   ["api", benchApi],
 ];
 
-const only = process.argv.slice(2);
+const asked = process.argv.slice(2).map((arg) => arg.split(":") as [string, string?]);
+const unknown = asked.filter(([name]) => !suites.some(([known]) => known === name));
+if (unknown.length > 0) {
+  const names = suites.map(([name]) => name).join(", ");
+  process.stderr.write(`bench: unknown suite ${unknown[0]?.[0]}; the suites are ${names}\n`);
+  process.exit(2);
+}
 const figures: Figure[] = [];
 for (const [name, suite] of suites) {
-  if (only.length > 0 && !only.includes(name)) continue;
-  process.stderr.write(`bench: ${name}…\n`);
-  figures.push(...(await suite()));
+  const mine = asked.filter(([suiteName]) => suiteName === name);
+  if (asked.length > 0 && mine.length === 0) continue;
+  const parts = mine.flatMap(([, part]) => (part === undefined ? [] : [part]));
+  process.stderr.write(`bench: ${name}${parts.length > 0 ? ` (${parts.join(", ")})` : ""}…\n`);
+  figures.push(...(await suite(parts)));
 }
 
 process.stdout.write(`${formatTable(figures)}\n`);

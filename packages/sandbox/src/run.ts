@@ -112,6 +112,8 @@ const WATCH_INTERVAL_MS = 10;
  * without one makes a DOMException, with a captured stack, on every run.
  */
 const RUN_OVER = Object.freeze(new Error("The run is over"));
+/** A batch of replies stops growing past this many characters; the rest go in the next. */
+const MAX_REPLY_BATCH_CHARS = 4 * 1024 * 1024;
 /** Namespace and method identifiers, a hash and a count fit well within this. */
 const MAX_KEY_LENGTH = 1024;
 /** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
@@ -254,6 +256,13 @@ class Execution {
   private logLinesReceived = 0;
   private ticks = 0;
   private watchdog: NodeJS.Timeout | undefined;
+  /** Replies not yet handed to the guest, each `[slot,ok,json]`. */
+  private outbox: string[] = [];
+  /** The guest runtime's entry point: replies go in through it. */
+  private entry: ivm.Reference | undefined;
+  private flushQueued = false;
+  /** Set when the run has ended: later replies are dropped. */
+  private over = false;
 
   private readonly program: CompiledProgram;
   private readonly configJson: string;
@@ -283,7 +292,7 @@ class Execution {
 
   async run(filename: string) {
     const { isolate, limits } = this;
-    const hostCall = new ivm.Reference(this.handleCall);
+    const hostCall = new ivm.Reference(this.handleCalls);
     const hostLog = new ivm.Callback(this.handleLog, { ignored: true });
     this.runStartedAt = performance.now();
     this.watchdog = setTimeout(
@@ -299,13 +308,16 @@ class Execution {
     try {
       const context = isolate.createContextSync();
       const runtime = loadRuntime(isolate).runSync(context, { reference: true });
+      const entry = runtime.applySync(undefined, [hostCall, hostLog, this.configJson], {
+        result: { reference: true },
+      }) as ivm.Reference;
+      this.entry = entry;
       evaluating = true;
       const evaluation: Promise<string> = (async () =>
-        context.evalClosure(
-          closureSource(this.program),
-          [hostCall, hostLog, this.configJson, runtime],
-          { filename: SCRIPT_URL, result: { promise: true, copy: true } },
-        ))();
+        context.evalClosure(closureSource(this.program), [entry], {
+          filename: SCRIPT_URL,
+          result: { promise: true, copy: true },
+        }))();
       // The run ends on the kill, not on isolated-vm's word: now and then (about one dispose in
       // a few hundred, more on a busy machine) it neither stops an isolate spinning in a
       // microtask after a tool call nor settles the evaluation. Its late rejection is dropped.
@@ -324,6 +336,9 @@ class Execution {
       thrown = error;
     } finally {
       clearTimeout(this.watchdog);
+      this.over = true;
+      this.outbox = [];
+      this.entry?.release();
       this.options.signal?.removeEventListener("abort", onAbort);
       this.calls.abort(RUN_OVER);
       this.sampleFinalStats();
@@ -367,42 +382,75 @@ class Execution {
     this.watchdog = setTimeout(this.tick, WATCH_INTERVAL_MS);
   };
 
-  private readonly handleCall = (
-    id: unknown,
-    json: unknown,
-    key: unknown,
-  ): Promise<string> | string => {
-    const target = typeof id === "number" ? this.methods[id] : undefined;
-    if (target === undefined || typeof json !== "string") {
-      return toolFailure("a tool call must name a method of this run", "", "");
+  /** The guest's one way out: the calls it starts, one per line (see the guest runtime). */
+  private readonly handleCalls = (batch: unknown): void => {
+    if (typeof batch === "string" && !this.over) this.startCalls(batch);
+  };
+
+  private startCalls(batch: string) {
+    let at = 0;
+    while (at < batch.length) {
+      let end = batch.indexOf("\n", at);
+      if (end < 0) end = batch.length;
+      const tab = batch.indexOf("\t", at);
+      if (tab < 0 || tab > end) break;
+      const [slot, id, key] = batch.slice(at, tab).split(",");
+      this.startCall(Number(slot), Number(id), key ?? "", batch.slice(tab + 1, end));
+      at = end + 1;
+    }
+  }
+
+  private startCall(slot: number, id: number, key: string, json: string) {
+    if (!Number.isSafeInteger(slot) || slot < 0) return;
+    const target = this.methods[id];
+    if (target === undefined) {
+      return this.reply(slot, 0, toolFailure("a tool call must name a method of this run", "", ""));
     }
     const durable = this.options.durable !== undefined;
-    if (durable && (typeof key !== "string" || key.length > MAX_KEY_LENGTH)) {
-      return toolFailure("a durable tool call must carry its step key", "", "");
+    if (durable && (key === "" || key.length > MAX_KEY_LENGTH)) {
+      return this.reply(
+        slot,
+        0,
+        toolFailure("a durable tool call must carry its step key", "", ""),
+      );
     }
     const { limits, options } = this;
     const { namespace, method } = target;
     // The guest runtime checks these first for a precise error; this is the check that holds.
     if (json.length * 3 > limits.maxArgBytes && Buffer.byteLength(json) > limits.maxArgBytes) {
-      return limitFailure(
-        `${namespace}.${method}(): its argument is over ${limits.maxArgBytes} bytes (maxArgBytes)`,
-        "maxArgBytes",
+      return this.reply(
+        slot,
+        0,
+        limitFailure(
+          `${namespace}.${method}(): its argument is over ${limits.maxArgBytes} bytes (maxArgBytes)`,
+          "maxArgBytes",
+        ),
       );
     }
     if (this.stats.toolCalls >= limits.maxToolCalls) {
-      return limitFailure(
-        `the program already made ${limits.maxToolCalls} tool calls (maxToolCalls)`,
-        "maxToolCalls",
+      return this.reply(
+        slot,
+        0,
+        limitFailure(
+          `the program already made ${limits.maxToolCalls} tool calls (maxToolCalls)`,
+          "maxToolCalls",
+        ),
       );
     }
     if (this.inFlight >= limits.maxConcurrentCalls) {
-      return limitFailure(
-        `${limits.maxConcurrentCalls} tool calls are already in flight (maxConcurrentCalls)`,
-        "maxConcurrentCalls",
+      return this.reply(
+        slot,
+        0,
+        limitFailure(
+          `${limits.maxConcurrentCalls} tool calls are already in flight (maxConcurrentCalls)`,
+          "maxConcurrentCalls",
+        ),
       );
     }
     const invoke = options.invoke;
-    if (invoke === undefined) return toolFailure("this run has no tools", namespace, method);
+    if (invoke === undefined) {
+      return this.reply(slot, 0, toolFailure("this run has no tools", namespace, method));
+    }
     const index = this.stats.toolCalls++;
     this.inFlight++;
     let pending: Promise<unknown>;
@@ -414,25 +462,25 @@ class Execution {
         args,
         signal: this.calls.signal,
         index,
-        ...(durable ? { key: key as string } : {}),
+        ...(durable ? { key } : {}),
       });
     } catch (error) {
       this.inFlight--;
-      return encodeToolError(error, target);
+      return this.reply(slot, 0, encodeToolError(error, target));
     }
-    return pending.then(
+    pending.then(
       (value) => {
         this.inFlight--;
-        return this.encodeToolResult(value, target);
+        this.replyWithResult(slot, value, target);
       },
       (error: unknown) => {
         this.inFlight--;
-        return encodeToolError(error, target);
+        this.reply(slot, 0, encodeToolError(error, target));
       },
     );
-  };
+  }
 
-  private encodeToolResult(value: unknown, target: MethodRef): string {
+  private replyWithResult(slot: number, value: unknown, target: MethodRef) {
     const { namespace, method } = target;
     let out: string;
     try {
@@ -440,19 +488,63 @@ class Execution {
     } catch (error) {
       // Thrown from here, the host's TypeError (host stack and all) would reach the program.
       const reason = error instanceof Error ? error.message : "it cannot be serialized";
-      return encodeToolError(
-        new Error(`${namespace}.${method}() returned a value that is not JSON: ${reason}`),
-        target,
+      return this.reply(
+        slot,
+        0,
+        encodeToolError(
+          new Error(`${namespace}.${method}() returned a value that is not JSON: ${reason}`),
+          target,
+        ),
       );
     }
     if (out.length > this.limits.maxToolResultBytes) {
-      return limitFailure(
-        `${namespace}.${method}() returned ${out.length} bytes, over the ${this.limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
-        "maxToolResultBytes",
+      return this.reply(
+        slot,
+        0,
+        limitFailure(
+          `${namespace}.${method}() returned ${out.length} bytes, over the ${this.limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
+          "maxToolResultBytes",
+        ),
       );
     }
-    return `R${out}`;
+    this.reply(slot, 1, out);
   }
+
+  /** Queues a call's reply (ok: 1 a value, 0 an error) for the guest. */
+  private reply(slot: number, ok: 0 | 1, json: string) {
+    if (this.over) return;
+    this.outbox.push(`[${slot},${ok},${json}]`);
+    if (this.flushQueued) return;
+    // The last call out answers at once; otherwise replies that settle in this same turn (a
+    // `Promise.all` of fast tools) go together, a microtask later.
+    if (this.inFlight === 0) return this.flushReplies();
+    this.flushQueued = true;
+    queueMicrotask(this.flushReplies);
+  }
+
+  /** Hands the guest every reply that is ready, in messages it parses in one go each. */
+  private readonly flushReplies = () => {
+    this.flushQueued = false;
+    const { outbox, entry } = this;
+    this.outbox = [];
+    if (this.over || entry === undefined) return;
+    let from = 0;
+    while (from < outbox.length) {
+      let to = from;
+      let chars = 0;
+      while (to < outbox.length && (to === from || chars < MAX_REPLY_BATCH_CHARS)) {
+        chars += (outbox[to] as string).length + 1;
+        to++;
+      }
+      const batch = from === 0 && to === outbox.length ? outbox : outbox.slice(from, to);
+      try {
+        entry.applyIgnored(undefined, [`[${batch.join(",")}]`]);
+      } catch {
+        return; // the isolate is gone: the run is over
+      }
+      from = to;
+    }
+  };
 
   private readonly handleLog = (level: unknown, text: unknown) => {
     this.logLinesReceived++;
@@ -595,15 +687,15 @@ function closureSource(program: CompiledProgram): string {
   // The prelude shares line 1 with the program's wrapper line, so the program's lines report
   // as they are in `js` (no `lineOffset`: V8 leaves it out of an `eval`'s origin, which then
   // pointed one line below the call). The program's function is built inside a function whose
-  // parameters shadow the closure's, so the program cannot name `$0` (the host reference) or
-  // `$3` (the runtime). The program's expression is evaluated inside `main()`, after the
+  // parameter shadows the closure's, so the program cannot name `$0` (the runtime's entry
+  // point, whose other callers are the host's replies). The program's expression is evaluated inside `main()`, after the
   // runtime has captured its intrinsics: esbuild's output is one function expression only if
   // the program keeps to its body, and a program that closes the wrapper early
   // (`}, sideEffect(), async function () {`) would otherwise run first, swap `Reflect.apply`
   // and be handed the host reference. The call of the program's function sits on a line past
   // the program's, so stacks drop its frame.
   const js = program.js.endsWith(";") ? program.js.slice(0, -1) : program.js;
-  return `"use strict"; return $3.deref()($0, $1, $2, () => (function ($0, $1, $2, $3) { return ${js}; })()\n());\n`;
+  return `"use strict"; return $0.deref()(() => (function ($0) { return ${js}; })()\n());\n`;
 }
 
 const RUNTIME_SCRIPT = `(${GUEST_RUNTIME_SOURCE})`;
@@ -632,13 +724,13 @@ function loadRuntime(isolate: ivm.Isolate): ivm.Script {
 
 function encodeToolError(error: unknown, { namespace, method }: MethodRef): string {
   const detail = error as { message?: unknown; server?: unknown; tool?: unknown; code?: unknown };
-  return `E${JSON.stringify({
+  return JSON.stringify({
     name: "ToolError",
     message: typeof detail?.message === "string" ? detail.message : String(error),
     server: typeof detail?.server === "string" ? detail.server : namespace,
     tool: typeof detail?.tool === "string" ? detail.tool : method,
     code: typeof detail?.code === "string" ? detail.code : "tool_error",
-  })}`;
+  });
 }
 
 /** The number of console lines the guest says it sent, from the reply's head. */
@@ -651,11 +743,17 @@ function sentLogLines(envelope: string): number {
 }
 
 function toolFailure(message: string, namespace: unknown, method: unknown): string {
-  return `E${JSON.stringify({ name: "ToolError", message, server: String(namespace), tool: String(method), code: "tool_error" })}`;
+  return JSON.stringify({
+    name: "ToolError",
+    message,
+    server: String(namespace),
+    tool: String(method),
+    code: "tool_error",
+  });
 }
 
 function limitFailure(message: string, limit: string): string {
-  return `E${JSON.stringify({ name: "LimitError", message, limit })}`;
+  return JSON.stringify({ name: "LimitError", message, limit });
 }
 
 const KILL_NAMES: Partial<Record<RunErrorCode, string>> = {

@@ -719,10 +719,11 @@ describe("programs looking for the host", () => {
     },
   );
 
-  it("an endless Promise.prototype.then only hangs the program itself", async () => {
+  it("an endless Promise.prototype.then is never called by the runtime: calls still work", async () => {
     const code =
-      "Promise.prototype.then = function () { while (true) {} } as any;\nawait tools.echo({});";
-    expectFailure(await runWith(createToolHost(), code, { limits: CPU }), { code: "cpu_limit" });
+      "Promise.prototype.then = function () { while (true) {} } as any;\nreturn await tools.echo({ a: 1 });";
+    const run = await runWith(createToolHost(), code, { limits: CPU });
+    expect(run).toMatchObject({ ok: true, result: { a: 1 } });
   });
 
   it("Object.prototype, Array.prototype, JSON and Reflect pollution leaves tool calls working", async () => {

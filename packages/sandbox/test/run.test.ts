@@ -29,4 +29,45 @@ describe("runProgram", () => {
     });
     expect(run.error.stack).toContain("program.ts:4:4");
   });
+
+  it("settles each call of a batch with its own reply: values, tool errors and big results", async () => {
+    // 12 × 1 MB of replies settle in one turn: more than one message's worth back to the guest.
+    const run = await runProgram(
+      [
+        "const sizes = Array.from({ length: 24 }, (_, i) => i);",
+        "const settled = await Promise.allSettled(sizes.map((i) => big.make({ i })));",
+        "return settled.map((s) => s.status === 'fulfilled' ? s.value.length : `${s.reason.name}:${s.reason.message}`);",
+      ].join("\n"),
+      {
+        namespaces: { big: ["make"] },
+        invoke: async (call) => {
+          const { i } = call.args as { i: number };
+          if (i % 2 === 1) throw new Error(`odd ${i}`);
+          return "x".repeat(1024 * 1024 + i);
+        },
+      },
+    );
+    expect(run.ok).toBe(true);
+    if (!run.ok) return;
+    expect(run.result).toEqual(
+      Array.from({ length: 24 }, (_, i) => (i % 2 === 1 ? `ToolError:odd ${i}` : 1024 * 1024 + i)),
+    );
+  });
+
+  it("keeps the order a program observes when calls settle at different times", async () => {
+    const run = await runProgram(
+      [
+        "const order: number[] = [];",
+        "await Promise.all([30, 0, 15, 5].map(async (ms) => { await clock.wait({ ms }); order.push(ms); }));",
+        "const first = await Promise.race([clock.wait({ ms: 40 }).then(() => 'slow'), clock.wait({ ms: 1 }).then(() => 'fast')]);",
+        "return { order, first };",
+      ].join("\n"),
+      {
+        namespaces: { clock: ["wait"] },
+        invoke: (call) =>
+          new Promise((resolve) => setTimeout(resolve, (call.args as { ms: number }).ms)),
+      },
+    );
+    expect(run).toMatchObject({ ok: true, result: { order: [0, 5, 15, 30], first: "fast" } });
+  });
 });
