@@ -36,7 +36,7 @@ describe("runProgram", () => {
       [
         "const sizes = Array.from({ length: 24 }, (_, i) => i);",
         "const settled = await Promise.allSettled(sizes.map((i) => big.make({ i })));",
-        "return settled.map((s) => s.status === 'fulfilled' ? s.value.length : `${s.reason.name}:${s.reason.message}`);",
+        "return settled.map((s) => s.status === 'fulfilled' ? s.value.length : s.reason.name + ':' + s.reason.message);",
       ].join("\n"),
       {
         namespaces: { big: ["make"] },
