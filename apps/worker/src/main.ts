@@ -17,11 +17,18 @@ try {
   process.exit(2);
 }
 
+// Lines logged in one turn of the event loop go out in one write: a busy worker logs a line per
+// job, hundreds a second.
+let unwritten = "";
+const writeLog = () => {
+  if (unwritten === "") return;
+  process.stdout.write(unwritten);
+  unwritten = "";
+};
 const log = (fields: Record<string, unknown>, message: string) => {
   if (config.LOG_LEVEL === "silent") return;
-  process.stdout.write(
-    `${JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg: message, ...fields })}\n`,
-  );
+  if (unwritten === "") setImmediate(writeLog);
+  unwritten += `${JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg: message, ...fields })}\n`;
 };
 
 const db = createDb(config.DATABASE_URL, {
@@ -29,7 +36,8 @@ const db = createDb(config.DATABASE_URL, {
 });
 const redis = createRedis(config.REDIS_URL, "turtle-worker");
 const subscriber = createRedis(config.REDIS_URL, "turtle-worker-events");
-const worker = createTurtleWorker({ config, db, redis, subscriber, log });
+const publisher = createRedis(config.REDIS_URL, "turtle-worker-publish", { autoPipelining: true });
+const worker = createTurtleWorker({ config, db, redis, subscriber, publisher, log });
 
 let stopping = false;
 const stop = async (signal: string) => {
@@ -39,7 +47,9 @@ const stop = async (signal: string) => {
   await worker.close(config.WORKER_SHUTDOWN_GRACE_MS);
   await db.$disconnect();
   await redis.quit().catch(() => {});
+  await publisher.quit().catch(() => {});
   log({}, "worker stopped");
+  writeLog();
   process.exit(0);
 };
 process.on("SIGTERM", () => void stop("SIGTERM"));

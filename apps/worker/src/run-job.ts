@@ -1,10 +1,11 @@
 import { type Config, publishJobEvent, type QueuedJob } from "@turtle/core";
-import type { Db, Job } from "@turtle/db";
+import type { Db } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
+import type { RunStarter } from "./starts.ts";
 import type { ToolHosts } from "./tool-hosts.ts";
 
 export interface RunJobDeps {
@@ -13,6 +14,7 @@ export interface RunJobDeps {
   publisher: Redis;
   toolHosts: ToolHosts;
   checkpoints: CheckpointWriter;
+  starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /** Registers the run so a cancel request (from any API instance) can stop it. */
   track: (jobId: string, controller: AbortController) => () => void;
@@ -61,7 +63,7 @@ export async function runJob(
 ): Promise<void> {
   const { config, db } = deps;
   const { jobId, run } = entry.data;
-  const job = await startRun(db, jobId, run);
+  const job = await deps.starts.start(jobId, run);
   if (job === undefined) return;
   const finish = (data: FinishData) => finishJob(deps, jobId, run, data);
 
@@ -222,19 +224,4 @@ async function finishJob(deps: RunJobDeps, jobId: string, run: number, data: Fin
   if (applied) {
     await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: data.status });
   }
-}
-
-/**
- * Marks the job running at this run and returns it, or undefined for a stale queue entry. The
- * commit does not wait for the WAL flush: if Postgres itself crashed right after, the job would
- * just look queued again, and its redelivery replays from checkpoints that are durable.
- */
-async function startRun(db: Db, jobId: string, run: number): Promise<Job | undefined> {
-  const rows = await db.$queryRaw<Job[]>`
-    UPDATE "Job" SET status = 'running', attempts = attempts + 1,
-      deliveries = deliveries + 1, "startedAt" = now()
-    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-    WHERE id = ${jobId}::uuid AND run = ${run} AND status IN ('queued', 'running')
-    RETURNING "Job".*`;
-  return rows[0];
 }

@@ -5,13 +5,16 @@ import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
 import { ABORT_CANCEL, runJob } from "./run-job.ts";
+import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
 
 export interface TurtleWorkerDeps {
   config: Config;
   db: Db;
-  /** Commands and publishing; BullMQ duplicates it for its blocking connection. */
+  /** BullMQ's commands; it duplicates this for its blocking connection. */
   redis: Redis;
+  /** Job events go out on this (default: `redis`). */
+  publisher?: Redis;
   /** A connection of its own for pub/sub. */
   subscriber: Redis;
   log?: (fields: Record<string, unknown>, message: string) => void;
@@ -36,6 +39,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     flushMs: config.CHECKPOINT_FLUSH_MS,
     batchMax: config.CHECKPOINT_BATCH_MAX,
   });
+  const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db);
   const running = new Map<string, AbortController>();
   const shutdown = new AbortController();
@@ -66,9 +70,10 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
         {
           config,
           db,
-          publisher: redis,
+          publisher: deps.publisher ?? redis,
           toolHosts,
           checkpoints,
+          starts,
           limit,
           log,
           track: (jobId, controller) => {
