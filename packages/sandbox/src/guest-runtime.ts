@@ -13,8 +13,8 @@
  * - Results, errors and logs leave as strings, size-checked here and again on the host.
  * - Nothing that allocates past the memory limit unseen: no WebAssembly, no resizable buffers.
  *
- * Calls cross the boundary as fire-and-forget messages, batched each way: the first call of a
- * turn of the microtask queue goes out at once, the rest of that turn's calls in one message of
+ * Calls cross the boundary as fire-and-forget messages, batched each way: a call made with none
+ * in flight goes out at once, the others a turn of the microtask queue makes in one message of
  * lines `<slot>,<method id>,<step key>\t<JSON arguments>`; the host pushes back the replies that
  * settle together as one JSON array of `[slot, 1, value]` or `[slot, 0, error]`, through the
  * function this one returns. Neither side waits on a promise across the boundary (isolated-vm
@@ -136,7 +136,7 @@ export function guestRuntime(
   const takeResolve = (resolve: (box: Reply) => void) => {
     handedOver = resolve;
   };
-  // The first call of a turn goes out at once; later ones wait here for the turn's flush.
+  // Calls that wait for the end of the turn, to go out together.
   let outbox = "";
   let flushQueued = false;
   const send = (batch: string) =>
@@ -310,16 +310,21 @@ export function guestRuntime(
         }
       }
       const slot = started++;
+      const line = `${slot},${id},${key ?? ""}\t${json}\n`;
+      // A call made with none in flight goes out at once (a sequential program's every call);
+      // the others of the same turn wait for its flush. inFlight only drops when replies come,
+      // in a later task, so the flush still leaves before any call of a later turn.
+      if (inFlight === 0) send(line);
+      else {
+        outbox += line;
+        if (!flushQueued) {
+          flushQueued = true;
+          reflectApply(promiseThen, resolved, [flush]);
+        }
+      }
       inFlight++;
       const pending = new PromiseCtor<Reply>(takeResolve);
       waiting[slot] = handedOver as (box: Reply) => void;
-      const line = `${slot},${id},${key ?? ""}\t${json}\n`;
-      if (flushQueued) outbox += line;
-      else {
-        flushQueued = true;
-        reflectApply(promiseThen, resolved, [flush]);
-        send(line);
-      }
       return reflectApply(promiseThen, pending, [settle]);
     };
     defineProperty(call, "name", { value: method });
