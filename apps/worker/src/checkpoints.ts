@@ -60,6 +60,26 @@ function newBatch(): Batch {
 
 const RETRIES = 5;
 
+/** Checkpoints of the job could not be written: it must run again (by replay) to finish. */
+export class CheckpointsLostError extends Error {
+  override name = "CheckpointsLostError";
+  constructor(jobId: string) {
+    super(`checkpoints of job ${jobId} could not be written; it will be delivered again`);
+  }
+}
+
+/** `\u0000` written by JSON.stringify, after an even run of backslashes (each pair is one `\`). */
+const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/**
+ * Postgres's jsonb cannot hold U+0000, and one such character in a tool result or a job's output
+ * would fail the whole batch, every job in it with it. It is stored as U+FFFD instead (a replayed
+ * step returns it so), on the JSON text, which JSON.stringify escapes NUL in.
+ */
+export function storable(json: string): string {
+  return json.includes("\\u0000") ? json.replace(NUL_ESCAPE, "$1\\ufffd") : json;
+}
+
 /**
  * Group commit for a worker process: the step checkpoints and job finishes of all its jobs go
  * to Postgres in batches, one statement and one transaction (one WAL flush) each, written while
@@ -71,6 +91,8 @@ export class CheckpointWriter {
   private next: Batch = newBatch();
   private writing: Promise<unknown> | null = null;
   private timer: NodeJS.Timeout | undefined;
+  /** Jobs with checkpoints in a batch that failed for good: their finish is refused. */
+  private readonly lost = new Set<string>();
   private readonly db: Db;
   private readonly options: CheckpointWriterOptions;
 
@@ -84,12 +106,18 @@ export class CheckpointWriter {
     this.schedule();
   }
 
-  /** Records the job's end; resolves true when it applied (the job was still this run's). */
+  /**
+   * Records the job's end; resolves true when it applied (the job was still this run's). Rejects
+   * when it could not be written, or when checkpoints of the job were lost (their batch failed
+   * for good): the job must not end without them, so it is left running for a later delivery.
+   */
   async finish(finish: JobFinish): Promise<boolean> {
     const batch = this.next;
     batch.finishes.push(finish);
     this.start();
-    return (await batch.done).has(finish.jobId);
+    const applied = await batch.done;
+    if (this.lost.delete(finish.jobId)) throw new CheckpointsLostError(finish.jobId);
+    return applied.has(finish.jobId);
   }
 
   /** Resolves when everything added so far is in Postgres. */
@@ -119,7 +147,10 @@ export class CheckpointWriter {
     this.writing = this.writeWithRetries(batch)
       .then(
         (applied) => batch.settle(applied),
-        (error: unknown) => batch.settle(error instanceof Error ? error : new Error(String(error))),
+        (error: unknown) => {
+          for (const step of batch.steps) this.lost.add(step.jobId);
+          batch.settle(error instanceof Error ? error : new Error(String(error)));
+        },
       )
       .finally(() => {
         this.writing = null;
@@ -147,21 +178,31 @@ export class CheckpointWriter {
   private async write(batch: Batch): Promise<Set<string>> {
     // Checkpoints travel as JSON text, taken apart by json_to_recordset: half the Postgres CPU
     // of the jsonb variant, which builds a binary document first (1,000 steps: ~5 ms vs ~9 ms).
-    const steps = JSON.stringify(
-      batch.steps.map((row) => ({ ...row, result: row.result ?? null, error: row.error ?? null })),
+    const steps = storable(
+      JSON.stringify(
+        batch.steps.map((row) => ({
+          ...row,
+          result: row.result ?? null,
+          error: row.error ?? null,
+        })),
+      ),
     );
     const replays = JSON.stringify(
       batch.finishes.flatMap((finish) =>
         (finish.replayedKeys ?? []).map((key) => ({ jobId: finish.jobId, key })),
       ),
     );
-    const finishes = JSON.stringify(
-      batch.finishes.map(({ replayedKeys: _keys, ...finish }) => ({
-        ...finish,
-        result: finish.result ?? null,
-        error: finish.error ?? null,
-        logs: finish.logs ?? [],
-      })),
+    const finishes = storable(
+      JSON.stringify(
+        batch.finishes
+          .filter((finish) => !this.lost.has(finish.jobId))
+          .map(({ replayedKeys: _keys, ...finish }) => ({
+            ...finish,
+            result: finish.result ?? null,
+            error: finish.error ?? null,
+            logs: finish.logs ?? [],
+          })),
+      ),
     );
     const rows = await this.db.$queryRaw<Array<{ id: string }>>`
       WITH inserted AS (

@@ -1,7 +1,7 @@
 import { type Config, publishJobEvent, type QueuedJob } from "@turtle/core";
 import type { Db } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
-import { type Job as QueueEntry, WaitingError } from "bullmq";
+import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
@@ -65,7 +65,10 @@ export async function runJob(
   const { jobId, run } = entry.data;
   const job = await deps.starts.start(jobId, run);
   if (job === undefined) return;
-  const finish = (data: FinishData) => finishJob(deps, jobId, run, data);
+  const finish = (data: FinishData) =>
+    finishJob(deps, jobId, run, data).catch((error: unknown) =>
+      retryLater(deps, entry, token, jobId, error),
+    );
 
   if (job.deliveries > config.WORKER_MAX_DELIVERIES) {
     return finish({
@@ -160,6 +163,28 @@ async function handBack(
   await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: "queued" });
   await entry.moveToWait(token);
   throw new WaitingError();
+}
+
+/** How long a job whose end could not be recorded waits before it is delivered again. */
+const RETRY_DELAY_MS = 5_000;
+
+/**
+ * The job's end (or checkpoints it needs) could not be written to Postgres: it stays running
+ * there, and its queue entry comes back after a pause, to finish by replay.
+ */
+async function retryLater(
+  deps: RunJobDeps,
+  entry: QueueEntry<QueuedJob>,
+  token: string | undefined,
+  jobId: string,
+  error: unknown,
+): Promise<never> {
+  deps.log(
+    { jobId, err: error instanceof Error ? error.message : String(error), retryMs: RETRY_DELAY_MS },
+    "job end not recorded; delivering it again later",
+  );
+  await entry.moveToDelayed(Date.now() + RETRY_DELAY_MS, token);
+  throw new DelayedError();
 }
 
 /** A job's end as the checkpoint writer records it, less what identifies the run. */
