@@ -68,16 +68,21 @@ export class CheckpointsLostError extends Error {
   }
 }
 
-/** `\u0000` written by JSON.stringify, after an even run of backslashes (each pair is one `\`). */
-const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
+/**
+ * An escape JSON.stringify writes for U+0000 or a lone surrogate (a paired one it writes as is),
+ * after an even run of backslashes (each pair is one `\`, not the start of an escape).
+ */
+const UNSTORABLE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g;
 
 /**
- * Postgres's jsonb cannot hold U+0000, and one such character in a tool result or a job's output
- * would fail the whole batch, every job in it with it. It is stored as U+FFFD instead (a replayed
- * step returns it so), on the JSON text, which JSON.stringify escapes NUL in.
+ * Postgres's jsonb holds neither U+0000 nor a lone surrogate, and one in a tool result or a job's
+ * output would fail its whole batch. Both are stored as U+FFFD instead (a replayed step returns
+ * it so), on the JSON text, where JSON.stringify escapes them.
  */
 export function storable(json: string): string {
-  return json.includes("\\u0000") ? json.replace(NUL_ESCAPE, "$1\\ufffd") : json;
+  return json.includes("\\u0000") || json.includes("\\ud")
+    ? json.replace(UNSTORABLE_ESCAPE, "$1\\ufffd")
+    : json;
 }
 
 /**
@@ -115,8 +120,14 @@ export class CheckpointWriter {
     const batch = this.next;
     batch.finishes.push(finish);
     this.start();
-    const applied = await batch.done;
-    if (this.lost.delete(finish.jobId)) throw new CheckpointsLostError(finish.jobId);
+    let applied: Set<string>;
+    try {
+      applied = await batch.done;
+    } finally {
+      // However the batch ended, this run of the job is over here: forget the loss after
+      // acting on it, so a later delivery to this worker starts clean.
+      if (this.lost.delete(finish.jobId)) throw new CheckpointsLostError(finish.jobId);
+    }
     return applied.has(finish.jobId);
   }
 
@@ -159,23 +170,51 @@ export class CheckpointWriter {
       });
   }
 
-  /** A dropped connection or a restarting Postgres is retried; the batch is never split. */
+  /**
+   * A dropped connection or a restarting Postgres is retried. A batch that still fails is
+   * written job by job, so that a row Postgres refuses costs only its own job (which is then
+   * delivered again), not every job that happened to share its batch.
+   */
   private async writeWithRetries(batch: Batch): Promise<Set<string>> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.write(batch);
       } catch (error) {
-        if (attempt >= RETRIES) throw error;
+        if (attempt >= RETRIES) return this.writeJobByJob(batch, error);
         await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
       }
     }
+  }
+
+  private async writeJobByJob(batch: Batch, error: unknown): Promise<Set<string>> {
+    const parts = new Map<string, Pick<Batch, "steps" | "finishes">>();
+    const partOf = (jobId: string) => {
+      let part = parts.get(jobId);
+      if (part === undefined) {
+        part = { steps: [], finishes: [] };
+        parts.set(jobId, part);
+      }
+      return part;
+    };
+    for (const step of batch.steps) partOf(step.jobId).steps.push(step);
+    for (const finish of batch.finishes) partOf(finish.jobId).finishes.push(finish);
+    if (parts.size <= 1) throw error;
+    const applied = new Set<string>();
+    for (const [jobId, part] of parts) {
+      try {
+        for (const id of await this.write(part)) applied.add(id);
+      } catch {
+        this.lost.add(jobId);
+      }
+    }
+    return applied;
   }
 
   /**
    * One statement: insert the checkpoints (a step that failed before may succeed on a later
    * attempt; a succeeded one is never overwritten), count replays, and finish the jobs.
    */
-  private async write(batch: Batch): Promise<Set<string>> {
+  private async write(batch: Pick<Batch, "steps" | "finishes">): Promise<Set<string>> {
     // Checkpoints travel as JSON text, taken apart by json_to_recordset: half the Postgres CPU
     // of the jsonb variant, which builds a binary document first (1,000 steps: ~5 ms vs ~9 ms).
     const steps = storable(

@@ -63,7 +63,9 @@ export async function runJob(
 ): Promise<void> {
   const { config, db } = deps;
   const { jobId, run } = entry.data;
-  const job = await deps.starts.start(jobId, run);
+  const job = await deps.starts
+    .start(jobId, run)
+    .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
   if (job === undefined) return;
   const finish = (data: FinishData) =>
     finishJob(deps, jobId, run, data).catch((error: unknown) =>
@@ -169,8 +171,8 @@ async function handBack(
 const RETRY_DELAY_MS = 5_000;
 
 /**
- * The job's end (or checkpoints it needs) could not be written to Postgres: it stays running
- * there, and its queue entry comes back after a pause, to finish by replay.
+ * Postgres could not record the job's start, its end or checkpoints it needs: the queue entry
+ * comes back after a pause (the job stays queued or running there), to run or finish by replay.
  */
 async function retryLater(
   deps: RunJobDeps,
@@ -181,7 +183,7 @@ async function retryLater(
 ): Promise<never> {
   deps.log(
     { jobId, err: error instanceof Error ? error.message : String(error), retryMs: RETRY_DELAY_MS },
-    "job end not recorded; delivering it again later",
+    "job not recorded in Postgres; delivering it again later",
   );
   await entry.moveToDelayed(Date.now() + RETRY_DELAY_MS, token);
   throw new DelayedError();

@@ -47,8 +47,10 @@ export class RunStarter {
         WHERE "Job".id = started.id AND "Job".run = started.run
           AND "Job".status IN ('queued', 'running')
         RETURNING "Job".*`;
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      for (const start of batch) start.resolve(byId.get(start.jobId));
+      // By id and run: a stale entry (an earlier run of a job resumed since) in the same batch
+      // as the current one must not get the current run's row.
+      const started = new Map(rows.map((row) => [`${row.id}:${row.run}`, row]));
+      for (const start of batch) start.resolve(started.get(`${start.jobId}:${start.run}`));
     } catch (error) {
       for (const start of batch) start.reject(error);
     }

@@ -50,17 +50,22 @@ return echoed.reduce((sum, e) => sum + e.item, 0);`,
     expect(new Set(executions.map((e) => e.idempotencyKey)).size).toBe(50);
   });
 
-  it("stores a NUL character, which Postgres JSON cannot hold, as U+FFFD and finishes the job", async () => {
+  it("stores a NUL or a lone surrogate, which Postgres JSON cannot hold, as U+FFFD and finishes the job", async () => {
     // A literal backslash before "u0000" is not a NUL and must come back as it went in.
     const job = await platform.submit({
       code: `const echoed = await control.echo({ s: "a\\u0000b", literal: "c\\\\u0000d" });
 console.log("log \\u0000 line");
-return { echoed, direct: "e\\u0000f" };`,
+return { echoed, direct: "e\\u0000f", lone: "g\\ud800h", pair: "\\ud83d\\udc22" };`,
     });
     const done = await platform.waitFor(job.id, ["succeeded", "failed"], 15_000);
     expect(done).toMatchObject({
       status: "succeeded",
-      result: { echoed: { s: "a\ufffdb", literal: "c\\u0000d" }, direct: "e\ufffdf" },
+      result: {
+        echoed: { s: "a\ufffdb", literal: "c\\u0000d" },
+        direct: "e\ufffdf",
+        lone: "g\ufffdh",
+        pair: "\u{1f422}",
+      },
     });
     expect(done.logs).toEqual([expect.objectContaining({ message: "log \ufffd line" })]);
     const [step] = await platform.db.step.findMany({ where: { jobId: job.id } });

@@ -468,6 +468,8 @@ class Execution {
       this.inFlight--;
       return this.reply(slot, 0, encodeToolError(error, target));
     }
+    // Neither handler may throw: nothing awaits this chain, and an unhandled rejection ends
+    // a Node process by default. Every call is answered, whatever the tool handed back.
     pending.then(
       (value) => {
         this.inFlight--;
@@ -482,9 +484,10 @@ class Execution {
 
   private replyWithResult(slot: number, value: unknown, target: MethodRef) {
     const { namespace, method } = target;
-    let out: string;
+    let out: string | undefined;
     try {
       out = JSON.stringify(value === undefined ? null : value);
+      if (typeof out !== "string") throw new TypeError(`it is ${typeof value}`);
     } catch (error) {
       // Thrown from here, the host's TypeError (host stack and all) would reach the program.
       const reason = error instanceof Error ? error.message : "it cannot be serialized";
@@ -723,14 +726,23 @@ function loadRuntime(isolate: ivm.Isolate): ivm.Script {
 }
 
 function encodeToolError(error: unknown, { namespace, method }: MethodRef): string {
-  const detail = error as { message?: unknown; server?: unknown; tool?: unknown; code?: unknown };
-  return JSON.stringify({
-    name: "ToolError",
-    message: typeof detail?.message === "string" ? detail.message : String(error),
-    server: typeof detail?.server === "string" ? detail.server : namespace,
-    tool: typeof detail?.tool === "string" ? detail.tool : method,
-    code: typeof detail?.code === "string" ? detail.code : "tool_error",
-  });
+  try {
+    const detail = error as { message?: unknown; server?: unknown; tool?: unknown; code?: unknown };
+    return JSON.stringify({
+      name: "ToolError",
+      message: typeof detail?.message === "string" ? detail.message : String(error),
+      server: typeof detail?.server === "string" ? detail.server : namespace,
+      tool: typeof detail?.tool === "string" ? detail.tool : method,
+      code: typeof detail?.code === "string" ? detail.code : "tool_error",
+    });
+  } catch {
+    // An error whose properties throw, or that has no way to become a string.
+    return toolFailure(
+      `${namespace}.${method}() failed with an unreadable error`,
+      namespace,
+      method,
+    );
+  }
 }
 
 /** The number of console lines the guest says it sent, from the reply's head. */

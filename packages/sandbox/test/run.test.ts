@@ -70,4 +70,30 @@ describe("runProgram", () => {
     );
     expect(run).toMatchObject({ ok: true, result: { order: [0, 5, 15, 30], first: "fast" } });
   });
+
+  it("answers a call whose tool hands back something that is not JSON, or an unreadable error", async () => {
+    const run = await runProgram(
+      [
+        "const results = await Promise.allSettled([odd.fn({}), odd.symbol({}), odd.bare({}), odd.fine({})]);",
+        "return results.map((r) => r.status === 'fulfilled' ? r.value : r.reason.message);",
+      ].join("\n"),
+      {
+        namespaces: { odd: ["fn", "symbol", "bare", "fine"] },
+        invoke: async (call) => {
+          if (call.method === "fn") return () => 1;
+          if (call.method === "symbol") return Symbol("s");
+          if (call.method === "bare") throw Object.create(null);
+          return "ok";
+        },
+      },
+    );
+    expect(run.ok).toBe(true);
+    if (!run.ok) return;
+    expect(run.result).toEqual([
+      expect.stringContaining("odd.fn() returned a value that is not JSON"),
+      expect.stringContaining("odd.symbol() returned a value that is not JSON"),
+      "odd.bare() failed with an unreadable error",
+      "ok",
+    ]);
+  });
 });
