@@ -43,7 +43,21 @@ export function guestRuntime(
   const PromiseCtor = Promise;
   const stringSlice = String.prototype.slice;
   const promiseThen = Promise.prototype.then;
-  const resolved = Promise.resolve();
+  // `then` asks a promise's `constructor` for the kind of promise to make, and a program can
+  // replace Promise.prototype.constructor (or Promise[Symbol.species]) to make that throw. The
+  // runtime's own promises carry a `constructor` of their own with no species, so `then` on them
+  // always makes a plain intrinsic promise.
+  const shield = {
+    value: freeze(createObject(null)),
+    writable: false,
+    enumerable: false,
+    configurable: false,
+  };
+  const shielded = <T>(promise: Promise<T>): Promise<T> => {
+    defineProperty(promise, "constructor", shield);
+    return promise;
+  };
+  const resolved = shielded(Promise.resolve());
   const ProxyCtor = Proxy;
   const reflectConstruct = Reflect.construct;
 
@@ -323,7 +337,7 @@ export function guestRuntime(
         }
       }
       inFlight++;
-      const pending = new PromiseCtor<Reply>(takeResolve);
+      const pending = shielded(new PromiseCtor<Reply>(takeResolve));
       waiting[slot] = handedOver as (box: Reply) => void;
       return reflectApply(promiseThen, pending, [settle]);
     };

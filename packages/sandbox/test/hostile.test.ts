@@ -726,6 +726,23 @@ describe("programs looking for the host", () => {
     expect(run).toMatchObject({ ok: true, result: { a: 1 } });
   });
 
+  it("calls started while Promise.prototype.constructor is poisoned still go out and settle", async () => {
+    const code = [
+      "const saved = Promise.prototype.constructor;",
+      "(Promise.prototype as any).constructor = 5;",
+      "let started: Promise<any>[] = [];",
+      "try { started = [1, 2, 3].map((n) => tools.echo({ n })); }",
+      "catch (error: any) { return 'calls threw: ' + error.message; }",
+      "(Promise.prototype as any).constructor = saved;",
+      "const first: number[] = [];",
+      "for (const call of started) first.push((await call).n);",
+      "const later = await Promise.all([4, 5].map((n) => tools.echo({ n })));",
+      "return [...first, ...later.map((r: any) => r.n)];",
+    ].join("\n");
+    const run = await runWith(createToolHost(), code, { limits: CPU });
+    expect(run).toMatchObject({ ok: true, result: [1, 2, 3, 4, 5] });
+  });
+
   it("Object.prototype, Array.prototype, JSON and Reflect pollution leaves tool calls working", async () => {
     const code = [
       "const O: any = Object.prototype;",
