@@ -120,14 +120,16 @@ export class CheckpointWriter {
     const batch = this.next;
     batch.finishes.push(finish);
     this.start();
+    // However the batch ends, this run of the job is over here: the loss is forgotten once
+    // acted on, so a later delivery to this worker starts clean.
     let applied: Set<string>;
     try {
       applied = await batch.done;
-    } finally {
-      // However the batch ended, this run of the job is over here: forget the loss after
-      // acting on it, so a later delivery to this worker starts clean.
-      if (this.lost.delete(finish.jobId)) throw new CheckpointsLostError(finish.jobId);
+    } catch (error) {
+      this.lost.delete(finish.jobId);
+      throw error;
     }
+    if (this.lost.delete(finish.jobId)) throw new CheckpointsLostError(finish.jobId);
     return applied.has(finish.jobId);
   }
 
