@@ -47,12 +47,11 @@ export function guestRuntime(
   // replace Promise.prototype.constructor (or Promise[Symbol.species]) to make that throw. The
   // runtime's own promises carry a `constructor` of their own with no species, so `then` on them
   // always makes a plain intrinsic promise.
-  const shield = {
-    value: freeze(createObject(null)),
-    writable: false,
-    enumerable: false,
-    configurable: false,
-  };
+  // The descriptor has no prototype either: it is read while the program runs, and an inherited
+  // `get` (Object.prototype.get = …) would make it invalid.
+  const shield = createObject(null);
+  shield.value = freeze(createObject(null));
+  freeze(shield);
   const shielded = <T>(promise: Promise<T>): Promise<T> => {
     defineProperty(promise, "constructor", shield);
     return promise;

@@ -730,6 +730,7 @@ describe("programs looking for the host", () => {
     const code = [
       "const saved = Promise.prototype.constructor;",
       "(Promise.prototype as any).constructor = 5;",
+      "(Object.prototype as any).get = () => 1;",
       "let started: Promise<any>[] = [];",
       "try { started = [1, 2, 3].map((n) => tools.echo({ n })); }",
       "catch (error: any) { return 'calls threw: ' + error.message; }",
