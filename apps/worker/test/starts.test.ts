@@ -1,0 +1,42 @@
+import { createDb, type Db } from "@turtle/db";
+import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunStarter } from "../src/starts.ts";
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase("starts");
+  db = createDb(database.url);
+});
+
+afterAll(async () => {
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+const queuedJob = (run = 0) =>
+  db.job.create({ data: { code: "return 1", servers: [], timeoutMs: 1000, memoryMb: 32, run } });
+
+describe("the run starter", () => {
+  it("starts the entries of one turn together; a stale run and a junk entry get nothing", async () => {
+    const starter = new RunStarter(db);
+    const [plain, resumed, finished] = [await queuedJob(), await queuedJob(1), await queuedJob()];
+    await db.job.update({ where: { id: finished.id }, data: { status: "succeeded" } });
+    const [a, staleRun, currentRun, done, junk, hugeRun] = await Promise.all([
+      starter.start(plain.id, 0),
+      starter.start(resumed.id, 0),
+      starter.start(resumed.id, 1),
+      starter.start(finished.id, 0),
+      starter.start("not-a-job", 0),
+      starter.start(plain.id, 2 ** 40),
+    ]);
+    expect(a).toMatchObject({ id: plain.id, status: "running", attempts: 1, deliveries: 1 });
+    expect(staleRun).toBeUndefined();
+    expect(currentRun).toMatchObject({ id: resumed.id, run: 1, status: "running" });
+    expect(done).toBeUndefined();
+    expect(junk).toBeUndefined();
+    expect(hugeRun).toBeUndefined();
+  });
+});
