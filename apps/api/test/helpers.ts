@@ -1,6 +1,5 @@
 // What the API tests share: an app on its own database and queue, with a key to call it.
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type Config, loadConfig } from "@turtle/core";
 import type { Db } from "@turtle/db";
@@ -8,6 +7,8 @@ import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { type BuildAppOptions, buildApp } from "../src/app.ts";
 import { createApiKey } from "../src/index.ts";
+
+export { freePort } from "../../../scripts/processes.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const EVERYTHING_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
@@ -83,16 +84,4 @@ export async function eventually<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -2,11 +2,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../../../scripts/processes.ts";
 import type { StdioServerConfig } from "../src/index.ts";
+
+export { freePort };
 
 const require = createRequire(import.meta.url);
 
@@ -108,18 +110,6 @@ function startOnPort(mode: "streamableHttp" | "sse", port: number): Promise<Http
     child.once("exit", () => {
       clearTimeout(timer);
       reject(new Error(`server-everything ${mode} exited: ${stderr}`));
-    });
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
     });
   });
 }

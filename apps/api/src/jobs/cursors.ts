@@ -2,6 +2,24 @@
 import { badRequest } from "../errors.ts";
 import { isUuid } from "./lifecycle.ts";
 
+/** The `limit` and `cursor` query parameters of a paged list of `noun`. */
+export function pageQueryProperties(noun: string, max: number, byDefault: number) {
+  return {
+    limit: {
+      type: "integer",
+      minimum: 1,
+      maximum: max,
+      default: byDefault,
+      description: `${noun} per page: an integer from 1 to ${max} (default ${byDefault})`,
+    },
+    cursor: {
+      type: "string",
+      minLength: 1,
+      description: "nextCursor from the previous page",
+    },
+  } as const;
+}
+
 const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 function decode(cursor: string): unknown {

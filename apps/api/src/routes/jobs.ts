@@ -3,7 +3,7 @@ import { EnqueueError, submitJob } from "@turtle/core";
 import type { JobStatus, Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
-import { jobCursor, parseJobCursor } from "../jobs/cursors.ts";
+import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import {
   checkCode,
   checkQueueDepth,
@@ -141,18 +141,7 @@ export default async function jobRoutes(app: FastifyInstance) {
           additionalProperties: false,
           properties: {
             status: { type: "string", enum: JOB_STATUSES, description: "only jobs in this status" },
-            limit: {
-              type: "integer",
-              minimum: 1,
-              maximum: 100,
-              default: 20,
-              description: "jobs per page: an integer from 1 to 100 (default 20)",
-            },
-            cursor: {
-              type: "string",
-              minLength: 1,
-              description: "nextCursor from the previous page",
-            },
+            ...pageQueryProperties("jobs", 100, 20),
           },
         },
         response: {

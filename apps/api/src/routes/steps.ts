@@ -1,7 +1,7 @@
 // A job's checkpointed tool calls, in the order they first ran.
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
-import { parseStepCursor, stepCursor } from "../jobs/cursors.ts";
+import { pageQueryProperties, parseStepCursor, stepCursor } from "../jobs/cursors.ts";
 import { findJob } from "../jobs/lifecycle.ts";
 import { StepSchema, stepView } from "../jobs/views.ts";
 
@@ -15,20 +15,7 @@ export default async function stepRoutes(app: FastifyInstance) {
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: {
-            limit: {
-              type: "integer",
-              minimum: 1,
-              maximum: 1000,
-              default: 100,
-              description: "steps per page: an integer from 1 to 1000 (default 100)",
-            },
-            cursor: {
-              type: "string",
-              minLength: 1,
-              description: "nextCursor from the previous page",
-            },
-          },
+          properties: pageQueryProperties("steps", 1000, 100),
         },
         response: {
           200: {
