@@ -15,6 +15,7 @@ const suites: Array<[string, (parts: string[]) => Promise<Figure[]>]> = [
   ["declarations", benchDeclarations],
   ["platform", benchPlatform],
   ["api", benchApi],
+  ["typecheck", async () => (await import("./typecheck.ts")).benchTypecheck()],
 ];
 
 const asked = process.argv.slice(2).map((arg) => arg.split(":") as [string, string?]);

@@ -1,0 +1,17 @@
+// The entry of the checker's worker thread: checks one program per message, in order.
+import { parentPort } from "node:worker_threads";
+import { createTypeChecker } from "./type-checker.ts";
+
+export interface CheckRequest {
+  id: number;
+  code: string;
+  declarations: string;
+}
+
+const checker = createTypeChecker();
+parentPort?.on("message", (request: CheckRequest) => {
+  parentPort?.postMessage({
+    id: request.id,
+    result: checker.check(request.code, request.declarations),
+  });
+});
