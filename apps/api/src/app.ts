@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import type { Config } from "@turtle/core";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import auth from "./plugins/auth.ts";
+import catalogs from "./plugins/catalog.ts";
 import db from "./plugins/db.ts";
 import errors from "./plugins/errors.ts";
 import jobEvents from "./plugins/job-events.ts";
@@ -11,9 +12,11 @@ import mcpPool from "./plugins/mcp-pool.ts";
 import queue from "./plugins/queue.ts";
 import redis from "./plugins/redis.ts";
 import serversFile from "./plugins/servers-file.ts";
+import check from "./routes/check.ts";
 import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
 import jobs from "./routes/jobs.ts";
+import mcp from "./routes/mcp.ts";
 import openapi from "./routes/openapi.ts";
 import servers from "./routes/servers.ts";
 import steps from "./routes/steps.ts";
@@ -87,6 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       queue: config.TURTLE_QUEUE,
       timeoutMs: options.mcpTimeoutMs ?? 15_000,
     });
+    await app.register(catalogs);
     if (config.MCP_SERVERS_FILE) await app.register(serversFile, { path: config.MCP_SERVERS_FILE });
     await app.register(auth);
 
@@ -100,10 +104,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
     await app.register(health);
     await app.register(openapi);
+    await app.register(mcp);
     await app.register(
       async (v1) => {
         await v1.register(servers);
         await v1.register(types);
+        await v1.register(check);
         await v1.register(jobs);
         await v1.register(jobControl);
         await v1.register(steps);

@@ -9,18 +9,41 @@ export class ApiError extends Error {
   readonly code: string;
   /** Extra response headers (e.g. Retry-After). */
   readonly headers: Record<string, string>;
+  /** Extra fields of the error body (e.g. `diagnostics`), each declared in ErrorResponseSchema. */
+  readonly details: Record<string, unknown>;
 
-  constructor(statusCode: number, code: string, message: string, headers = {}) {
+  constructor(
+    statusCode: number,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+    details: Record<string, unknown> = {},
+  ) {
     super(message);
     this.statusCode = statusCode;
     this.code = code;
     this.headers = headers;
+    this.details = details;
   }
 }
 
 export const badRequest = (code: string, message: string) => new ApiError(400, code, message);
 export const notFound = (message: string) => new ApiError(404, "not_found", message);
 export const conflict = (code: string, message: string) => new ApiError(409, code, message);
+
+/** One type error in a program: 1-based line and column in the submitted code. */
+export const DiagnosticSchema = {
+  type: "object",
+  required: ["line", "column", "message"],
+  properties: {
+    line: { type: "integer" },
+    column: { type: "integer" },
+    endLine: { type: "integer" },
+    endColumn: { type: "integer" },
+    code: { type: "integer", description: "TypeScript's error number (TS2345 is 2345)" },
+    message: { type: "string" },
+  },
+} as const;
 
 /** JSON Schema of the error body, for every route's 4xx/5xx responses. */
 export const ErrorResponseSchema = {
@@ -30,7 +53,15 @@ export const ErrorResponseSchema = {
     error: {
       type: "object",
       required: ["code", "message"],
-      properties: { code: { type: "string" }, message: { type: "string" } },
+      properties: {
+        code: { type: "string" },
+        message: { type: "string" },
+        diagnostics: {
+          description: "type errors in body.code (code `type_errors`), each at its line and column",
+          type: "array",
+          items: DiagnosticSchema,
+        },
+      },
     },
   },
 } as const;

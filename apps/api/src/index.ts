@@ -7,3 +7,4 @@ export {
 } from "./api-keys.ts";
 export { type BuildAppOptions, buildApp, loggerOptions, REDACTED_LOG_PATHS } from "./app.ts";
 export { ApiError } from "./errors.ts";
+export { createFacade, facadeTools } from "./mcp/facade.ts";

@@ -6,12 +6,17 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, eventually, REPO_ROOT, startApi, type TestApi } from "./helpers.ts";
-
-const WORKER = `${REPO_ROOT}apps/worker/src/main.ts`;
+import {
+  CONTROL_SERVER,
+  eventually,
+  startApi,
+  startWorker,
+  type TestApi,
+  type TestWorker,
+} from "./helpers.ts";
 
 let api: TestApi;
-let worker: { child: ChildProcess; output: () => string; exited: Promise<unknown> };
+let worker: TestWorker;
 let dir: string;
 let countFile: string;
 
@@ -30,7 +35,7 @@ beforeAll(async () => {
     },
   });
   expect(registered.statusCode).toBe(201);
-  worker = await startWorker();
+  worker = await startWorker(api, dir);
 });
 
 afterAll(async () => {
@@ -41,39 +46,6 @@ afterAll(async () => {
   await api?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** `npm run worker` on the API's database and queue, in a directory without a .env. */
-async function startWorker() {
-  const child = spawn(process.execPath, ["--no-node-snapshot", WORKER], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? "",
-      DATABASE_URL: api.config.DATABASE_URL,
-      REDIS_URL: api.config.REDIS_URL,
-      TURTLE_QUEUE: api.config.TURTLE_QUEUE,
-      WORKER_CONCURRENCY: "4",
-      LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk;
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk;
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  await Promise.race([
-    eventually("the worker to be ready", () =>
-      output.includes('"msg":"worker ready"') ? true : undefined,
-    ),
-    exited.then(() => {
-      throw new Error(`the worker exited before it was ready:\n${output}`);
-    }),
-  ]);
-  return { child, output: () => output, exited };
-}
 
 /** Tool executions the control server recorded, for one job. */
 function executions(jobId: string): Array<{ tool: string; args: Record<string, unknown> }> {

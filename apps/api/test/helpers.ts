@@ -1,4 +1,5 @@
 // What the API tests share: an app on its own database and queue, with a key to call it.
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { type Config, loadConfig } from "@turtle/core";
@@ -84,4 +85,47 @@ export async function eventually<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+export interface TestWorker {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<unknown>;
+}
+
+/** `npm run worker` on the API's database and queue, in `cwd` (a directory without a .env). */
+export async function startWorker(api: TestApi, cwd: string): Promise<TestWorker> {
+  const child = spawn(
+    process.execPath,
+    ["--no-node-snapshot", `${REPO_ROOT}apps/worker/src/main.ts`],
+    {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? "",
+        DATABASE_URL: api.config.DATABASE_URL,
+        REDIS_URL: api.config.REDIS_URL,
+        TURTLE_QUEUE: api.config.TURTLE_QUEUE,
+        WORKER_CONCURRENCY: "4",
+        LOG_LEVEL: "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk;
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk;
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  await Promise.race([
+    eventually("the worker to be ready", () =>
+      output.includes('"msg":"worker ready"') ? true : undefined,
+    ),
+    exited.then(() => {
+      throw new Error(`the worker exited before it was ready:\n${output}`);
+    }),
+  ]);
+  return { child, output: () => output, exited };
 }

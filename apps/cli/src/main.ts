@@ -1,5 +1,8 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { buildApp, createFacade, loggerOptions } from "@turtle/api";
 import {
   type ClientPool,
   createClientPool,
@@ -7,16 +10,22 @@ import {
   loadMcpServersFile,
   renderDeclarations,
 } from "@turtle/bindings";
+import { loadConfig } from "@turtle/core";
 import { type LogEntry, type RunError, runProgram } from "@turtle/sandbox";
 
 const USAGE = `Usage:
   turtle exec <program.ts> [--servers <mcpServers.json>] [--input <json | @file.json>]
                           [--timeout <ms>] [--memory <mb>]
   turtle types [--servers <mcpServers.json>]
+  turtle mcp [--servers <mcpServers.json>]
 
 exec   runs one program in a fresh isolate with the servers' tools as globals: the result as
        JSON on stdout, console output on stderr; exit 0 on success, 1 when the program fails.
-types  prints the TypeScript declarations of the servers' tools.`;
+types  prints the TypeScript declarations of the servers' tools.
+mcp    serves Turtle's MCP tools (search_tools, execute, get_job) over stdio, for local MCP
+       clients: programs run as jobs on the platform's queue and workers (DATABASE_URL and
+       REDIS_URL from the environment or .env; start workers with "npm start" or "npm run
+       worker"). --servers registers that file's servers first, as MCP_SERVERS_FILE does.`;
 
 /** A mistake in how turtle was called: one line on stderr, exit 2. */
 export class UsageError extends Error {
@@ -41,6 +50,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         return await exec(rest, io);
       case "types":
         return await types(rest, io);
+      case "mcp":
+        return await mcp(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -118,6 +129,38 @@ async function types(args: string[], io: CliIo): Promise<number> {
   } finally {
     await pool.close();
   }
+}
+
+async function mcp(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { servers: { type: "string" } });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.servers !== undefined) await readText(values.servers, "servers file");
+  if (existsSync(".env")) process.loadEnvFile(".env");
+  const env = { ...process.env };
+  if (values.servers !== undefined) env.MCP_SERVERS_FILE = values.servers;
+  const config = loadConfig(env);
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    // stdout carries the protocol: logs go to stderr.
+    app = await buildApp({ config, logger: { ...loggerOptions(config), stream: process.stderr } });
+    await app.ready();
+  } catch (error) {
+    io.stderr(`turtle: cannot start: ${oneLine(error)}\n`);
+    return 1;
+  }
+  const server = createFacade(app);
+  const closed = new Promise<void>((resolve) => {
+    server.onclose = resolve;
+  });
+  await server.connect(new StdioServerTransport());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => server.close().catch(() => {}));
+  }
+  // The client ends the session by closing our stdin.
+  process.stdin.once("end", () => server.close().catch(() => {}));
+  await closed;
+  await app.close();
+  return 0;
 }
 
 async function openPool(serversFile: string | undefined): Promise<ClientPool> {

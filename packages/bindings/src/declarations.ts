@@ -28,8 +28,12 @@ interface ToolError extends Error {
   tool: string;
 }`;
 
-export function renderDeclarations(catalog: Catalog): string {
-  const parts = [HEADER];
+/**
+ * The catalog as declarations. `header: false` leaves out the program contract's globals, for a
+ * part of a catalog shown next to a text that states the contract already (tool search).
+ */
+export function renderDeclarations(catalog: Catalog, options: { header?: boolean } = {}): string {
+  const parts = options.header === false ? [] : [HEADER];
   for (const namespace of catalog.namespaces) parts.push(renderNamespace(namespace));
   return `${parts.join("\n\n")}\n`;
 }

@@ -40,6 +40,14 @@ export const ConfigSchema = z.object({
   STORED_RESULT_MAX_BYTES: int(1024 * 1024),
   STORED_LOGS_MAX_BYTES: int(256 * 1024),
 
+  /** Longest one type check of a program may take before it is stopped. */
+  TYPECHECK_TIMEOUT_MS: int(10_000),
+  /** Longest the MCP façade's `execute` waits for a job before answering with its id. */
+  MCP_WAIT_MS: int(30_000),
+  /** Characters of a result, and of logs, that one MCP answer carries; the rest is paged. */
+  MCP_RESULT_MAX_CHARS: int(8_000, 100),
+  MCP_LOGS_MAX_CHARS: int(4_000, 100),
+
   WORKER_CONCURRENCY: int(16),
   /** A dead worker's jobs are redelivered within about twice this. */
   WORKER_LOCK_MS: int(10_000, 500),

@@ -1,7 +1,8 @@
 // The moves the API makes on jobs: checks shared by submit and resume, putting a run on the
 // queue, announcing status changes, and waiting for a job to end.
-import { EnqueueError, enqueueRun, type JobEvent, publishJobEvent } from "@turtle/core";
+import { EnqueueError, enqueueRun, type JobEvent, publishJobEvent, submitJob } from "@turtle/core";
 import type { Job, JobStatus } from "@turtle/db";
+import type { TypeDiagnostic } from "@turtle/typecheck";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ApiError, badRequest } from "../errors.ts";
 import { TERMINAL_STATUSES } from "./views.ts";
@@ -19,6 +20,108 @@ export function checkCode(app: FastifyInstance, code: string): void {
       `body.code is ${bytes} bytes, over the limit of ${max} (MAX_CODE_BYTES): shorten the program, and pass data in body.input instead of inlining it`,
     );
   }
+}
+
+/** A job as submitted over REST or MCP, its defaults not yet applied. */
+export interface JobRequest {
+  code: string;
+  input?: unknown;
+  servers?: string[];
+  timeoutMs?: number;
+  memoryMb?: number;
+  idempotencyKey?: string;
+  /** Type-check the program against its servers' declarations before queueing it. */
+  typecheck?: boolean;
+}
+
+/**
+ * Checks a job request and queues it: 400 for bad code, unknown servers or (when asked) type
+ * errors, 429 while the queue is full, 503 when it cannot be queued. A repeated idempotency key
+ * returns the first job, with `created: false`, before any other check costs time.
+ */
+export async function submit(
+  app: FastifyInstance,
+  request: JobRequest,
+): Promise<{ id: string; status: JobStatus; created: boolean }> {
+  const { config } = app;
+  checkCode(app, request.code);
+  checkLimits(app, request);
+  const servers = request.servers ?? [];
+  await checkServers(app, servers, "body.servers");
+  if (request.idempotencyKey !== undefined) {
+    // A repeat is answered even while the queue is full: it adds no work.
+    const first = await app.db.job.findUnique({
+      where: { idempotencyKey: request.idempotencyKey },
+      select: { id: true, status: true },
+    });
+    if (first !== null) return { ...first, created: false };
+  }
+  if (request.typecheck === true) {
+    const names = servers.length > 0 ? servers : await app.catalogs.names(undefined, "");
+    const checked = await app.catalogs.check(request.code, names);
+    if (!checked.ok) throw typeErrors(checked.diagnostics, checked.truncated);
+  }
+  await checkQueueDepth(app);
+  try {
+    const { job, created } = await submitJob(app.db, app.queue, {
+      code: request.code,
+      ...(request.input === undefined ? {} : { input: request.input }),
+      servers,
+      timeoutMs: request.timeoutMs ?? config.JOB_TIMEOUT_MS,
+      memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
+      ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
+    });
+    // Created, or the first job of a key submitted concurrently (the unique index decided).
+    return { id: job.id, status: job.status, created };
+  } catch (error) {
+    // No event: only a racing duplicate could be waiting, and it reads the row at its deadline.
+    if (error instanceof EnqueueError) throw enqueueFailed();
+    throw error;
+  }
+}
+
+/** timeoutMs and memoryMb within the configured bounds (the REST schema says so too). */
+function checkLimits(app: FastifyInstance, request: JobRequest): void {
+  const { JOB_MAX_TIMEOUT_MS, JOB_MAX_MEMORY_MB } = app.config;
+  const { timeoutMs, memoryMb } = request;
+  if (
+    timeoutMs !== undefined &&
+    !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= JOB_MAX_TIMEOUT_MS)
+  ) {
+    throw badRequest(
+      "invalid_request",
+      `timeoutMs must be an integer from 1 to ${JOB_MAX_TIMEOUT_MS} (JOB_MAX_TIMEOUT_MS), got ${timeoutMs}`,
+    );
+  }
+  if (
+    memoryMb !== undefined &&
+    !(Number.isInteger(memoryMb) && memoryMb >= 8 && memoryMb <= JOB_MAX_MEMORY_MB)
+  ) {
+    throw badRequest(
+      "invalid_request",
+      `memoryMb must be an integer from 8 to ${JOB_MAX_MEMORY_MB} (JOB_MAX_MEMORY_MB), got ${memoryMb}`,
+    );
+  }
+}
+
+/** The first diagnostic in words, with where to find the others. */
+export function describeTypeErrors(diagnostics: TypeDiagnostic[], truncated: boolean): string {
+  const first = diagnostics[0];
+  const count = `${diagnostics.length}${truncated ? "+" : ""} type error${diagnostics.length === 1 ? "" : "s"}`;
+  if (first === undefined) return "the program has type errors";
+  const message = first.message.replace(/\s*\n\s*/g, " ");
+  return `the program has ${count}; the first, at line ${first.line}, column ${first.column}: ${message}`;
+}
+
+/** 400 `type_errors`: the program does not type-check, so it was not queued. */
+export function typeErrors(diagnostics: TypeDiagnostic[], truncated: boolean): ApiError {
+  return new ApiError(
+    400,
+    "type_errors",
+    `body.code: ${describeTypeErrors(diagnostics, truncated)} (all of them are in error.diagnostics). Fix the code and submit it again, or send typecheck: false to skip the check.`,
+    {},
+    { diagnostics },
+  );
 }
 
 /** Rejects names that are not registered, listing them (and what is registered). */
@@ -97,40 +200,55 @@ export async function enqueue(app: FastifyInstance, job: { id: string; run: numb
 }
 
 /**
- * Waits until the job ends or `seconds` pass, the client hangs up, or the app closes; then
- * reads it. The waiter is registered before the job is first read, so an end that happens
- * between the read and the wait is not missed.
+ * Waits until the job ends, `seconds` pass, `signal` aborts or the app closes; then reads it. The
+ * waiter is registered before the job is first read, so an end that happens between the read and
+ * the wait is not missed.
  */
-export async function waitForEnd(
+export async function waitForJob(
   app: FastifyInstance,
-  reply: FastifyReply,
   jobId: string,
   seconds: number,
+  signal?: AbortSignal,
 ): Promise<Job | null> {
-  const stop = new AbortController();
-  const hungUp = () => {
-    if (!reply.raw.writableFinished) stop.abort();
-  };
-  reply.raw.once("close", hungUp);
-  if (reply.request.raw.socket?.destroyed) stop.abort();
+  const done = new AbortController();
   try {
-    const signal = AbortSignal.any([stop.signal, app.closing]);
+    const stop = AbortSignal.any([done.signal, app.closing, ...(signal ? [signal] : [])]);
     // waitFor would not notice a signal that is already aborted.
-    const ended = signal.aborted
+    const ended = stop.aborted
       ? Promise.resolve(null)
       : app.jobEvents.waitFor(
           jobId,
           Math.round(seconds * 1000),
           (event) => TERMINAL_STATUSES.has(event.status),
-          signal,
+          stop,
         );
     const job = await app.db.job.findUnique({ where: { id: jobId } });
     if (job === null || TERMINAL_STATUSES.has(job.status)) return job;
     await ended;
     return await app.db.job.findUnique({ where: { id: jobId } });
   } finally {
-    reply.raw.off("close", hungUp);
-    stop.abort();
+    // Drops the waiter when the job had already ended at the first read.
+    done.abort();
+  }
+}
+
+/** waitForJob for an HTTP request: a client that hangs up stops the wait. */
+export async function waitForEnd(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  jobId: string,
+  seconds: number,
+): Promise<Job | null> {
+  const hungUp = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) hungUp.abort();
+  };
+  reply.raw.once("close", onClose);
+  if (reply.request.raw.socket?.destroyed) hungUp.abort();
+  try {
+    return await waitForJob(app, jobId, seconds, hungUp.signal);
+  } finally {
+    reply.raw.off("close", onClose);
   }
 }
 

@@ -35,7 +35,7 @@ export default fp(
         return reply
           .code(error.statusCode)
           .headers(error.headers)
-          .send({ error: { code: error.code, message: error.message } });
+          .send({ error: { code: error.code, message: error.message, ...error.details } });
       }
       if (error instanceof ServerUnavailableError) {
         // Our own message, written for users: which server, and why it cannot be reached.

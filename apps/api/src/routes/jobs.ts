@@ -1,28 +1,16 @@
 // Submitting, listing and reading jobs.
-import { EnqueueError, submitJob } from "@turtle/core";
 import type { JobStatus, Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import {
-  checkCode,
-  checkQueueDepth,
-  checkServers,
-  enqueueFailed,
   findJob,
+  type JobRequest,
   replyAfterWait,
+  submit,
   WaitQuerySchema,
 } from "../jobs/lifecycle.ts";
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
-
-interface SubmitBody {
-  code: string;
-  input?: unknown;
-  servers?: string[];
-  timeoutMs?: number;
-  memoryMb?: number;
-  idempotencyKey?: string;
-}
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
 
@@ -65,10 +53,15 @@ export default async function jobRoutes(app: FastifyInstance) {
         description:
           "1 to 200 characters; submitting the same key again returns the first job instead of a new one",
       },
+      typecheck: {
+        type: "boolean",
+        description:
+          "type-check the program against its servers' declarations first; type errors answer 400 `type_errors` with error.diagnostics, and no job is made (default false)",
+      },
     },
   } as const;
 
-  app.post<{ Body: SubmitBody; Querystring: { wait?: number } }>(
+  app.post<{ Body: JobRequest; Querystring: { wait?: number } }>(
     "/jobs",
     {
       schema: {
@@ -89,45 +82,11 @@ export default async function jobRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const body = request.body;
       const { wait } = request.query;
-      checkCode(app, body.code);
-      const servers = body.servers ?? [];
-      await checkServers(app, servers, "body.servers");
-
-      const answer = async (id: string, status: JobStatus, fresh: boolean) => {
-        if (wait === undefined) return reply.code(fresh ? 202 : 200).send({ id, status });
-        const waited = await replyAfterWait(app, reply, id, wait);
-        return reply.code(waited.status).send(jobView(waited.job));
-      };
-      if (body.idempotencyKey !== undefined) {
-        // A repeat is answered even while the queue is full: it adds no work.
-        const first = await app.db.job.findUnique({
-          where: { idempotencyKey: body.idempotencyKey },
-          select: { id: true, status: true },
-        });
-        if (first !== null) return answer(first.id, first.status, false);
-      }
-      await checkQueueDepth(app);
-
-      let submitted: Awaited<ReturnType<typeof submitJob>>;
-      try {
-        submitted = await submitJob(app.db, app.queue, {
-          code: body.code,
-          ...(body.input === undefined ? {} : { input: body.input }),
-          servers,
-          timeoutMs: body.timeoutMs ?? config.JOB_TIMEOUT_MS,
-          memoryMb: body.memoryMb ?? config.JOB_MEMORY_MB,
-          ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
-        });
-      } catch (error) {
-        // No event: only a racing duplicate could be waiting, and it reads the row at its deadline.
-        if (error instanceof EnqueueError) throw enqueueFailed();
-        throw error;
-      }
-      // Created, or the first job of a key submitted concurrently (the unique index decided).
-      const { job, created } = submitted;
-      return answer(job.id, job.status, created);
+      const { id, status, created } = await submit(app, request.body);
+      if (wait === undefined) return reply.code(created ? 202 : 200).send({ id, status });
+      const waited = await replyAfterWait(app, reply, id, wait);
+      return reply.code(waited.status).send(jobView(waited.job));
     },
   );
 

@@ -1,8 +1,6 @@
 // The program API as TypeScript declarations: the text an agent puts in front of its LLM.
-import { buildCatalog, renderDeclarations } from "@turtle/bindings";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
-import { checkServers } from "../jobs/lifecycle.ts";
 
 export default async function typeRoutes(app: FastifyInstance) {
   app.get<{ Querystring: { servers?: string } }>(
@@ -33,25 +31,11 @@ export default async function typeRoutes(app: FastifyInstance) {
         ?.split(",")
         .map((name) => name.trim())
         .filter((name) => name !== "");
-      let names: string[];
-      if (asked === undefined || asked.length === 0) {
-        const rows = await app.db.server.findMany({
-          select: { name: true },
-          orderBy: { name: "asc" },
-        });
-        names = rows.map((row) => row.name);
-      } else {
-        names = [...new Set(asked)];
-        await checkServers(app, names, "query.servers");
-      }
+      const names = await app.catalogs.names(asked, "query.servers");
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      const servers = await Promise.all(
-        names.map(async (name) => ({ name, tools: await app.mcp.listTools(name, hungUp.signal) })),
-      );
-      return reply
-        .type("text/plain; charset=utf-8")
-        .send(renderDeclarations(buildCatalog(servers)));
+      const { declarations } = await app.catalogs.load(names, hungUp.signal);
+      return reply.type("text/plain; charset=utf-8").send(declarations);
     },
   );
 }

@@ -8,6 +8,8 @@
 //                  executions from outside even after killing the processes involved.
 //   PAGE_SIZE      tools/list returns at most this many tools per page (exercises nextCursor).
 //   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP.
+//   EXTRA_TOOLS    also list this many generated tools `extra_<n>` (a large catalog); each
+//                  answers like `echo`.
 //
 // Tools:
 //   noop {}                     → no content (a pool returns null)
@@ -111,6 +113,15 @@ const builtinTools: Tool[] = [
     },
   },
 ];
+const extraTools: Tool[] = Array.from({ length: Number(process.env.EXTRA_TOOLS) || 0 }, (_, n) => ({
+  name: `extra_${n}`,
+  description: `Generated tool number ${n} of a large catalog: returns its arguments.`,
+  inputSchema: {
+    type: "object",
+    properties: { id: { type: "string", description: "Which record" }, limit: { type: "integer" } },
+    required: ["id"],
+  },
+}));
 const addedTools = new Map<string, Tool>();
 
 const byTool: Record<string, number> = {};
@@ -126,7 +137,7 @@ const server = new Server(
 
 server.setRequestHandler(ListToolsRequestSchema, (request) => {
   listRequests++;
-  const all = [...builtinTools, ...addedTools.values()];
+  const all = [...builtinTools, ...extraTools, ...addedTools.values()];
   const start = Number(request.params?.cursor ?? 0);
   const end = Math.min(start + pageSize, all.length);
   return {
@@ -141,7 +152,8 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
   const rawKey = request.params._meta?.[IDEMPOTENCY_META_KEY];
   const idempotencyKey = typeof rawKey === "string" ? rawKey : null;
   const isBuiltin = builtinTools.some((tool) => tool.name === name);
-  if (!isBuiltin && !addedTools.has(name)) {
+  const isExtra = extraTools.some((tool) => tool.name === name);
+  if (!isBuiltin && !isExtra && !addedTools.has(name)) {
     throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name}`);
   }
 
@@ -152,6 +164,7 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
     appendFileSync(countFile, `${JSON.stringify(line)}\n`);
   }
 
+  if (isExtra) return structured(args);
   switch (name) {
     case "noop":
       return { content: [] };

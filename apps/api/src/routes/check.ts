@@ -1,0 +1,68 @@
+// Type-checking a program against its servers' declarations without running it: an agent's LLM
+// fixes its type errors in the same turn instead of finding them in a failed job.
+import type { FastifyInstance } from "fastify";
+import { DiagnosticSchema, ErrorResponseSchema } from "../errors.ts";
+import { checkCode, describeTypeErrors } from "../jobs/lifecycle.ts";
+
+interface CheckBody {
+  code: string;
+  servers?: string[];
+}
+
+export default async function checkRoutes(app: FastifyInstance) {
+  app.post<{ Body: CheckBody }>(
+    "/check",
+    {
+      schema: {
+        summary: "Type-check a program against its servers' declarations (nothing runs)",
+        body: {
+          type: "object",
+          required: ["code"],
+          additionalProperties: false,
+          properties: {
+            code: {
+              type: "string",
+              minLength: 1,
+              description: "the program: TypeScript, the body of an async function",
+            },
+            servers: {
+              type: "array",
+              items: { type: "string", minLength: 1 },
+              maxItems: 1000,
+              description: "the servers the program may use (omit for all registered servers)",
+            },
+          },
+        },
+        response: {
+          200: {
+            type: "object",
+            required: ["ok", "diagnostics", "truncated"],
+            properties: {
+              ok: { type: "boolean", description: "true when the program has no type errors" },
+              summary: { type: "string", description: "the first error in words, when any" },
+              diagnostics: { type: "array", items: DiagnosticSchema },
+              truncated: { type: "boolean", description: "true when more errors were left out" },
+            },
+          },
+          400: ErrorResponseSchema,
+          409: ErrorResponseSchema,
+          502: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { code } = request.body;
+      checkCode(app, code);
+      const names = await app.catalogs.names(request.body.servers, "body.servers");
+      const hungUp = new AbortController();
+      reply.raw.once("close", () => hungUp.abort());
+      const checked = await app.catalogs.check(code, names, hungUp.signal);
+      return {
+        ...checked,
+        ...(checked.ok
+          ? {}
+          : { summary: describeTypeErrors(checked.diagnostics, checked.truncated) }),
+      };
+    },
+  );
+}

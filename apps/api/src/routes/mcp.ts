@@ -1,0 +1,65 @@
+// The MCP façade over Streamable HTTP at /mcp, behind the same API key as the REST routes. It is
+// stateless: every POST gets a fresh façade server and transport, so any API instance can answer
+// any request and nothing is kept between them. Answers are plain JSON (no SSE stream); there is
+// no server-to-client stream to open (GET) or session to end (DELETE).
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { FastifyInstance } from "fastify";
+import { createFacade } from "../mcp/facade.ts";
+
+const notAllowed = {
+  jsonrpc: "2.0",
+  error: {
+    code: -32000,
+    message: "Method not allowed: this MCP endpoint is stateless; send JSON-RPC requests with POST",
+  },
+  id: null,
+};
+
+export default async function mcpRoutes(app: FastifyInstance) {
+  app.post(
+    "/mcp",
+    {
+      schema: {
+        summary: "MCP over Streamable HTTP: the tools search_tools, execute and get_job",
+        description:
+          "JSON-RPC requests of the Model Context Protocol (stateless; JSON answers). Connect any MCP client with the API key as a bearer token.",
+      },
+    },
+    async (request, reply) => {
+      const server = createFacade(app);
+      const transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: undefined,
+        enableJsonResponse: true,
+      });
+      reply.hijack();
+      reply.raw.once("close", () => {
+        transport.close().catch(() => {});
+        server.close().catch(() => {});
+      });
+      try {
+        await server.connect(transport);
+        await transport.handleRequest(request.raw, reply.raw, request.body);
+      } catch (error) {
+        request.log.error({ err: error }, "MCP request failed");
+        if (!reply.raw.headersSent) {
+          reply.raw.writeHead(500, { "content-type": "application/json" });
+          reply.raw.end(
+            JSON.stringify({
+              jsonrpc: "2.0",
+              error: { code: -32603, message: `internal error (request ${request.id})` },
+              id: null,
+            }),
+          );
+        }
+      }
+    },
+  );
+  for (const method of ["GET", "DELETE"] as const) {
+    app.route({
+      method,
+      url: "/mcp",
+      schema: { hide: true },
+      handler: async (_request, reply) => reply.code(405).header("allow", "POST").send(notAllowed),
+    });
+  }
+}
