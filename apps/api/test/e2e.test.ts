@@ -1,6 +1,5 @@
 // The API with a real worker process and a real MCP server: submit → wait → result, cancel of a
 // running job, resume with edited code (completed steps replayed, not executed again).
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

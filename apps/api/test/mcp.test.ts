@@ -202,7 +202,7 @@ describe("execute", () => {
 
   it("cuts a long result with a marker, and get_job pages through the rest", async () => {
     const answer = await call("execute", {
-      code: "return Array.from({ length: 200 }, (_, i) => `item-${i}`);",
+      code: "return Array.from({ length: 200 }, (_, i) => 'item-' + i);",
     });
     expect(answer.text).toMatch(
       /\[cut: characters 0–300 of 2,\d{3} shown\. The next part: get_job/,

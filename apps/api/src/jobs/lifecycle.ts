@@ -1,6 +1,13 @@
-// The moves the API makes on jobs: checks shared by submit and resume, putting a run on the
-// queue, announcing status changes, and waiting for a job to end.
-import { EnqueueError, enqueueRun, type JobEvent, publishJobEvent, submitJob } from "@turtle/core";
+// The moves the API makes on jobs: submitting (over REST and MCP alike), the checks submit and
+// resume share, putting a run on the queue, announcing status changes, waiting for a job to end.
+import {
+  type Config,
+  EnqueueError,
+  enqueueRun,
+  type JobEvent,
+  publishJobEvent,
+  submitJob,
+} from "@turtle/core";
 import type { Job, JobStatus } from "@turtle/db";
 import type { TypeDiagnostic } from "@turtle/typecheck";
 import type { FastifyInstance, FastifyReply } from "fastify";
@@ -32,6 +39,23 @@ export interface JobRequest {
   idempotencyKey?: string;
   /** Type-check the program against its servers' declarations before queueing it. */
   typecheck?: boolean;
+}
+
+/** JSON Schema of a program and the servers it may use: what submitting and checking share. */
+export function programProperties(config: Config) {
+  return {
+    code: {
+      type: "string",
+      minLength: 1,
+      description: `the program: TypeScript, the body of an async function, at most ${config.MAX_CODE_BYTES} bytes`,
+    },
+    servers: {
+      type: "array",
+      items: { type: "string", minLength: 1, description: "a registered server's name" },
+      maxItems: 1000,
+      description: "names of registered servers the program may use (omit for all)",
+    },
+  } as const;
 }
 
 /**

@@ -2,7 +2,7 @@
 // fixes its type errors in the same turn instead of finding them in a failed job.
 import type { FastifyInstance } from "fastify";
 import { DiagnosticSchema, ErrorResponseSchema } from "../errors.ts";
-import { checkCode, describeTypeErrors } from "../jobs/lifecycle.ts";
+import { checkCode, describeTypeErrors, programProperties } from "../jobs/lifecycle.ts";
 
 interface CheckBody {
   code: string;
@@ -19,19 +19,7 @@ export default async function checkRoutes(app: FastifyInstance) {
           type: "object",
           required: ["code"],
           additionalProperties: false,
-          properties: {
-            code: {
-              type: "string",
-              minLength: 1,
-              description: "the program: TypeScript, the body of an async function",
-            },
-            servers: {
-              type: "array",
-              items: { type: "string", minLength: 1 },
-              maxItems: 1000,
-              description: "the servers the program may use (omit for all registered servers)",
-            },
-          },
+          properties: programProperties(app.config),
         },
         response: {
           200: {

@@ -6,6 +6,7 @@ import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.
 import {
   findJob,
   type JobRequest,
+  programProperties,
   replyAfterWait,
   submit,
   WaitQuerySchema,
@@ -22,18 +23,8 @@ export default async function jobRoutes(app: FastifyInstance) {
     required: ["code"],
     additionalProperties: false,
     properties: {
-      code: {
-        type: "string",
-        minLength: 1,
-        description: `the program: TypeScript, the body of an async function, at most ${config.MAX_CODE_BYTES} bytes`,
-      },
+      ...programProperties(config),
       input: { description: "any JSON value; the program reads it as the global `input`" },
-      servers: {
-        type: "array",
-        items: { type: "string", minLength: 1, description: "a registered server's name" },
-        maxItems: 1000,
-        description: "names of registered servers the program may use (omit for all)",
-      },
       timeoutMs: {
         type: "integer",
         minimum: 1,
