@@ -151,6 +151,40 @@ describe("search_tools", () => {
     expect(unknown.text).toMatch(/servers names servers that are not registered: "nope"/);
   });
 
+  it("searches the servers that are up when one is down, and says which is not", async () => {
+    const broken = {
+      name: "broken",
+      command: process.execPath,
+      args: [CONTROL_SERVER],
+      env: { FAIL_ON_START: "no database configured" },
+    };
+    expect(
+      (await api.call({ method: "POST", url: "/v1/servers", payload: broken })).statusCode,
+    ).toBe(201);
+    try {
+      const found = await call("search_tools", { query: "echo", detail: "name", limit: 2 });
+      expect(found.isError).toBe(false);
+      expect(found.text).toContain("control.echo");
+      expect(found.text).toMatch(
+        /\(server "broken" is unavailable, so its tools were not searched: .+\)$/,
+      );
+      // Its namespace is unchecked, not unknown: the program type-checks, and the run fails.
+      const ran = await call("execute", { code: "return await broken.anything({});" });
+      expect(ran.isError).toBe(true);
+      expect(ran.text).not.toMatch(/^Not run/);
+    } finally {
+      await api.call({ method: "DELETE", url: "/v1/servers/broken" });
+    }
+  });
+
+  it("answers an unknown tool name, even one on Object's prototype, with an error", async () => {
+    for (const name of ["constructor", "run_program"]) {
+      const answer = await call(name, {});
+      expect(answer).toMatchObject({ isError: true });
+      expect(answer.text).toMatch(/^no tool ".+": the tools are search_tools, execute, get_job$/);
+    }
+  });
+
   it("answers bad arguments with a message naming the field", async () => {
     const bad = await call("search_tools", { query: "x", detail: "everything" });
     expect(bad.isError).toBe(true);

@@ -155,17 +155,22 @@ export function createFacade(app: FastifyInstance): Server {
 
   async function searchTools(args: SearchArgs, signal: AbortSignal): Promise<CallToolResult> {
     const names = await app.catalogs.names(args.servers, "servers");
-    const { index } = await app.catalogs.load(names, signal);
+    const { loaded, unavailable } = await app.catalogs.loadAvailable(names, signal);
+    const { index } = loaded;
+    const down = unavailable.map(
+      ({ server, message }) =>
+        `\n(server ${JSON.stringify(server)} is unavailable, so its tools were not searched: ${message})`,
+    );
     const limit = args.limit ?? SEARCH_LIMIT_DEFAULT;
     const hits = index.find(args.query, { limit });
     if (hits.length === 0) {
       return text(
-        `No tool matches ${JSON.stringify(args.query)} among ${index.size} tools; try other words, or an empty query to list them.`,
+        `No tool matches ${JSON.stringify(args.query)} among ${index.size} tools; try other words, or an empty query to list them.${down.join("")}`,
       );
     }
     const detail = args.detail ?? "summary";
     const head = `${hits.length} of ${index.size} tools${args.query.trim() === "" ? "" : ` for ${JSON.stringify(args.query)}`}, best first:`;
-    return text(`${head}\n${index.render(hits, detail)}`);
+    return text(`${head}\n${index.render(hits, detail)}${down.join("")}`);
   }
 
   async function execute(args: ExecuteArgs, signal: AbortSignal): Promise<CallToolResult> {
@@ -216,13 +221,13 @@ export function createFacade(app: FastifyInstance): Server {
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name as FacadeTool;
-    const validate = validators[name];
-    if (validate === undefined) {
+    if (!Object.hasOwn(validators, name)) {
       return text(
         `no tool ${JSON.stringify(request.params.name)}: the tools are ${Object.keys(validators).join(", ")}`,
         true,
       );
     }
+    const validate = validators[name];
     const args = request.params.arguments ?? {};
     if (!validate(args)) {
       const issue = validate.errors?.[0];

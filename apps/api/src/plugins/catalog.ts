@@ -2,7 +2,13 @@
 // live through the MCP pool), its TypeScript declarations, a search index over its tools, and a
 // type checker for programs written against it. Derived values are cached for as long as the
 // servers' tool listings are (the pool keeps a listing until the server says it changed).
-import { buildCatalog, type Catalog, renderDeclarations, type Tool } from "@turtle/bindings";
+import {
+  buildCatalog,
+  type Catalog,
+  renderDeclarations,
+  type Tool,
+  toIdentifier,
+} from "@turtle/bindings";
 import type { CheckResult, ThreadedTypeChecker } from "@turtle/typecheck";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
@@ -18,11 +24,18 @@ export interface LoadedCatalog {
   readonly index: ToolIndex;
 }
 
+export interface AvailableCatalog {
+  loaded: LoadedCatalog;
+  unavailable: Array<{ server: string; message: string }>;
+}
+
 export interface Catalogs {
   /** Every registered server's name, or the `asked` ones once checked (400 naming `field`). */
   names(asked: readonly string[] | undefined, field: string): Promise<string[]>;
-  /** Those servers' tools as one program API. */
+  /** Those servers' tools as one program API; fails when one of them cannot be listed. */
   load(names: readonly string[], signal?: AbortSignal): Promise<LoadedCatalog>;
+  /** The same, of the servers that can be listed now; the others are named with the reason. */
+  loadAvailable(names: readonly string[], signal?: AbortSignal): Promise<AvailableCatalog>;
   /** Type-checks a program against those servers' declarations. */
   check(code: string, names: readonly string[], signal?: AbortSignal): Promise<CheckResult>;
 }
@@ -31,6 +44,10 @@ declare module "fastify" {
   interface FastifyInstance {
     catalogs: Catalogs;
   }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Catalogs kept: one per set of servers that jobs and searches name. */
@@ -94,8 +111,32 @@ export default fp(
         return entry.loaded;
       },
 
+      async loadAvailable(names, signal) {
+        const listed = await Promise.allSettled(
+          names.map((name) => app.mcp.listTools(name, signal)),
+        );
+        signal?.throwIfAborted();
+        const unavailable: AvailableCatalog["unavailable"] = [];
+        const up: string[] = [];
+        listed.forEach((outcome, i) => {
+          const server = names[i] as string;
+          if (outcome.status === "fulfilled") up.push(server);
+          else unavailable.push({ server, message: errorMessage(outcome.reason) });
+        });
+        return { loaded: await service.load(up, signal), unavailable };
+      },
+
       async check(code, names, signal) {
-        const { declarations } = await service.load(names, signal);
+        // A server that is down must not fail the check of a program that may not even use it:
+        // its namespace is checked as \`any\`, and the run finds out whether it is back.
+        const { loaded: available, unavailable } = await service.loadAvailable(names, signal);
+        const declarations = [
+          available.declarations,
+          ...unavailable.map(
+            ({ server }) =>
+              `/** MCP server ${JSON.stringify(server)}: unavailable, so unchecked. */\ndeclare const ${toIdentifier(server)}: any;\n`,
+          ),
+        ].join("");
         // The compiler is loaded on the first check, not at start: most API processes never
         // check, and loading it costs time and memory. It runs in a thread of its own, so a
         // check never holds this event loop, and one over TYPECHECK_TIMEOUT_MS is stopped.
