@@ -279,7 +279,7 @@ const catalog: Workflow = {
     query: "overdue invoices; retrieve a customer by its ID",
     detail: "full",
     servers: ["saas"],
-    limit: 4,
+    limit: 6,
   },
   program: `const overdue: saas.BillingListInvoicesOutput["data"] = [];
 let cursor: string | null = null;

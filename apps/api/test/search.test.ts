@@ -28,6 +28,15 @@ const catalog = buildCatalog([
       tool("append_row", "Append one row.", { sheet: {}, values: {} }),
     ],
   },
+  {
+    name: "billing",
+    tools: [
+      tool("list_invoices", "Invoices, newest first.", {
+        status: { type: "string", enum: ["open", "paid", "overdue"] },
+      }),
+      tool("get_customer", "One customer.", { id: {} }),
+    ],
+  },
 ]);
 const index = new ToolIndex(catalog);
 
@@ -39,6 +48,10 @@ describe("ToolIndex", () => {
       "read_rows",
       "append_row",
     ]);
+  });
+
+  it("matches the values a parameter takes", () => {
+    expect(index.find("overdue", { limit: 1 })[0]?.method.tool).toBe("list_invoices");
   });
 
   it("matches parameter names, and keeps to the servers asked for", () => {

@@ -1,6 +1,7 @@
 // Ranked search over a catalog's tools, for agents that discover the program API a piece at a
 // time instead of reading every declaration. Full-text (BM25 with prefix and fuzzy matching, by
-// MiniSearch) over each tool's name, its server, its description and its parameters' names.
+// MiniSearch) over each tool's name, its server, its description and its parameters (names and
+// enum values).
 import { type Catalog, type CatalogMethod, renderDeclarations } from "@turtle/bindings";
 import MiniSearch from "minisearch";
 
@@ -42,19 +43,30 @@ function processTerm(term: string): string | null {
   return term;
 }
 
-function parameterNames(schema: unknown): string[] {
-  const names: string[] = [];
+/**
+ * What a tool's parameters say: their names and the values of their enums (a `status` taking
+ * "overdue" is how a tool lists overdue invoices). Their descriptions are left out: they repeat
+ * the names ("The ticket's ID.") and measured worse, ranking a tool that merely takes an id over
+ * the one the words describe.
+ */
+function parameterTerms(schema: unknown): string[] {
+  const terms: string[] = [];
   const visit = (node: unknown, depth: number) => {
     if (depth > 3 || node === null || typeof node !== "object") return;
-    const properties = (node as { properties?: unknown }).properties;
+    const { properties, items } = node as { properties?: unknown; items?: unknown };
+    visit(items, depth + 1);
     if (properties === null || typeof properties !== "object") return;
     for (const [name, child] of Object.entries(properties)) {
-      names.push(name);
+      terms.push(name);
+      const values = (child as { enum?: unknown } | null)?.enum;
+      if (Array.isArray(values)) {
+        for (const value of values) if (typeof value === "string") terms.push(value);
+      }
       visit(child, depth + 1);
     }
   };
   visit(schema, 0);
-  return names;
+  return terms;
 }
 
 export class ToolIndex {
@@ -84,7 +96,7 @@ export class ToolIndex {
           name: `${method.tool} ${method.identifier}`,
           server: `${namespace.server} ${namespace.identifier}`,
           description: method.description ?? "",
-          params: parameterNames(method.inputSchema).join(" "),
+          params: parameterTerms(method.inputSchema).join(" "),
         });
       }
     }
