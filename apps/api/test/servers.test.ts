@@ -178,13 +178,14 @@ describe("GET /v1/servers/:name/tools", () => {
       url: "/v1/servers/crashing",
       payload: {
         command: process.execPath,
-        args: [CONTROL_SERVER],
-        env: { FAIL_ON_START: "no db" },
+        args: [CONTROL_SERVER, "--fail-on-start=no db for token s3cr3t-value"],
+        env: { TOKEN: "s3cr3t-value" },
       },
     });
     const crashing = await api.call({ method: "GET", url: "/v1/servers/crashing/tools" });
     expect(crashing.statusCode).toBe(502);
-    expect(crashing.json().error.message).toContain("no db");
+    // What the server wrote is quoted, less its secrets.
+    expect(crashing.json().error.message).toContain("no db for token [redacted]");
   });
 
   it("sees a replaced registration at once, and so does every other API instance", async () => {

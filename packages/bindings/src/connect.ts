@@ -63,7 +63,10 @@ async function connectStdio(
   config: StdioServerConfig,
   options: ConnectOptions,
 ): Promise<Connection> {
-  const stderr = createTail(STDERR_TAIL_BYTES);
+  // What the process writes is quoted in errors, which reach users and logs: its env values are
+  // secrets, and a server that prints one (`auth failed for token …`) must not reveal it.
+  const secrets = Object.values(config.env ?? {});
+  const stderr = createTail(STDERR_TAIL_BYTES, secrets);
   const transport = new StdioClientTransport({
     command: config.command,
     args: config.args ?? [],
@@ -74,10 +77,17 @@ async function connectStdio(
   // Reading stderr also keeps a chatty server from blocking on a full pipe.
   transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
   const label = `MCP server "${name}"`;
-  const session = createSession(name, label, "stdio", options, () => {
-    const why = summarize(stderr.text());
-    return `${label} exited${why ? `: ${why}` : ""}`;
-  });
+  const session = createSession(
+    name,
+    label,
+    "stdio",
+    options,
+    () => {
+      const why = summarize(stderr.text());
+      return `${label} exited${why ? `: ${why}` : ""}`;
+    },
+    secrets,
+  );
   session.stderr = stderr;
   try {
     await session.start(transport);
@@ -92,7 +102,10 @@ async function connectStdio(
         : isConnectionClosed(error)
           ? `${label} exited during startup${why ? `: ${why}` : " without writing to stderr"}`
           : `${label} failed to initialize: ${errorText(error)}`;
-    throw new ServerUnavailableError(name, message, { cause: error, stderr: stderr.text() });
+    throw new ServerUnavailableError(name, redactSecrets(message, secrets), {
+      cause: error,
+      stderr: stderr.text(),
+    });
   }
   return session.connection;
 }
@@ -108,10 +121,15 @@ async function connectHttp(
     ? { headers: config.headers }
     : undefined;
   const lost = () => `${label} closed the connection`;
+  // A server may echo a header back in an error page; its token alone counts too.
+  const secrets = Object.values(config.headers ?? {}).flatMap((value) => [
+    value,
+    ...value.split(/\s+/),
+  ]);
 
   let streamableFailure: unknown;
   if (config.type !== "sse") {
-    const session = createSession(name, label, "streamable-http", options, lost);
+    const session = createSession(name, label, "streamable-http", options, lost, secrets);
     try {
       await session.start(new StreamableHTTPClientTransport(url, { requestInit }));
       return session.connection;
@@ -125,15 +143,14 @@ async function connectHttp(
         error.code >= 400 &&
         error.code < 500;
       if (!mayBeSse) {
-        throw new ServerUnavailableError(name, describeHttpFailure(label, error, options), {
-          cause: error,
-        });
+        const message = describeHttpFailure(label, error, options);
+        throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
       }
       streamableFailure = error;
     }
   }
 
-  const session = createSession(name, label, "sse", options, lost);
+  const session = createSession(name, label, "sse", options, lost, secrets);
   try {
     await session.start(new SSEClientTransport(url, { requestInit }));
     return session.connection;
@@ -143,7 +160,7 @@ async function connectHttp(
       streamableFailure === undefined
         ? describeHttpFailure(label, error, options)
         : `${label} rejected Streamable HTTP (${httpStatusText(streamableFailure)}) and SSE failed: ${sse}`;
-    throw new ServerUnavailableError(name, message, { cause: error });
+    throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
   }
 }
 
@@ -161,6 +178,7 @@ function createSession(
   transportKind: TransportKind,
   options: ConnectOptions,
   lostMessage: () => string,
+  secrets: readonly string[],
 ): Session {
   const client = new Client(options.clientInfo, { capabilities: {} });
   let closed = false;
@@ -213,7 +231,10 @@ function createSession(
               ? `${label} failed: ${errorText(cause)}`
               : describeHttpFailure(label, cause, options);
         }
-        return new ServerUnavailableError(name, message, { cause, stderr });
+        return new ServerUnavailableError(name, redactSecrets(message, secrets), {
+          cause,
+          stderr,
+        });
       },
       async close(reason: string) {
         if (closed) return;
@@ -318,8 +339,29 @@ interface Tail {
   text(): string;
 }
 
-/** Keeps the last `limit` bytes written to a stream, for error messages. */
-function createTail(limit: number): Tail {
+/** Secrets shorter than this are not redacted: they would blank out ordinary words. */
+const MIN_SECRET_LENGTH = 4;
+
+/** `text` with every occurrence of a secret replaced by `[redacted]`, longest secrets first. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  const values = secrets
+    .filter((secret) => secret.length >= MIN_SECRET_LENGTH)
+    .sort((a, b) => b.length - a.length);
+  let redacted = text;
+  for (const secret of values) redacted = redacted.split(secret).join("[redacted]");
+  return redacted;
+}
+
+/**
+ * Keeps the last `limit` bytes written to a stream, for error messages, with `secrets` redacted
+ * from what it quotes.
+ */
+function createTail(limit: number, secrets: readonly string[] = []): Tail {
+  const tail = createRawTail(limit);
+  return { push: (chunk) => tail.push(chunk), text: () => redactSecrets(tail.text(), secrets) };
+}
+
+function createRawTail(limit: number): Tail {
   let kept = Buffer.alloc(0);
   return {
     push(chunk) {

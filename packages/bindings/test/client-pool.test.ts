@@ -12,6 +12,7 @@ import {
   ToolError,
 } from "../src/index.ts";
 import {
+  CONTROL_SERVER,
   controlServer,
   EVERYTHING_SERVER,
   isAlive,
@@ -291,6 +292,17 @@ describe("control server", { timeout: SLOW }, () => {
     expect((error as ServerUnavailableError).stderr).toContain("at brew (x.js:1:1)");
   });
 
+  it("never quotes a secret env value the server printed", async () => {
+    const control = pool({
+      control: { ...controlServer(), env: { GITHUB_TOKEN: "ghp_hunter2hunter2" } },
+    });
+    const error = await rejection(
+      control.callTool("control", "exit", { stderr: "auth failed for ghp_hunter2hunter2" }),
+    );
+    expect(error.message).toBe('MCP server "control" exited: auth failed for [redacted]');
+    expect((error as ServerUnavailableError).stderr).not.toContain("hunter2");
+  });
+
   it("bounds concurrent connects without starving anyone", async () => {
     const servers = { a: controlServer(), b: controlServer(), c: controlServer() };
     const control = pool(servers, { maxConcurrentConnects: 1 });
@@ -305,7 +317,7 @@ describe("startup failures", { timeout: SLOW }, () => {
   it("names the server and the reason in one line", async () => {
     const broken = pool({
       missing: { command: "./definitely-not-here", cwd: dir.path },
-      crashing: controlServer({ FAIL_ON_START: "fatal: config missing" }),
+      crashing: nodeServer(CONTROL_SERVER, ["--fail-on-start=fatal: config missing"]),
       silent: { command: process.execPath, args: ["-e", "process.exit(3)"] },
     });
 

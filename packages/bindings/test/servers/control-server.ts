@@ -7,7 +7,9 @@
 //                  written synchronously when the execution starts, so a test can count
 //                  executions from outside even after killing the processes involved.
 //   PAGE_SIZE      tools/list returns at most this many tools per page (exercises nextCursor).
-//   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP.
+//   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP. (Env values are
+//                  secrets, so Turtle quotes this one as [redacted]; the argument
+//                  --fail-on-start=<text> does the same and is quoted as it is.)
 //   EXTRA_TOOLS    also list this many generated tools `extra_<n>` (a large catalog); each
 //                  answers like `echo`.
 //
@@ -38,8 +40,11 @@ import {
 
 const IDEMPOTENCY_META_KEY = "io.turtle/idempotency-key";
 
-if (process.env.FAIL_ON_START) {
-  process.stderr.write(`${process.env.FAIL_ON_START}\n`);
+const failOnStart =
+  process.env.FAIL_ON_START ||
+  process.argv.find((arg) => arg.startsWith("--fail-on-start="))?.slice("--fail-on-start=".length);
+if (failOnStart) {
+  process.stderr.write(`${failOnStart}\n`);
   process.exit(1);
 }
 
