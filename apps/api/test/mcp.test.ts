@@ -103,6 +103,27 @@ describe("the façade's tool list", () => {
     expect(response.status).toBe(401);
   });
 
+  it("serves a client that accepts only JSON, as every answer is JSON", async () => {
+    for (const accept of ["application/json", "*/*"]) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${api.key}`,
+          "content-type": "application/json",
+          accept,
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { result: { tools: Array<{ name: string }> } };
+      expect(body.result.tools.map((tool) => tool.name)).toEqual([
+        "search_tools",
+        "execute",
+        "get_job",
+      ]);
+    }
+  });
+
   it("answers GET and DELETE with 405: the endpoint is stateless", async () => {
     for (const method of ["GET", "DELETE"]) {
       const response = await fetch(url, {
@@ -189,6 +210,8 @@ describe("search_tools", () => {
     const bad = await call("search_tools", { query: "x", detail: "everything" });
     expect(bad.isError).toBe(true);
     expect(bad.text).toMatch(/^search_tools: arguments\.detail must be equal to one of/);
+    const long = await call("search_tools", { query: "x".repeat(501) });
+    expect(long.text).toBe("search_tools: arguments.query must NOT have more than 500 characters");
     const missing = await call("search_tools", {});
     expect(missing.text).toMatch(/must have required property 'query'/);
   });

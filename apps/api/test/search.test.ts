@@ -50,6 +50,10 @@ describe("ToolIndex", () => {
     ]);
   });
 
+  it("answers a query of one very long word without fuzzy matching it", () => {
+    expect(index.find("x".repeat(20_000), { limit: 5 })).toEqual([]);
+  });
+
   it("matches the values a parameter takes", () => {
     expect(index.find("overdue", { limit: 1 })[0]?.method.tool).toBe("list_invoices");
   });

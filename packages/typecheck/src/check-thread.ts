@@ -1,4 +1,5 @@
-// The entry of the checker's worker thread: checks one program per message, in order.
+// The entry of the checker's worker thread: warms up (parses and binds the standard library),
+// says it is ready, then checks one program per message, in order.
 import { parentPort } from "node:worker_threads";
 import { createTypeChecker } from "./type-checker.ts";
 
@@ -9,6 +10,8 @@ export interface CheckRequest {
 }
 
 const checker = createTypeChecker();
+checker.check("return 1;", "");
+parentPort?.postMessage({ ready: true });
 parentPort?.on("message", (request: CheckRequest) => {
   parentPort?.postMessage({
     id: request.id,

@@ -3,6 +3,7 @@ export {
   createThreadedTypeChecker,
   type ThreadedTypeChecker,
   type ThreadedTypeCheckerOptions,
+  TypeCheckUnavailableError,
 } from "./threaded.ts";
 export {
   type CheckResult,

@@ -33,6 +33,8 @@ function tokenize(text: string): string[] {
     .filter((word) => word !== "");
 }
 
+const FUZZY_MAX_LENGTH = 24;
+
 const STOP_WORDS = new Set(["a", "an", "the", "of", "to", "and", "or", "for", "in", "on", "by"]);
 
 /** Singular and plural meet ("tickets" finds "ticket"); stop words carry no signal. */
@@ -82,7 +84,8 @@ export class ToolIndex {
       searchOptions: {
         boost: { name: 3, server: 1.5, params: 1.5, description: 1 },
         prefix: true,
-        fuzzy: 0.2,
+        // Fuzzy matching costs time with the square of a word's length: long words match exactly.
+        fuzzy: (term: string) => (term.length <= FUZZY_MAX_LENGTH ? 0.2 : false),
         combineWith: "OR",
       },
     });

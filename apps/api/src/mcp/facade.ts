@@ -26,6 +26,7 @@ import { describeJob, type JobPart, logsText, page, resultText } from "./shaping
 const NAMESPACES_LISTED = 40;
 const SEARCH_LIMIT_DEFAULT = 8;
 const SEARCH_LIMIT_MAX = 50;
+const QUERY_MAX_LENGTH = 500;
 
 interface SearchArgs {
   query: string;
@@ -49,7 +50,11 @@ interface GetJobArgs {
 const SEARCH_SCHEMA = {
   type: "object",
   properties: {
-    query: { type: "string", description: "what you need, in words; empty lists all" },
+    query: {
+      type: "string",
+      maxLength: QUERY_MAX_LENGTH,
+      description: "what you need, in words; empty lists tools in order",
+    },
     detail: {
       type: "string",
       enum: ["name", "summary", "full"],
@@ -162,14 +167,17 @@ export function createFacade(app: FastifyInstance): Server {
         `\n(server ${JSON.stringify(server)} is unavailable, so its tools were not searched: ${message})`,
     );
     const limit = args.limit ?? SEARCH_LIMIT_DEFAULT;
+    const quoted = JSON.stringify(
+      args.query.length > 80 ? `${args.query.slice(0, 77)}…` : args.query,
+    );
     const hits = index.find(args.query, { limit });
     if (hits.length === 0) {
       return text(
-        `No tool matches ${JSON.stringify(args.query)} among ${index.size} tools; try other words, or an empty query to list them.${down.join("")}`,
+        `No tool matches ${quoted} among ${index.size} tools; try other words, or an empty query to list them.${down.join("")}`,
       );
     }
     const detail = args.detail ?? "summary";
-    const head = `${hits.length} of ${index.size} tools${args.query.trim() === "" ? "" : ` for ${JSON.stringify(args.query)}`}, best first:`;
+    const head = `${hits.length} of ${index.size} tools${args.query.trim() === "" ? "" : ` for ${quoted}`}, best first:`;
     return text(`${head}\n${index.render(hits, detail)}${down.join("")}`);
   }
 

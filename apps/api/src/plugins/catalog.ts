@@ -9,10 +9,16 @@ import {
   type Tool,
   toIdentifier,
 } from "@turtle/bindings";
-import type { CheckResult, ThreadedTypeChecker } from "@turtle/typecheck";
+import type { CheckResult } from "@turtle/typecheck";
+import {
+  createThreadedTypeChecker,
+  type ThreadedTypeChecker,
+  TypeCheckUnavailableError,
+} from "@turtle/typecheck/threaded";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { ToolIndex } from "../catalog/search.ts";
+import { ApiError } from "../errors.ts";
 import { checkServers } from "../jobs/lifecycle.ts";
 
 export interface LoadedCatalog {
@@ -50,10 +56,16 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Longest a search or check waits for one server's tools before leaving it out. */
+const AVAILABLE_LIST_MS = 5_000;
+/** How long a server that could not be listed is left out before it is tried again. */
+const FAILURE_MEMORY_MS = 10_000;
+
 /** Catalogs kept: one per set of servers that jobs and searches name. */
 const CACHE_MAX = 32;
 
 interface Cached {
+  names: string[];
   listings: Tool[][];
   loaded: LoadedCatalog;
 }
@@ -78,7 +90,35 @@ function loaded(names: string[], catalog: Catalog): LoadedCatalog {
 export default fp(
   async function catalogs(app: FastifyInstance) {
     const cache = new Map<string, Cached>();
-    let checker: Promise<ThreadedTypeChecker> | undefined;
+    const failures = new Map<string, { until: number; error: unknown }>();
+
+    /** The catalog of those servers' listings, cached while the listings stay the same. */
+    function build(names: readonly string[], listings: Tool[][]): LoadedCatalog {
+      const key = [...names].sort().join("\u0000");
+      const hit = cache.get(key);
+      if (
+        hit !== undefined &&
+        hit.names.length === names.length &&
+        hit.names.every((name, i) => name === names[i]) &&
+        hit.listings.every((tools, i) => tools === listings[i])
+      ) {
+        // Most recently used last, so the oldest is the first to go.
+        cache.delete(key);
+        cache.set(key, hit);
+        return hit.loaded;
+      }
+      const servers = names.map((name, i) => ({ name, tools: listings[i] ?? [] }));
+      const entry = {
+        names: [...names],
+        listings,
+        loaded: loaded([...names], buildCatalog(servers)),
+      };
+      cache.set(key, entry);
+      if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
+      return entry.loaded;
+    }
+
+    let checker: ThreadedTypeChecker | undefined;
 
     const service: Catalogs = {
       async names(asked, field) {
@@ -96,66 +136,88 @@ export default fp(
 
       async load(names, signal) {
         const listings = await Promise.all(names.map((name) => app.mcp.listTools(name, signal)));
-        const key = names.join("\u0000");
-        const hit = cache.get(key);
-        if (hit?.listings.every((tools, i) => tools === listings[i])) {
-          // Most recently used last, so the oldest is the first to go.
-          cache.delete(key);
-          cache.set(key, hit);
-          return hit.loaded;
-        }
-        const servers = names.map((name, i) => ({ name, tools: listings[i] ?? [] }));
-        const entry = { listings, loaded: loaded([...names], buildCatalog(servers)) };
-        cache.set(key, entry);
-        if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
-        return entry.loaded;
+        return build(names, listings);
       },
 
       async loadAvailable(names, signal) {
+        const now = Date.now();
         const listed = await Promise.allSettled(
-          names.map((name) => app.mcp.listTools(name, signal)),
+          names.map((name) => {
+            const down = failures.get(name);
+            if (down !== undefined && down.until > now) return Promise.reject(down.error);
+            const deadline = AbortSignal.timeout(AVAILABLE_LIST_MS);
+            return app.mcp
+              .listTools(name, signal ? AbortSignal.any([signal, deadline]) : deadline)
+              .catch((error: unknown) => {
+                if (signal?.aborted) throw error;
+                const failure = deadline.aborted
+                  ? new Error(
+                      `MCP server "${name}" did not list its tools within ${AVAILABLE_LIST_MS / 1000} s`,
+                    )
+                  : error;
+                // Remembered for a while, so one dead server does not cost every search a wait.
+                failures.set(name, { until: Date.now() + FAILURE_MEMORY_MS, error: failure });
+                throw failure;
+              });
+          }),
         );
         signal?.throwIfAborted();
         const unavailable: AvailableCatalog["unavailable"] = [];
         const up: string[] = [];
+        const listings: Tool[][] = [];
         listed.forEach((outcome, i) => {
           const server = names[i] as string;
-          if (outcome.status === "fulfilled") up.push(server);
-          else unavailable.push({ server, message: errorMessage(outcome.reason) });
+          if (outcome.status === "fulfilled") {
+            failures.delete(server);
+            up.push(server);
+            listings.push(outcome.value);
+          } else {
+            unavailable.push({ server, message: errorMessage(outcome.reason) });
+          }
         });
-        return { loaded: await service.load(up, signal), unavailable };
+        return { loaded: build(up, listings), unavailable };
       },
 
       async check(code, names, signal) {
         // A server that is down must not fail the check of a program that may not even use it:
         // its namespace is checked as \`any\`, and the run finds out whether it is back.
         const { loaded: available, unavailable } = await service.loadAvailable(names, signal);
-        const declarations = [
-          available.declarations,
-          ...unavailable.map(
-            ({ server }) =>
-              `/** MCP server ${JSON.stringify(server)}: unavailable, so unchecked. */\ndeclare const ${toIdentifier(server)}: any;\n`,
-          ),
-        ].join("");
-        // The compiler is loaded on the first check, not at start: most API processes never
-        // check, and loading it costs time and memory. It runs in a thread of its own, so a
-        // check never holds this event loop, and one over TYPECHECK_TIMEOUT_MS is stopped.
-        checker ??= import("@turtle/typecheck").then(
-          (module) =>
-            module.createThreadedTypeChecker({ timeoutMs: app.config.TYPECHECK_TIMEOUT_MS }),
-          (error: unknown) => {
-            checker = undefined;
-            throw error;
-          },
-        );
-        return (await checker).check(code, declarations);
+        const declared = new Set(available.catalog.namespaces.map((ns) => ns.identifier));
+        const stubs = unavailable.flatMap(({ server }) => {
+          const identifier = toIdentifier(server);
+          if (declared.has(identifier)) return [];
+          declared.add(identifier);
+          return [
+            `/** MCP server ${JSON.stringify(server)}: unavailable, so unchecked. */\ndeclare const ${identifier}: any;\n`,
+          ];
+        });
+        const declarations = [available.declarations, ...stubs].join("");
+        // The checker's thread (and TypeScript in it) starts on the first check, not with the
+        // API: most API processes never check. A check never holds this event loop, and one
+        // over TYPECHECK_TIMEOUT_MS (or its memory limit) is stopped.
+        checker ??= createThreadedTypeChecker({ timeoutMs: app.config.TYPECHECK_TIMEOUT_MS });
+        try {
+          return await checker.check(code, declarations, signal);
+        } catch (error) {
+          if (error instanceof TypeCheckUnavailableError) {
+            throw new ApiError(
+              503,
+              "typecheck_unavailable",
+              `cannot type-check now: ${error.message}`,
+              {
+                "retry-after": "1",
+              },
+            );
+          }
+          throw error;
+        }
       },
     };
     app.decorate("catalogs", service);
     app.addHook("onClose", async () => {
       const running = checker;
       checker = undefined;
-      await running?.then((threaded) => threaded.close()).catch(() => {});
+      await running?.close().catch(() => {});
     });
   },
   { name: "catalogs", dependencies: ["db", "mcp-pool"] },

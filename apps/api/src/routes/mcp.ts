@@ -2,6 +2,7 @@
 // stateless: every POST gets a fresh façade server and transport, so any API instance can answer
 // any request and nothing is kept between them. Answers are plain JSON (no SSE stream); there is
 // no server-to-client stream to open (GET) or session to end (DELETE).
+import type { IncomingMessage } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { FastifyInstance } from "fastify";
 import { createFacade } from "../mcp/facade.ts";
@@ -14,6 +15,14 @@ const notAllowed = {
   },
   id: null,
 };
+
+/** Sets the Accept header both as Node parsed it and in the raw list other readers rebuild from. */
+function setAccept(raw: IncomingMessage, value: string): void {
+  raw.headers.accept = value;
+  const at = raw.rawHeaders.findIndex((name, i) => i % 2 === 0 && name.toLowerCase() === "accept");
+  if (at === -1) raw.rawHeaders.push("Accept", value);
+  else raw.rawHeaders[at + 1] = value;
+}
 
 export default async function mcpRoutes(app: FastifyInstance) {
   app.post(
@@ -36,6 +45,13 @@ export default async function mcpRoutes(app: FastifyInstance) {
         transport.close().catch(() => {});
         server.close().catch(() => {});
       });
+      // The transport insists on clients accepting both JSON and an event stream, though this
+      // endpoint only ever answers with JSON: a client that accepts just JSON (or anything) is
+      // served rather than refused with 406.
+      const accept = request.raw.headers.accept ?? "";
+      if (!(accept.includes("application/json") && accept.includes("text/event-stream"))) {
+        setAccept(request.raw, "application/json, text/event-stream");
+      }
       try {
         await server.connect(transport);
         await transport.handleRequest(request.raw, reply.raw, request.body);
