@@ -193,6 +193,17 @@ describe("search_tools", () => {
       const ran = await call("execute", { code: "return await broken.anything({});" });
       expect(ran.isError).toBe(true);
       expect(ran.text).not.toMatch(/^Not run/);
+      // Mended (registered anew), it is searched again at once, not after the pause.
+      const mended = { command: process.execPath, args: [CONTROL_SERVER] };
+      expect(
+        (await api.call({ method: "PUT", url: "/v1/servers/broken", payload: mended })).statusCode,
+      ).toBe(200);
+      const again = await call("search_tools", {
+        query: "echo",
+        servers: ["broken"],
+        detail: "name",
+      });
+      expect(again.text).toContain("broken.echo");
     } finally {
       await api.call({ method: "DELETE", url: "/v1/servers/broken" });
     }

@@ -58,6 +58,8 @@ interface ToolError extends Error {
   name: "ToolError";
   server: string;
   tool: string;
+  /** "tool_error": the tool failed; "server_unavailable": its server could not be reached. */
+  code: string;
 }
 
 /** Tools of MCP server "everything". */

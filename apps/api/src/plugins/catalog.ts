@@ -58,7 +58,10 @@ function errorMessage(error: unknown): string {
 
 /** Longest a search or check waits for one server's tools before leaving it out. */
 const AVAILABLE_LIST_MS = 5_000;
-/** How long a server that could not be listed is left out before it is tried again. */
+/**
+ * How long a server that could not be listed is left out before it is tried again (at once
+ * when its registration changes).
+ */
 const FAILURE_MEMORY_MS = 10_000;
 
 /** Catalogs kept: one per set of servers that jobs and searches name. */
@@ -91,6 +94,8 @@ export default fp(
   async function catalogs(app: FastifyInstance) {
     const cache = new Map<string, Cached>();
     const failures = new Map<string, { until: number; error: unknown }>();
+    // A server registered anew is tried again at once.
+    app.mcp.onChange((server) => failures.delete(server));
 
     /** The catalog of those servers' listings, cached while the listings stay the same. */
     function build(names: readonly string[], listings: Tool[][]): LoadedCatalog {

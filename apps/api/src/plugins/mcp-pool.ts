@@ -13,6 +13,8 @@ export interface McpPool {
   listTools(server: string, signal?: AbortSignal): Promise<Tool[]>;
   /** Call after changing a registration: drops the server's session here and everywhere. */
   changed(server: string): Promise<void>;
+  /** Calls `listener` whenever a server's registration changed, here or on another instance. */
+  onChange(listener: (server: string) => void): void;
 }
 
 declare module "fastify" {
@@ -72,7 +74,10 @@ export default fp(
       }
     }
 
+    const listeners: Array<(server: string) => void> = [];
+
     function drop(name: string): void {
+      for (const listener of listeners) listener(name);
       const entry = entries.get(name);
       if (entry === undefined) return;
       entries.delete(name);
@@ -107,6 +112,9 @@ export default fp(
           entry.users--;
           release(entry);
         }
+      },
+      onChange(listener) {
+        listeners.push(listener);
       },
       async changed(server) {
         drop(server);
