@@ -13,6 +13,7 @@ import queue from "./plugins/queue.ts";
 import redis from "./plugins/redis.ts";
 import serversFile from "./plugins/servers-file.ts";
 import check from "./routes/check.ts";
+import events from "./routes/events.ts";
 import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
 import jobs from "./routes/jobs.ts";
@@ -113,6 +114,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(jobs);
         await v1.register(jobControl);
         await v1.register(steps);
+        await v1.register(events);
       },
       { prefix: "/v1" },
     );

@@ -1,4 +1,5 @@
 import { resolveMethod, type ToolHost } from "@turtle/bindings";
+import type { JobActivity } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
 import type { CheckpointWriter } from "./checkpoints.ts";
 
@@ -18,6 +19,8 @@ export interface DurableStepsInit {
   checkpoints: CheckpointWriter;
   /** Bounds calls in flight to one server from this worker. */
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
+  /** Told when an executed step starts and when it ends, for live watchers. */
+  onStep?: (activity: JobActivity) => void;
 }
 
 /**
@@ -40,7 +43,7 @@ export class DurableSteps {
 
   /** The sandbox's invoker. */
   readonly invoke = async (call: ToolCall): Promise<unknown> => {
-    const { host, jobId, attempt, checkpoints, limit } = this.init;
+    const { host, jobId, attempt, checkpoints, limit, onStep } = this.init;
     const target = resolveMethod(host.catalog, call.namespace, call.method);
     const key = call.key;
     if (target === undefined || key === undefined) return host.invoke(call);
@@ -52,33 +55,46 @@ export class DurableSteps {
     const seq = this.nextSeq++;
     const startedAt = new Date();
     const base = { jobId, key, seq, server: target.server, tool: target.tool, attempt, startedAt };
+    const step = {
+      type: "step" as const,
+      key,
+      server: target.server,
+      tool: target.tool,
+      attempt,
+      startedAt: startedAt.toISOString(),
+    };
+    onStep?.({ ...step, status: "running" });
     try {
       const result = await limit(target.server, () =>
         host.invoke({ ...call, idempotencyKey: `${jobId}:${key}` }),
       );
       this.executed++;
-      checkpoints.add({
-        ...base,
-        status: "succeeded",
-        result,
-        error: null,
-        finishedAt: new Date(),
-      });
+      const finishedAt = new Date();
+      checkpoints.add({ ...base, status: "succeeded", result, error: null, finishedAt });
+      onStep?.({ ...step, status: "succeeded", finishedAt: finishedAt.toISOString() });
       return result;
     } catch (error) {
       // A call cut short by the run's end (cancel, deadline) is not a finding about the tool.
       if (!call.signal.aborted) {
         this.executed++;
         const detail = error as { message?: unknown; code?: unknown };
+        const message = typeof detail?.message === "string" ? detail.message : String(error);
+        const finishedAt = new Date();
         checkpoints.add({
           ...base,
           status: "failed",
           result: null,
           error: {
-            message: typeof detail?.message === "string" ? detail.message : String(error),
+            message,
             code: typeof detail?.code === "string" ? detail.code : "tool_error",
           },
-          finishedAt: new Date(),
+          finishedAt,
+        });
+        onStep?.({
+          ...step,
+          status: "failed",
+          finishedAt: finishedAt.toISOString(),
+          error: message,
         });
       }
       throw error;

@@ -3,6 +3,7 @@ import type { Db } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
+import { ActivityStream } from "./activity.ts";
 import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
 import type { RunStarter } from "./starts.ts";
@@ -92,6 +93,7 @@ export async function runJob(
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
+  let activity: ActivityStream | undefined;
   try {
     const prior =
       job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
@@ -109,6 +111,8 @@ export async function runJob(
         },
       });
     }
+    activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId);
+    const live = activity;
     const steps = new DurableSteps({
       jobId,
       attempt: job.attempts,
@@ -116,15 +120,19 @@ export async function runJob(
       prior: prior.steps,
       checkpoints: deps.checkpoints,
       limit: deps.limit,
+      onStep: live.push,
     });
     const outcome = await runProgram(job.code, {
       input: job.input,
+      onLog: (entry) => live.push({ type: "log", ...entry }),
       namespaces: lease.host.namespaces,
       invoke: steps.invoke,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
       signal: controller.signal,
       durable: prior.replay === undefined ? {} : { replay: prior.replay },
     });
+    // Before the job's end is announced: watchers see its last steps and lines first.
+    live.flush();
     const replayedKeys = [...outcome.replayed, ...steps.replayedKeys];
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
@@ -145,6 +153,7 @@ export async function runJob(
     });
   } finally {
     shutdown.removeEventListener("abort", onShutdown);
+    activity?.flush();
     untrack();
     lease?.release();
   }

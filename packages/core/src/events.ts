@@ -7,6 +7,34 @@ export interface JobEvent {
   status: JobStatus;
 }
 
+/**
+ * What a running job does, as watchers see it live: a step starting or ending, a line it logged.
+ * Published per job on its own channel (only API instances streaming that job subscribe), in
+ * batches, so a 1,000-step fan-out costs a few dozen messages, not 2,000.
+ */
+export type JobActivity =
+  | {
+      type: "step";
+      key: string;
+      server: string;
+      tool: string;
+      status: "running" | "succeeded" | "failed";
+      attempt: number;
+      startedAt: string;
+      finishedAt?: string;
+      error?: string;
+    }
+  | { type: "log"; level: string; message: string; at: number };
+
+export function publishJobActivity(
+  redis: Redis,
+  queue: string,
+  jobId: string,
+  activity: JobActivity[],
+): Promise<number> {
+  return redis.publish(channels(queue).activity(jobId), JSON.stringify(activity));
+}
+
 export function publishJobEvent(redis: Redis, queue: string, event: JobEvent): Promise<number> {
   return redis.publish(channels(queue).jobEvents, JSON.stringify(event));
 }
@@ -17,15 +45,27 @@ export function publishJobEvent(redis: Redis, queue: string, event: JobEvent): P
  */
 export class JobEventHub {
   private readonly waiters = new Map<string, Set<(event: JobEvent) => void>>();
+  private readonly watchers = new Map<string, Set<(activity: JobActivity[]) => void>>();
   private readonly subscriber: Redis;
+  private readonly queue: string;
   /** Resolves once the subscription is live: events published after it are seen. */
   readonly ready: Promise<unknown>;
 
   constructor(subscriber: Redis, queue: string) {
     this.subscriber = subscriber;
+    this.queue = queue;
     const channel = channels(queue).jobEvents;
+    // `<queue>:job:<id>:activity`, split around the id.
+    const [activityHead, activityTail] = channels(queue).activity("\u0000").split("\u0000") as [
+      string,
+      string,
+    ];
     this.ready = subscriber.subscribe(channel);
     subscriber.on("message", (from: string, message: string) => {
+      if (from.startsWith(activityHead) && from.endsWith(activityTail) && from !== channel) {
+        this.deliverActivity(from.slice(activityHead.length, -activityTail.length), message);
+        return;
+      }
       if (from !== channel) return;
       let event: JobEvent;
       try {
@@ -64,6 +104,51 @@ export class JobEventHub {
       signal?.addEventListener("abort", onAbort, { once: true });
       set.add(waiter);
     });
+  }
+
+  /**
+   * Calls `listener` with each batch of the job's activity until the returned function is
+   * called. Resolves once the subscription is live.
+   */
+  async watch(jobId: string, listener: (activity: JobActivity[]) => void): Promise<() => void> {
+    let set = this.watchers.get(jobId);
+    if (set === undefined) {
+      set = new Set();
+      this.watchers.set(jobId, set);
+    }
+    set.add(listener);
+    const channel = channels(this.queue).activity(jobId);
+    if (set.size === 1) await this.subscriber.subscribe(channel);
+    return () => {
+      const current = this.watchers.get(jobId);
+      if (current === undefined || !current.delete(listener) || current.size > 0) return;
+      this.watchers.delete(jobId);
+      this.subscriber.unsubscribe(channel).catch(() => {});
+    };
+  }
+
+  /** Calls `listener` with every status event of the job until the returned function is called. */
+  listen(jobId: string, listener: (event: JobEvent) => void): () => void {
+    const set = this.waiters.get(jobId) ?? new Set();
+    this.waiters.set(jobId, set);
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+    };
+  }
+
+  private deliverActivity(jobId: string, message: string): void {
+    const set = this.watchers.get(jobId);
+    if (set === undefined) return;
+    let activity: JobActivity[];
+    try {
+      activity = JSON.parse(message) as JobActivity[];
+    } catch {
+      return;
+    }
+    if (!Array.isArray(activity)) return;
+    for (const listener of set) listener(activity);
   }
 
   async close(): Promise<void> {

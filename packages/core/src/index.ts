@@ -1,5 +1,11 @@
 export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
-export { type JobEvent, JobEventHub, publishJobEvent } from "./events.ts";
+export {
+  type JobActivity,
+  type JobEvent,
+  JobEventHub,
+  publishJobActivity,
+  publishJobEvent,
+} from "./events.ts";
 export { EnqueueError, enqueueRun, type NewJob, submitJob, submitJobs } from "./jobs.ts";
 export {
   channels,

@@ -56,5 +56,7 @@ export function channels(queue: string) {
     cancel: `${queue}:cancel`,
     /** A server name: its registration changed. */
     servers: `${queue}:servers`,
+    /** JobActivity[] JSON of one job: its steps starting and ending, its log lines. */
+    activity: (jobId: string) => `${queue}:job:${jobId}:activity`,
   };
 }

@@ -1,0 +1,130 @@
+// GET /v1/jobs/:id/events: a job's life as server-sent events, read over real HTTP while a real
+// worker process runs the job against a real MCP server.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_SERVER, startApi, startWorker, type TestApi, type TestWorker } from "./helpers.ts";
+
+let api: TestApi;
+let worker: TestWorker;
+let dir: string;
+let base: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "turtle-events-"));
+  api = await startApi();
+  const registered = await api.call({
+    method: "POST",
+    url: "/v1/servers",
+    payload: { name: "control", command: process.execPath, args: [CONTROL_SERVER] },
+  });
+  expect(registered.statusCode).toBe(201);
+  base = await api.app.listen({ host: "127.0.0.1", port: 0 });
+  worker = await startWorker(api, dir);
+});
+
+afterAll(async () => {
+  if (worker) {
+    worker.child.kill("SIGTERM");
+    await worker.exited;
+  }
+  await api?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Sse {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** Reads the stream to its end: every event, in order. */
+async function readEvents(response: Response): Promise<Sse[]> {
+  const text = await response.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.trim() !== "" && !block.startsWith(":"))
+    .map((block) => {
+      const lines = block.split("\n");
+      const event = lines.find((line) => line.startsWith("event: "))?.slice(7) ?? "message";
+      const data = lines.find((line) => line.startsWith("data: "))?.slice(6) ?? "null";
+      return { event, data: JSON.parse(data) };
+    });
+}
+
+const open = (id: string, key = api.key) =>
+  fetch(`${base}/v1/jobs/${id}/events`, { headers: { authorization: `Bearer ${key}` } });
+
+describe("GET /v1/jobs/:id/events", () => {
+  it("streams the job's state, its status changes, steps and logs, then ends", async () => {
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: {
+        code: [
+          // Time for the test to open the stream before the first step starts.
+          "const until = Date.now() + 500;",
+          "while (Date.now() < until) {}",
+          "await control.sleep({ ms: 100 });",
+          "console.log('slept');",
+          "await control.echo({ n: 1 });",
+          "try { await control.fail({ message: 'nope' }); } catch {}",
+          "return 'done';",
+        ].join("\n"),
+      },
+    });
+    expect(submitted.statusCode).toBe(202);
+    const { id } = submitted.json();
+    const response = await open(id);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const events = await readEvents(response);
+
+    expect(events[0]?.event).toBe("job");
+    expect(events[0]?.data).toMatchObject({ id });
+    expect(events.at(-1)?.event).toBe("end");
+    const statuses = events.filter((e) => e.event === "status").map((e) => e.data.status);
+    expect(statuses.at(-1)).toBe("succeeded");
+
+    const steps = events
+      .filter((e) => e.event === "step")
+      .map((e) => `${e.data.tool}:${e.data.status}`);
+    expect(steps).toEqual([
+      "sleep:running",
+      "sleep:succeeded",
+      "echo:running",
+      "echo:succeeded",
+      "fail:running",
+      "fail:failed",
+    ]);
+    const failed = events.find((e) => e.event === "step" && e.data.status === "failed");
+    expect(failed?.data).toMatchObject({ server: "control", error: "nope", attempt: 1 });
+    const log = events.find((e) => e.event === "log");
+    expect(log?.data).toMatchObject({ level: "log", message: "slept" });
+    // The line logged after the first step comes between it and the second.
+    const order = events.map((e) => (e.event === "log" ? "log" : `${e.data.tool ?? e.event}`));
+    expect(order.indexOf("log")).toBeGreaterThan(order.indexOf("sleep"));
+    expect(order.indexOf("log")).toBeLessThan(order.indexOf("echo"));
+  });
+
+  it("answers a job that has ended with its state and the end at once", async () => {
+    const done = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: "return 7;" },
+    });
+    expect(done.json().status).toBe("succeeded");
+    const events = await readEvents(await open(done.json().id));
+    expect(events.map((e) => e.event)).toEqual(["job", "end"]);
+    expect(events[0]?.data).toMatchObject({ status: "succeeded", result: 7 });
+  });
+
+  it("answers 404 for an unknown job and 401 without the key", async () => {
+    for (const id of ["00000000-0000-4000-8000-000000000000", "not-a-uuid"]) {
+      const response = await open(id);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    }
+    expect((await open("00000000-0000-4000-8000-000000000000", "wrong")).status).toBe(401);
+  });
+});
