@@ -25,19 +25,29 @@ describe("API keys", () => {
     expect(row.prefix).toBe(created.slice(0, 9));
   });
 
-  it("guard every route but /healthz and /openapi.json", async () => {
+  it("guard every route but /healthz, /openapi.json and the /docs page", async () => {
     const health = await api.app.inject({ method: "GET", url: "/healthz" });
     expect(health.statusCode).toBe(200);
     expect(health.json()).toEqual({ ok: true });
     const openapi = await api.app.inject({ method: "GET", url: "/openapi.json" });
     expect(openapi.statusCode).toBe(200);
     expect(Object.keys(openapi.json().paths)).toContain("/v1/jobs");
+    const docs = await api.app.inject({ method: "GET", url: "/docs/" });
+    expect(docs.statusCode).toBe(200);
+    expect(docs.headers["content-type"]).toMatch(/^text\/html/);
+    const docsSpec = await api.app.inject({ method: "GET", url: "/docs/json" });
+    expect(Object.keys(docsSpec.json().paths)).toEqual(
+      expect.arrayContaining(["/v1/jobs", "/v1/check", "/v1/jobs/{id}/events"]),
+    );
 
     for (const [method, url] of [
       ["GET", "/v1/jobs"],
       ["POST", "/v1/jobs"],
       ["GET", "/v1/servers"],
       ["GET", "/v1/types"],
+      ["POST", "/v1/check"],
+      ["GET", "/v1/jobs/00000000-0000-0000-0000-000000000000/events"],
+      ["POST", "/mcp"],
       ["POST", "/v1/jobs/00000000-0000-0000-0000-000000000000/cancel"],
       ["GET", "/v1/no-such-route"],
     ] as const) {
