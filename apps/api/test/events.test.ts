@@ -107,6 +107,36 @@ describe("GET /v1/jobs/:id/events", () => {
     expect(order.indexOf("log")).toBeLessThan(order.indexOf("echo"));
   });
 
+  it("gives a watcher who arrives late what the run did before, then the rest, once each", async () => {
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: {
+        code: "console.log('early');\nawait control.echo({ n: 1 });\nawait control.sleep({ ms: 1500 });\nconsole.log('late');\nreturn 1;",
+      },
+    });
+    const { id } = submitted.json();
+    const { eventually } = await import("./helpers.ts");
+    await eventually("the first step to end", async () => {
+      const steps = (await api.call({ method: "GET", url: `/v1/jobs/${id}/steps` })).json();
+      return steps.steps.length >= 1 ? true : undefined;
+    });
+    const events = await readEvents(await open(id));
+    const seen = events
+      .filter((e) => e.event === "log" || e.event === "step")
+      .map((e) =>
+        e.event === "log" ? `log:${e.data.message}` : `${e.data.tool}:${e.data.status}`,
+      );
+    expect(seen).toEqual([
+      "log:early",
+      "echo:running",
+      "echo:succeeded",
+      "sleep:running",
+      "sleep:succeeded",
+      "log:late",
+    ]);
+  });
+
   it("answers a job that has ended with its state and the end at once", async () => {
     const done = await api.call({
       method: "POST",

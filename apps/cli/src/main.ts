@@ -12,12 +12,20 @@ import {
 } from "@turtle/bindings";
 import { loadConfig } from "@turtle/core";
 import { type LogEntry, type RunError, runProgram } from "@turtle/sandbox";
+import { control, listJobs, logs, submit } from "./job-commands.ts";
+import { RemoteError, remoteFrom } from "./remote.ts";
 
 const USAGE = `Usage:
   turtle exec <program.ts> [--servers <mcpServers.json>] [--input <json | @file.json>]
                           [--timeout <ms>] [--memory <mb>]
   turtle types [--servers <mcpServers.json>]
   turtle mcp [--servers <mcpServers.json>]
+  turtle submit <program.ts> [--wait] [--input <json | @file.json>] [--servers a,b]
+                            [--timeout <ms>] [--memory <mb>]
+  turtle jobs [--status <status>] [--limit <n>]
+  turtle logs [-f] <job id>
+  turtle cancel <job id>
+  turtle resume <job id> [--code <program.ts>] [--wait]
 
 exec   runs one program in a fresh isolate with the servers' tools as globals: the result as
        JSON on stdout, console output on stderr; exit 0 on success, 1 when the program fails.
@@ -25,7 +33,12 @@ types  prints the TypeScript declarations of the servers' tools.
 mcp    serves Turtle's MCP tools (search_tools, execute, get_job) over stdio, for local MCP
        clients: programs run as jobs on the platform's queue and workers (DATABASE_URL and
        REDIS_URL from the environment or .env; start workers with "npm start" or "npm run
-       worker"). --servers registers that file's servers first, as MCP_SERVERS_FILE does.`;
+       worker"). --servers registers that file's servers first, as MCP_SERVERS_FILE does.
+
+submit, jobs, logs, cancel and resume talk to a running Turtle: --url (or TURTLE_URL, default
+http://127.0.0.1:$PORT) and --key (or TURTLE_API_KEY), from the environment or .env.
+submit --wait shows a live progress line and the job's logs on stderr, then its result on
+stdout; logs -f follows a running job's lines until it ends.`;
 
 /** A mistake in how turtle was called: one line on stderr, exit 2. */
 export class UsageError extends Error {
@@ -35,11 +48,14 @@ export class UsageError extends Error {
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Whether stderr is a terminal (a progress line then redraws in place). */
+  tty?: boolean;
 }
 
 const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  tty: process.stderr.isTTY === true,
 };
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
@@ -52,6 +68,12 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         return await types(rest, io);
       case "mcp":
         return await mcp(rest, io);
+      case "submit":
+      case "jobs":
+      case "logs":
+      case "cancel":
+      case "resume":
+        return await jobCommand(command, rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -59,20 +81,32 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         io.stdout(`${USAGE}\n`);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}"; try "turtle exec" or "turtle types"`);
+        throw new UsageError(`unknown command "${command}"; try "turtle help"`);
     }
   } catch (error) {
     io.stderr(`turtle: ${oneLine(error)}\n`);
-    return 2;
+    // What the API refused (no such job, bad code…) is the job's failure, not the command's.
+    return error instanceof RemoteError ? 1 : 2;
   }
 }
 
 type Flags = Record<string, { type: "string" }>;
+type MixedFlags = Record<string, { type: "string" | "boolean"; short?: string }>;
 
 function parse(args: string[], options: Flags) {
+  return parseMixed(args, options) as {
+    values: Record<string, string | undefined>;
+    positionals: string[];
+  };
+}
+
+function parseMixed(args: string[], options: MixedFlags) {
   try {
     const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-    return parsed as { values: Record<string, string | undefined>; positionals: string[] };
+    return parsed as {
+      values: Record<string, string | boolean | undefined>;
+      positionals: string[];
+    };
   } catch (error) {
     throw new UsageError(`${oneLine(error)} (see "turtle help")`);
   }
@@ -161,6 +195,68 @@ async function mcp(args: string[], io: CliIo): Promise<number> {
   await closed;
   await app.close();
   return 0;
+}
+
+const REMOTE_FLAGS: MixedFlags = { url: { type: "string" }, key: { type: "string" } };
+
+async function jobCommand(
+  command: "submit" | "jobs" | "logs" | "cancel" | "resume",
+  args: string[],
+  io: CliIo,
+): Promise<number> {
+  const flags: MixedFlags = {
+    submit: {
+      wait: { type: "boolean" },
+      input: { type: "string" },
+      servers: { type: "string" },
+      timeout: { type: "string" },
+      memory: { type: "string" },
+    },
+    jobs: { status: { type: "string" }, limit: { type: "string" } },
+    logs: { follow: { type: "boolean", short: "f" } },
+    cancel: {},
+    resume: { code: { type: "string" }, wait: { type: "boolean" } },
+  }[command] as MixedFlags;
+  const { values, positionals } = parseMixed(args, { ...REMOTE_FLAGS, ...flags });
+  const text = (name: string) => values[name] as string | undefined;
+  const remote = remoteFrom({ url: text("url"), key: text("key") });
+  const [target, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  if (command === "jobs") {
+    if (target !== undefined) throw new UsageError(`unexpected argument "${target}"`);
+    return listJobs(remote, { status: text("status"), limit: text("limit") }, io);
+  }
+  if (target === undefined) {
+    const what = command === "submit" ? "a program file" : "a job id";
+    throw new UsageError(
+      `${command} needs ${what}: turtle ${command} <${command === "submit" ? "program.ts" : "job id"}>`,
+    );
+  }
+  switch (command) {
+    case "submit": {
+      const input = text("input");
+      const servers = text("servers");
+      const body = {
+        code: await readText(target, "program"),
+        ...(input === undefined ? {} : { input: await parseInput(input) }),
+        ...(servers === undefined
+          ? {}
+          : { servers: servers.split(",").map((name) => name.trim()) }),
+        ...positiveInt(text("timeout"), "--timeout", "timeoutMs"),
+        ...positiveInt(text("memory"), "--memory", "memoryMb"),
+      };
+      return submit(remote, body, values.wait === true, io);
+    }
+    case "logs":
+      return logs(remote, target, values.follow === true, io);
+    case "cancel":
+      return control(remote, "cancel", target, {}, false, io);
+    case "resume": {
+      const code = text("code");
+      const body = code === undefined ? {} : { code: await readText(code, "program") };
+      return control(remote, "resume", target, body, values.wait === true, io);
+    }
+  }
 }
 
 async function openPool(serversFile: string | undefined): Promise<ClientPool> {

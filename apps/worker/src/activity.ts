@@ -1,7 +1,7 @@
 // A run's live activity — steps starting and ending, lines logged — published in batches on the
 // job's own channel, for whoever streams the job's events (GET /v1/jobs/:id/events on any API
 // instance). Best effort: the record is Postgres; a lost batch costs a watcher a live line.
-import { type JobActivity, publishJobActivity } from "@turtle/core";
+import { type JobActivity, type JobActivityItem, publishJobActivity } from "@turtle/core";
 import type { Redis } from "ioredis";
 
 /** Longest an item waits before its batch goes out. */
@@ -15,15 +15,18 @@ export class ActivityStream {
   private readonly publisher: Redis;
   private readonly queue: string;
   private readonly jobId: string;
+  private readonly run: number;
+  private seq = 0;
 
-  constructor(publisher: Redis, queue: string, jobId: string) {
+  constructor(publisher: Redis, queue: string, jobId: string, run: number) {
     this.publisher = publisher;
     this.queue = queue;
     this.jobId = jobId;
+    this.run = run;
   }
 
-  readonly push = (item: JobActivity): void => {
-    this.batch.push(item);
+  readonly push = (item: JobActivityItem): void => {
+    this.batch.push({ ...item, run: this.run, seq: ++this.seq });
     if (this.batch.length >= BATCH_MAX) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   };
@@ -35,6 +38,6 @@ export class ActivityStream {
     if (this.batch.length === 0) return;
     const batch = this.batch;
     this.batch = [];
-    publishJobActivity(this.publisher, this.queue, this.jobId, batch).catch(() => {});
+    publishJobActivity(this.publisher, this.queue, this.jobId, this.run, batch).catch(() => {});
   }
 }

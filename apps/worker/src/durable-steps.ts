@@ -1,5 +1,5 @@
 import { resolveMethod, type ToolHost } from "@turtle/bindings";
-import type { JobActivity } from "@turtle/core";
+import type { JobActivityItem } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
 import type { CheckpointWriter } from "./checkpoints.ts";
 
@@ -20,7 +20,7 @@ export interface DurableStepsInit {
   /** Bounds calls in flight to one server from this worker. */
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /** Told when an executed step starts and when it ends, for live watchers. */
-  onStep?: (activity: JobActivity) => void;
+  onStep?: (activity: JobActivityItem) => void;
 }
 
 /**

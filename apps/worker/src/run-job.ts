@@ -111,7 +111,7 @@ export async function runJob(
         },
       });
     }
-    activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId);
+    activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId, run);
     const live = activity;
     const steps = new DurableSteps({
       jobId,

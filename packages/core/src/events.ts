@@ -10,9 +10,11 @@ export interface JobEvent {
 /**
  * What a running job does, as watchers see it live: a step starting or ending, a line it logged.
  * Published per job on its own channel (only API instances streaming that job subscribe), in
- * batches, so a 1,000-step fan-out costs a few dozen messages, not 2,000.
+ * batches, so a 1,000-step fan-out costs a few dozen messages, not 2,000. Each batch is also kept
+ * for a while in a Redis list per run, so a watcher who arrives late starts with what it missed;
+ * `seq` (per run) puts the two together without gaps or repeats.
  */
-export type JobActivity =
+export type JobActivityItem =
   | {
       type: "step";
       key: string;
@@ -26,17 +28,65 @@ export type JobActivity =
     }
   | { type: "log"; level: string; message: string; at: number };
 
-export function publishJobActivity(
+export type JobActivity = JobActivityItem & { run: number; seq: number };
+
+/** Batches of a run's activity kept for late watchers, and for how long after the last one. */
+const BACKLOG_BATCHES = 200;
+const BACKLOG_TTL_S = 3600;
+
+function backlogKey(queue: string, jobId: string, run: number): string {
+  return `${queue}:job:${jobId}:run:${run}:activity`;
+}
+
+/** Keeps a batch of a run's activity and publishes it, in one round trip. */
+export async function publishJobActivity(
   redis: Redis,
   queue: string,
   jobId: string,
+  run: number,
   activity: JobActivity[],
-): Promise<number> {
-  return redis.publish(channels(queue).activity(jobId), JSON.stringify(activity));
+): Promise<void> {
+  const json = JSON.stringify(activity);
+  const key = backlogKey(queue, jobId, run);
+  await redis
+    .pipeline()
+    .rpush(key, json)
+    .ltrim(key, -BACKLOG_BATCHES, -1)
+    .expire(key, BACKLOG_TTL_S)
+    .publish(channels(queue).activity(jobId), json)
+    .exec();
+}
+
+/** The activity of a job's run kept so far (its latest batches), oldest first. */
+export async function readJobActivity(
+  redis: Redis,
+  queue: string,
+  jobId: string,
+  run: number,
+): Promise<JobActivity[]> {
+  const batches = await redis.lrange(backlogKey(queue, jobId, run), 0, -1);
+  return batches.flatMap((batch) => {
+    try {
+      const parsed = JSON.parse(batch) as unknown;
+      return Array.isArray(parsed) ? (parsed as JobActivity[]) : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 export function publishJobEvent(redis: Redis, queue: string, event: JobEvent): Promise<number> {
   return redis.publish(channels(queue).jobEvents, JSON.stringify(event));
+}
+
+/** One listener's failure must not keep the others from hearing the event. */
+function callSafely<T>(listener: (value: T) => void, value: T): void {
+  try {
+    listener(value);
+  } catch (error) {
+    // Reported, not rethrown: rethrown here it would end the process that hosts every listener.
+    process.emitWarning(`a job event listener failed: ${(error as Error)?.stack ?? String(error)}`);
+  }
 }
 
 /**
@@ -73,7 +123,7 @@ export class JobEventHub {
       } catch {
         return;
       }
-      for (const waiter of this.waiters.get(event.jobId) ?? []) waiter(event);
+      for (const waiter of this.waiters.get(event.jobId) ?? []) callSafely(waiter, event);
     });
   }
 
@@ -148,7 +198,7 @@ export class JobEventHub {
       return;
     }
     if (!Array.isArray(activity)) return;
-    for (const listener of set) listener(activity);
+    for (const listener of set) callSafely(listener, activity);
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,12 @@
 export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
 export {
   type JobActivity,
+  type JobActivityItem,
   type JobEvent,
   JobEventHub,
   publishJobActivity,
   publishJobEvent,
+  readJobActivity,
 } from "./events.ts";
 export { EnqueueError, enqueueRun, type NewJob, submitJob, submitJobs } from "./jobs.ts";
 export {

@@ -1,7 +1,7 @@
 // A job's life as server-sent events, from any API instance: its state when the stream opens,
 // then each status change, each step starting and ending, each line it logs — whichever worker,
 // on whichever machine, runs it. The stream ends after the job does.
-import type { JobActivity } from "@turtle/core";
+import { type JobActivity, readJobActivity } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { isUuid } from "../jobs/lifecycle.ts";
@@ -30,21 +30,42 @@ export default async function eventRoutes(app: FastifyInstance) {
       const missing = () => notFound(`no job ${JSON.stringify(id)}`);
       if (!isUuid(id)) throw missing();
 
-      // Subscribed before the job is read, so nothing falls between the read and the stream.
-      const early: Array<[string, unknown]> = [];
+      // Subscribed before the job is read, so nothing falls between the read and the stream;
+      // what arrives before the stream begins waits here, in order.
+      const early: Array<{ status: string } | JobActivity> = [];
       let write: ((event: string, data: unknown) => void) | undefined;
-      const emit = (event: string, data: unknown) => {
-        if (write === undefined) early.push([event, data]);
-        else write(event, data);
+      /** True once the state, the backlog and what arrived meanwhile are sent. */
+      let streaming = false;
+      /** The run being streamed, and the last of its activity sent (`seq`). */
+      let run: number | undefined;
+      let sentSeq = 0;
+      const send = (entry: { status: string } | JobActivity) => {
+        if (write === undefined || !streaming) {
+          early.push(entry);
+          return;
+        }
+        if (!("seq" in entry)) {
+          write("status", entry);
+          return;
+        }
+        // The backlog and the live channel overlap: each item once, in order, of this run only.
+        if (entry.run !== run || entry.seq <= sentSeq) return;
+        sentSeq = entry.seq;
+        const { type, run: _run, seq: _seq, ...data } = entry;
+        write(type, data);
       };
       let ended = false;
       const stopStatus = app.jobEvents.listen(id, (event) => {
-        emit("status", { status: event.status });
+        send({ status: event.status });
         if (TERMINAL_STATUSES.has(event.status)) end();
       });
-      const stopActivity = await app.jobEvents.watch(id, (activity: JobActivity[]) => {
-        for (const { type, ...item } of activity) emit(type, item);
+      // The status listener may end the stream while this subscription is still being made.
+      let stopActivity: (() => void) | undefined;
+      const stopWatching = await app.jobEvents.watch(id, (activity: JobActivity[]) => {
+        for (const item of activity) send(item);
       });
+      if (ended) stopWatching();
+      else stopActivity = stopWatching;
       let heartbeat: NodeJS.Timeout | undefined;
       const onClosing = () => end();
       /** Stops listening (once), then ends the response once it has begun. */
@@ -52,14 +73,15 @@ export default async function eventRoutes(app: FastifyInstance) {
         if (!ended) {
           ended = true;
           stopStatus();
-          stopActivity();
+          stopActivity?.();
           clearInterval(heartbeat);
           app.closing.removeEventListener("abort", onClosing);
         }
-        if (write !== undefined && !reply.raw.writableEnded) {
+        if (write !== undefined && streaming && !reply.raw.writableEnded) {
           write("end", {});
           reply.raw.end();
         }
+        // (A client that hung up gets nothing more: `write` checks the socket.)
       }
 
       const job = await app.db.job.findUnique({ where: { id } });
@@ -74,19 +96,29 @@ export default async function eventRoutes(app: FastifyInstance) {
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
+      const open = () => !reply.raw.writableEnded && !reply.raw.destroyed;
       write = (event, data) => {
-        if (!reply.raw.writableEnded)
-          reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        if (open()) reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       };
       reply.raw.once("close", () => end());
       app.closing.addEventListener("abort", onClosing, { once: true });
-      heartbeat = setInterval(() => reply.raw.write(": keep-alive\n\n"), HEARTBEAT_MS);
+      heartbeat = setInterval(() => open() && reply.raw.write(": keep-alive\n\n"), HEARTBEAT_MS);
       heartbeat.unref();
 
       write("job", jobView(job));
-      if (TERMINAL_STATUSES.has(job.status) || app.closing.aborted) return end();
-      for (const [event, data] of early.splice(0)) write(event, data);
-      // The job ended before the head was written.
+      if (TERMINAL_STATUSES.has(job.status) || app.closing.aborted) {
+        streaming = true;
+        return end();
+      }
+      // What the run did before this stream began (steps, lines), then what arrived meanwhile.
+      run = job.run;
+      const backlog = await readJobActivity(app.redis, app.config.TURTLE_QUEUE, id, job.run).catch(
+        () => [],
+      );
+      streaming = true;
+      for (const item of backlog) send(item);
+      for (const entry of early.splice(0)) send(entry);
+      // The job ended, or the client left, while the backlog was read.
       if (ended) end();
     },
   );
