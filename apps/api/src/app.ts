@@ -18,6 +18,7 @@ import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
 import jobs from "./routes/jobs.ts";
 import mcp from "./routes/mcp.ts";
+import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
 import servers from "./routes/servers.ts";
 import steps from "./routes/steps.ts";
@@ -106,6 +107,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(health);
     await app.register(openapi);
     await app.register(mcp);
+    await app.register(metrics);
     await app.register(
       async (v1) => {
         await v1.register(servers);

@@ -1,10 +1,17 @@
-// GET /v1/jobs/:id/events: a job's life as server-sent events, read over real HTTP while a real
-// worker process runs the job against a real MCP server.
+// What a running fleet shows: GET /v1/jobs/:id/events (a job's life as server-sent events) and
+// GET /metrics, over real HTTP while a real worker process runs jobs against a real MCP server.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, startApi, startWorker, type TestApi, type TestWorker } from "./helpers.ts";
+import {
+  CONTROL_SERVER,
+  eventually,
+  startApi,
+  startWorker,
+  type TestApi,
+  type TestWorker,
+} from "./helpers.ts";
 
 let api: TestApi;
 let worker: TestWorker;
@@ -21,7 +28,7 @@ beforeAll(async () => {
   });
   expect(registered.statusCode).toBe(201);
   base = await api.app.listen({ host: "127.0.0.1", port: 0 });
-  worker = await startWorker(api, dir);
+  worker = await startWorker(api, dir, { WORKER_METRICS_MS: "200" });
 });
 
 afterAll(async () => {
@@ -116,7 +123,6 @@ describe("GET /v1/jobs/:id/events", () => {
       },
     });
     const { id } = submitted.json();
-    const { eventually } = await import("./helpers.ts");
     await eventually("the first step to end", async () => {
       const steps = (await api.call({ method: "GET", url: `/v1/jobs/${id}/steps` })).json();
       return steps.steps.length >= 1 ? true : undefined;
@@ -156,5 +162,55 @@ describe("GET /v1/jobs/:id/events", () => {
       expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
     }
     expect((await open("00000000-0000-4000-8000-000000000000", "wrong")).status).toBe(401);
+  });
+});
+
+describe("GET /metrics", () => {
+  it("adds up the fleet: jobs, queue, and each worker's steps, errors and batches", async () => {
+    const ran = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: {
+        code: "await control.echo({ n: 2 });\ntry { await control.fail({ message: 'x' }); } catch {}\nreturn 1;",
+      },
+    });
+    expect(ran.json().status).toBe("succeeded");
+    const scrape = async () => {
+      const response = await fetch(`${base}/metrics`, {
+        headers: { authorization: `Bearer ${api.key}` },
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
+      return response.text();
+    };
+    const value = (text: string, series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    // Worker snapshots arrive every 200 ms here; wait for one taken after the job.
+    const text = await eventually("the worker's figures for the job", async () => {
+      const scraped = await scrape();
+      const errors = value(scraped, 'turtle_tool_errors_total{server="control",tool="fail"}');
+      return errors !== undefined && errors >= 1 ? scraped : undefined;
+    });
+    expect(value(text, 'turtle_jobs{status="succeeded"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'turtle_queue_depth{state="waiting"}')).toBe(0);
+    expect(value(text, "turtle_workers")).toBe(1);
+    expect(
+      value(
+        text,
+        'turtle_step_duration_seconds_count{server="control",tool="echo",status="succeeded"}',
+      ),
+    ).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'turtle_steps_total{kind="executed"}')).toBeGreaterThanOrEqual(2);
+    expect(
+      value(text, 'turtle_job_duration_seconds_count{status="succeeded"}'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(value(text, "turtle_checkpoint_batch_size_count")).toBeGreaterThanOrEqual(1);
+    expect(text).toContain("# HELP turtle_isolate_kills_total");
+  });
+
+  it("needs the API key", async () => {
+    expect((await fetch(`${base}/metrics`)).status).toBe(401);
   });
 });

@@ -94,7 +94,11 @@ export interface TestWorker {
 }
 
 /** `npm run worker` on the API's database and queue, in `cwd` (a directory without a .env). */
-export async function startWorker(api: TestApi, cwd: string): Promise<TestWorker> {
+export async function startWorker(
+  api: TestApi,
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<TestWorker> {
   const child = spawn(
     process.execPath,
     ["--no-node-snapshot", `${REPO_ROOT}apps/worker/src/main.ts`],
@@ -107,6 +111,7 @@ export async function startWorker(api: TestApi, cwd: string): Promise<TestWorker
         TURTLE_QUEUE: api.config.TURTLE_QUEUE,
         WORKER_CONCURRENCY: "4",
         LOG_LEVEL: "info",
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },

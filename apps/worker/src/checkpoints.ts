@@ -38,6 +38,8 @@ export interface CheckpointWriterOptions {
   flushMs: number;
   /** A batch this big is written at once. */
   batchMax: number;
+  /** Told the number of checkpoints of each batch written. */
+  onBatch?: (size: number) => void;
 }
 
 interface Batch {
@@ -217,6 +219,7 @@ export class CheckpointWriter {
    * attempt; a succeeded one is never overwritten), count replays, and finish the jobs.
    */
   private async write(batch: Pick<Batch, "steps" | "finishes">): Promise<Set<string>> {
+    if (batch.steps.length > 0) this.options.onBatch?.(batch.steps.length);
     // Checkpoints travel as JSON text, taken apart by json_to_recordset: half the Postgres CPU
     // of the jsonb variant, which builds a binary document first (1,000 steps: ~5 ms vs ~9 ms).
     const steps = storable(

@@ -6,6 +6,7 @@ import type { Redis } from "ioredis";
 import { ActivityStream } from "./activity.ts";
 import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
+import type { WorkerMetrics } from "./metrics.ts";
 import type { RunStarter } from "./starts.ts";
 import type { ToolHosts } from "./tool-hosts.ts";
 
@@ -20,6 +21,8 @@ export interface RunJobDeps {
   /** Registers the run so a cancel request (from any API instance) can stop it. */
   track: (jobId: string, controller: AbortController) => () => void;
   log: (fields: Record<string, unknown>, message: string) => void;
+  /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
+  metrics?: WorkerMetrics;
 }
 
 interface Prior {
@@ -120,7 +123,10 @@ export async function runJob(
       prior: prior.steps,
       checkpoints: deps.checkpoints,
       limit: deps.limit,
-      onStep: live.push,
+      onStep: (item) => {
+        live.push(item);
+        deps.metrics?.step(item);
+      },
     });
     const outcome = await runProgram(job.code, {
       input: job.input,
@@ -145,6 +151,17 @@ export async function runJob(
       { jobId, ok: outcome.ok, executedSteps: steps.executed, replayed: replayedKeys.length },
       "job finished",
     );
+    deps.metrics?.run({
+      status: outcome.ok
+        ? "succeeded"
+        : outcome.error.code === "cancelled"
+          ? "cancelled"
+          : "failed",
+      wallMs: outcome.stats.wallMs,
+      ...(outcome.ok ? {} : { errorCode: outcome.error.code }),
+      executed: steps.executed,
+      replayed: replayedKeys.length,
+    });
     return await finish({
       ...outcomeData(outcome, config),
       executedSteps,

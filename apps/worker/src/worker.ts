@@ -1,9 +1,12 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { type Config, channels, type QueuedJob } from "@turtle/core";
 import type { Db } from "@turtle/db";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
+import { metricsKey, WorkerMetrics } from "./metrics.ts";
 import { ABORT_CANCEL, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
@@ -35,10 +38,13 @@ export interface TurtleWorker {
 export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const { config, db, redis, subscriber } = deps;
   const log = deps.log ?? (() => {});
+  const metrics = new WorkerMetrics();
   const checkpoints = new CheckpointWriter(db, {
     flushMs: config.CHECKPOINT_FLUSH_MS,
     batchMax: config.CHECKPOINT_BATCH_MAX,
+    onBatch: metrics.batch,
   });
+  let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db);
   const running = new Map<string, AbortController>();
@@ -76,6 +82,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           starts,
           limit,
           log,
+          metrics,
           track: (jobId, controller) => {
             running.set(jobId, controller);
             return () => running.delete(jobId);
@@ -108,6 +115,11 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       await subscribed;
       void bull.run();
       await bull.waitUntilReady();
+      const key = metricsKey(
+        config.TURTLE_QUEUE,
+        `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      );
+      stopMetrics = metrics.publish(deps.publisher ?? redis, key, config.WORKER_METRICS_MS);
     },
     close(graceMs) {
       closing ??= (async () => {
@@ -118,6 +130,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           clearTimeout(grace);
         }
         await checkpoints.flush().catch(() => {});
+        await stopMetrics?.();
         await toolHosts.close();
         await subscriber.quit().catch(() => {});
       })();

@@ -49,6 +49,8 @@ export const ConfigSchema = z.object({
   MCP_LOGS_MAX_CHARS: int(4_000, 100),
 
   WORKER_CONCURRENCY: int(16),
+  /** How often a worker stores its metrics for /metrics (they expire 3 periods later). */
+  WORKER_METRICS_MS: int(5_000, 100),
   /** A dead worker's jobs are redelivered within about twice this. */
   WORKER_LOCK_MS: int(10_000, 500),
   /** Deliveries of one run before a job that keeps killing workers is failed. */

@@ -1,0 +1,93 @@
+// GET /metrics for Prometheus (behind the API key, like everything else: a scrape config sends
+// it as a bearer token). The fleet's figures: jobs by status and queue depth, read at scrape time,
+// plus the sum of every live worker's own metrics (job and step durations, tool errors, isolate
+// kills, executed and replayed steps, checkpoint batch sizes), which workers store in Redis.
+import type { FastifyInstance } from "fastify";
+import {
+  AggregatorRegistry,
+  Gauge,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from "prom-client";
+
+type Snapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+import { JOB_STATUSES } from "../jobs/views.ts";
+
+const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children"] as const;
+
+export default async function metricsRoutes(app: FastifyInstance) {
+  const registry = new Registry();
+  const workerPattern = `${app.config.TURTLE_QUEUE}:metrics:worker:*`;
+  let workers = 0;
+
+  new Gauge({
+    name: "turtle_jobs",
+    help: "Jobs by status (from Postgres)",
+    labelNames: ["status"],
+    registers: [registry],
+    async collect() {
+      const counts = await app.db.job.groupBy({ by: ["status"], _count: { _all: true } });
+      for (const status of JOB_STATUSES) {
+        const row = counts.find((count) => count.status === status);
+        this.set({ status }, row?._count._all ?? 0);
+      }
+    },
+  });
+  new Gauge({
+    name: "turtle_queue_depth",
+    help: "Queue entries by state (from BullMQ)",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      const counts = await app.queue.getJobCounts(...QUEUE_STATES);
+      for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: "turtle_workers",
+    help: "Workers whose metrics are live (stored within the last 3 periods)",
+    registers: [registry],
+    collect() {
+      this.set(workers);
+    },
+  });
+
+  async function workerSnapshots(): Promise<Snapshot[]> {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, found] = await app.redis.scan(cursor, "MATCH", workerPattern, "COUNT", 1000);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== "0");
+    if (keys.length === 0) return [];
+    const values = await app.redis.mget(...keys);
+    return values.flatMap((value) => {
+      if (value === null) return [];
+      try {
+        return [JSON.parse(value) as Snapshot];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics of the whole fleet",
+        response: { 200: { type: "string", description: "Prometheus text format" } },
+      },
+    },
+    async (_request, reply) => {
+      const snapshots = await workerSnapshots();
+      workers = snapshots.length;
+      const own = await registry.getMetricsAsJSON();
+      const fleet = AggregatorRegistry.aggregate([own, ...snapshots]);
+      return reply.type(fleet.contentType).send(await fleet.metrics());
+    },
+  );
+}

@@ -1,0 +1,99 @@
+// What a worker measures for Prometheus, and how it reaches /metrics: each worker keeps its own
+// registry and stores a snapshot of it in Redis every few seconds (expiring when the worker
+// stops), and any API instance's /metrics adds up the snapshots of the whole fleet.
+import type { JobActivityItem } from "@turtle/core";
+import type { RunErrorCode } from "@turtle/sandbox";
+import type { Redis } from "ioredis";
+import { Counter, Histogram, Registry } from "prom-client";
+
+/** Where a worker's snapshot lives; the API reads every key matching `${prefix}*`. */
+export function metricsKey(queue: string, worker: string): string {
+  return `${queue}:metrics:worker:${worker}`;
+}
+
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  private readonly jobs = new Histogram({
+    name: "turtle_job_duration_seconds",
+    help: "Wall time of job runs, by how they ended",
+    labelNames: ["status"],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly steps = new Histogram({
+    name: "turtle_step_duration_seconds",
+    help: "Duration of executed tool calls, by server, tool and outcome",
+    labelNames: ["server", "tool", "status"],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly toolErrors = new Counter({
+    name: "turtle_tool_errors_total",
+    help: "Tool calls that failed, by server and tool",
+    labelNames: ["server", "tool"],
+    registers: [this.registry],
+  });
+  private readonly kills = new Counter({
+    name: "turtle_isolate_kills_total",
+    help: "Runs whose isolate was stopped: wall-clock timeout, CPU budget or memory limit",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  private readonly stepKinds = new Counter({
+    name: "turtle_steps_total",
+    help: "Steps of finished runs: executed (the tool was called) or replayed (from a checkpoint)",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  private readonly batches = new Histogram({
+    name: "turtle_checkpoint_batch_size",
+    help: "Checkpoints written per group commit",
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+
+  /** A step's start or end, as the run reports it live. */
+  readonly step = (item: JobActivityItem): void => {
+    if (item.type !== "step" || item.status === "running" || item.finishedAt === undefined) return;
+    const seconds = (Date.parse(item.finishedAt) - Date.parse(item.startedAt)) / 1000;
+    this.steps.observe({ server: item.server, tool: item.tool, status: item.status }, seconds);
+    if (item.status === "failed") this.toolErrors.inc({ server: item.server, tool: item.tool });
+  };
+
+  run(ended: {
+    status: string;
+    wallMs: number;
+    errorCode?: RunErrorCode;
+    executed: number;
+    replayed: number;
+  }): void {
+    this.jobs.observe({ status: ended.status }, ended.wallMs / 1000);
+    const { errorCode } = ended;
+    if (errorCode === "timeout" || errorCode === "cpu_limit" || errorCode === "memory_limit") {
+      this.kills.inc({ reason: errorCode });
+    }
+    if (ended.executed > 0) this.stepKinds.inc({ kind: "executed" }, ended.executed);
+    if (ended.replayed > 0) this.stepKinds.inc({ kind: "replayed" }, ended.replayed);
+  }
+
+  readonly batch = (size: number): void => {
+    this.batches.observe(size);
+  };
+
+  /** Stores a snapshot now and every `everyMs`, each living 3 periods; returns the stop. */
+  publish(redis: Redis, key: string, everyMs: number): () => Promise<void> {
+    const store = async () => {
+      const snapshot = JSON.stringify(await this.registry.getMetricsAsJSON());
+      await redis.set(key, snapshot, "PX", everyMs * 3);
+    };
+    store().catch(() => {});
+    const timer = setInterval(() => store().catch(() => {}), everyMs);
+    timer.unref();
+    return async () => {
+      clearInterval(timer);
+      await redis.del(key).catch(() => {});
+    };
+  }
+}
