@@ -145,12 +145,14 @@ export async function logs(
     for (const entry of job.logs ?? []) io.stdout(formatLogLine(entry));
     return 0;
   }
+  let live = false;
   for await (const { event, data } of jobEvents(remote, id)) {
     // A job that has ended already: its stored lines. One still running: its lines live (its
-    // stored lines are those of an earlier run).
-    if (event === "job" && TERMINAL.has(String(data.status))) {
+    // stored lines are those of an earlier run), also across a reconnection.
+    if (event === "job" && TERMINAL.has(String(data.status)) && !live) {
       for (const entry of (data.logs as JobView["logs"]) ?? []) io.stdout(formatLogLine(entry));
     }
+    if (event === "job" && !TERMINAL.has(String(data.status))) live = true;
     if (event === "log") io.stdout(formatLogLine(data));
     if (event === "end") break;
   }

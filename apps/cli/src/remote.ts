@@ -33,10 +33,14 @@ export function remoteFrom(
       "no API key: pass --key, or set TURTLE_API_KEY (npm run setup writes one to .env)",
     );
   }
+  let protocol: string | undefined;
   try {
-    new URL(url);
-  } catch {
-    throw new Error(`--url is not a URL: ${JSON.stringify(url)}`);
+    protocol = new URL(url).protocol;
+  } catch {}
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new Error(
+      `--url must be an http:// or https:// URL, got ${JSON.stringify(url)} (try http://${url.replace(/^\w+:\/\//, "")})`,
+    );
   }
   return { url, key };
 }
@@ -91,10 +95,31 @@ export interface StreamEvent {
   data: Record<string, unknown>;
 }
 
-/** A job's server-sent events, in order, until the stream ends. */
+/**
+ * A job's server-sent events, in order, until `end`. A stream that closes before (the API
+ * restarting) is opened again, from the last event received, a few times.
+ */
 export async function* jobEvents(remote: Remote, jobId: string): AsyncGenerator<StreamEvent> {
+  const position = { lastId: undefined as string | undefined, ended: false };
+  for (let attempt = 0; ; attempt++) {
+    yield* streamOnce(remote, jobId, position);
+    if (position.ended) return;
+    if (attempt >= 5) throw new Error(`lost the event stream of job ${jobId}; try again`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+async function* streamOnce(
+  remote: Remote,
+  jobId: string,
+  position: { lastId: string | undefined; ended: boolean },
+): AsyncGenerator<StreamEvent> {
   const response = await fetch(`${remote.url}/v1/jobs/${encodeURIComponent(jobId)}/events`, {
-    headers: { authorization: `Bearer ${remote.key}`, accept: "text/event-stream" },
+    headers: {
+      authorization: `Bearer ${remote.key}`,
+      accept: "text/event-stream",
+      ...(position.lastId === undefined ? {} : { "last-event-id": position.lastId }),
+    },
   }).catch(() => {
     throw new Error(`cannot reach Turtle at ${remote.url}: is it running?`);
   });
@@ -107,6 +132,8 @@ export async function* jobEvents(remote: Remote, jobId: string): AsyncGenerator<
   const ready: StreamEvent[] = [];
   const parser = createParser({
     onEvent(message) {
+      if (message.id !== undefined) position.lastId = message.id;
+      if (message.event === "end") position.ended = true;
       try {
         ready.push({ event: message.event ?? "message", data: JSON.parse(message.data) });
       } catch {

@@ -6,9 +6,12 @@ import type { RunErrorCode } from "@turtle/sandbox";
 import type { Redis } from "ioredis";
 import { Counter, Histogram, Registry } from "prom-client";
 
-/** Where a worker's snapshot lives; the API reads every key matching `${prefix}*`. */
+/** Where a worker's snapshot lives, and the sorted set (by expiry) that lists the live ones. */
 export function metricsKey(queue: string, worker: string): string {
   return `${queue}:metrics:worker:${worker}`;
+}
+export function metricsIndexKey(queue: string): string {
+  return `${queue}:metrics:workers`;
 }
 
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -82,18 +85,38 @@ export class WorkerMetrics {
     this.batches.observe(size);
   };
 
-  /** Stores a snapshot now and every `everyMs`, each living 3 periods; returns the stop. */
-  publish(redis: Redis, key: string, everyMs: number): () => Promise<void> {
-    const store = async () => {
-      const snapshot = JSON.stringify(await this.registry.getMetricsAsJSON());
-      await redis.set(key, snapshot, "PX", everyMs * 3);
+  /**
+   * Stores a snapshot now and every `everyMs`, each living 3 periods and listed in `index` until
+   * then; returns the stop, which removes it.
+   */
+  publish(redis: Redis, index: string, key: string, everyMs: number): () => Promise<void> {
+    let stopped = false;
+    let storing: Promise<unknown> = Promise.resolve();
+    const store = () => {
+      storing = (async () => {
+        const snapshot = JSON.stringify(await this.registry.getMetricsAsJSON());
+        if (stopped) return;
+        const until = Date.now() + everyMs * 3;
+        await redis
+          .pipeline()
+          .set(key, snapshot, "PX", everyMs * 3)
+          .zadd(index, until, key)
+          .exec();
+      })().catch(() => {});
     };
-    store().catch(() => {});
-    const timer = setInterval(() => store().catch(() => {}), everyMs);
+    store();
+    const timer = setInterval(store, everyMs);
     timer.unref();
     return async () => {
+      stopped = true;
       clearInterval(timer);
-      await redis.del(key).catch(() => {});
+      await storing;
+      await redis
+        .pipeline()
+        .del(key)
+        .zrem(index, key)
+        .exec()
+        .catch(() => {});
     };
   }
 }

@@ -114,7 +114,7 @@ export async function runJob(
         },
       });
     }
-    activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId, run);
+    activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId, run, job.deliveries);
     const live = activity;
     const steps = new DurableSteps({
       jobId,
@@ -138,7 +138,7 @@ export async function runJob(
       durable: prior.replay === undefined ? {} : { replay: prior.replay },
     });
     // Before the job's end is announced: watchers see its last steps and lines first.
-    live.flush();
+    live.flush(true);
     const replayedKeys = [...outcome.replayed, ...steps.replayedKeys];
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {

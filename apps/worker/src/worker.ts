@@ -6,7 +6,7 @@ import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
-import { metricsKey, WorkerMetrics } from "./metrics.ts";
+import { metricsIndexKey, metricsKey, WorkerMetrics } from "./metrics.ts";
 import { ABORT_CANCEL, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
@@ -119,7 +119,12 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
         config.TURTLE_QUEUE,
         `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       );
-      stopMetrics = metrics.publish(deps.publisher ?? redis, key, config.WORKER_METRICS_MS);
+      stopMetrics = metrics.publish(
+        deps.publisher ?? redis,
+        metricsIndexKey(config.TURTLE_QUEUE),
+        key,
+        config.WORKER_METRICS_MS,
+      );
     },
     close(graceMs) {
       closing ??= (async () => {

@@ -28,33 +28,50 @@ export type JobActivityItem =
     }
   | { type: "log"; level: string; message: string; at: number };
 
-export type JobActivity = JobActivityItem & { run: number; seq: number };
+/**
+ * An item as published: of which run and which delivery of it (a run handed back or redelivered
+ * after a crash starts its activity again), and its place in that delivery's sequence.
+ */
+export type JobActivity = JobActivityItem & { run: number; delivery: number; seq: number };
 
-/** Batches of a run's activity kept for late watchers, and for how long after the last one. */
+/** Orders items of one run: by delivery, then by place. */
+export function isAfter(item: JobActivity, last: { delivery: number; seq: number }): boolean {
+  return item.delivery > last.delivery || (item.delivery === last.delivery && item.seq > last.seq);
+}
+
+/**
+ * Batches of a run's activity kept for late watchers, for how long after the last one, and how
+ * long once the run has ended (a watcher arriving then reads the ended job from Postgres).
+ */
 const BACKLOG_BATCHES = 200;
 const BACKLOG_TTL_S = 3600;
+const BACKLOG_AFTER_END_S = 60;
 
 function backlogKey(queue: string, jobId: string, run: number): string {
   return `${queue}:job:${jobId}:run:${run}:activity`;
 }
 
-/** Keeps a batch of a run's activity and publishes it, in one round trip. */
+/**
+ * Publishes a batch of a run's activity and, with `keep`, keeps it for late watchers; `ended`
+ * shortens what is kept to a minute. One round trip.
+ */
 export async function publishJobActivity(
   redis: Redis,
   queue: string,
   jobId: string,
   run: number,
   activity: JobActivity[],
+  options: { keep: boolean; ended?: boolean },
 ): Promise<void> {
-  const json = JSON.stringify(activity);
   const key = backlogKey(queue, jobId, run);
-  await redis
-    .pipeline()
-    .rpush(key, json)
-    .ltrim(key, -BACKLOG_BATCHES, -1)
-    .expire(key, BACKLOG_TTL_S)
-    .publish(channels(queue).activity(jobId), json)
-    .exec();
+  const pipeline = redis.pipeline();
+  if (activity.length > 0) {
+    const json = JSON.stringify(activity);
+    if (options.keep) pipeline.rpush(key, json).ltrim(key, -BACKLOG_BATCHES, -1);
+    pipeline.publish(channels(queue).activity(jobId), json);
+  }
+  pipeline.expire(key, options.ended ? BACKLOG_AFTER_END_S : BACKLOG_TTL_S);
+  await pipeline.exec();
 }
 
 /** The activity of a job's run kept so far (its latest batches), oldest first. */
@@ -95,7 +112,10 @@ function callSafely<T>(listener: (value: T) => void, value: T): void {
  */
 export class JobEventHub {
   private readonly waiters = new Map<string, Set<(event: JobEvent) => void>>();
-  private readonly watchers = new Map<string, Set<(activity: JobActivity[]) => void>>();
+  private readonly watchers = new Map<
+    string,
+    { listeners: Set<(activity: JobActivity[]) => void>; live: Promise<void> }
+  >();
   private readonly subscriber: Redis;
   private readonly queue: string;
   /** Resolves once the subscription is live: events published after it are seen. */
@@ -158,23 +178,36 @@ export class JobEventHub {
 
   /**
    * Calls `listener` with each batch of the job's activity until the returned function is
-   * called. Resolves once the subscription is live.
+   * called. Resolves once the subscription is live; rejects (keeping nothing) when it fails.
    */
   async watch(jobId: string, listener: (activity: JobActivity[]) => void): Promise<() => void> {
-    let set = this.watchers.get(jobId);
-    if (set === undefined) {
-      set = new Set();
-      this.watchers.set(jobId, set);
-    }
-    set.add(listener);
+    let entry = this.watchers.get(jobId);
     const channel = channels(this.queue).activity(jobId);
-    if (set.size === 1) await this.subscriber.subscribe(channel);
-    return () => {
-      const current = this.watchers.get(jobId);
-      if (current === undefined || !current.delete(listener) || current.size > 0) return;
-      this.watchers.delete(jobId);
+    if (entry === undefined) {
+      const fresh = {
+        listeners: new Set<(activity: JobActivity[]) => void>(),
+        live: Promise.resolve(),
+      };
+      fresh.live = this.subscriber.subscribe(channel).then(() => {});
+      entry = fresh;
+      this.watchers.set(jobId, entry);
+    }
+    const watching = entry;
+    watching.listeners.add(listener);
+    const stop = () => {
+      if (!watching.listeners.delete(listener) || watching.listeners.size > 0) return;
+      if (this.watchers.get(jobId) === watching) this.watchers.delete(jobId);
       this.subscriber.unsubscribe(channel).catch(() => {});
     };
+    try {
+      // Every watcher waits for the one subscription, made by the first.
+      await watching.live;
+    } catch (error) {
+      stop();
+      if (this.watchers.get(jobId) === watching) this.watchers.delete(jobId);
+      throw error;
+    }
+    return stop;
   }
 
   /** Calls `listener` with every status event of the job until the returned function is called. */
@@ -189,7 +222,7 @@ export class JobEventHub {
   }
 
   private deliverActivity(jobId: string, message: string): void {
-    const set = this.watchers.get(jobId);
+    const set = this.watchers.get(jobId)?.listeners;
     if (set === undefined) return;
     let activity: JobActivity[];
     try {

@@ -1,5 +1,6 @@
 export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
 export {
+  isAfter,
   type JobActivity,
   type JobActivityItem,
   type JobEvent,

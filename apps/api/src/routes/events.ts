@@ -1,13 +1,13 @@
 // A job's life as server-sent events, from any API instance: its state when the stream opens,
 // then each status change, each step starting and ending, each line it logs — whichever worker,
 // on whichever machine, runs it. The stream ends after the job does.
-import { type JobActivity, readJobActivity } from "@turtle/core";
+import { isAfter, type JobActivity, readJobActivity } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { isUuid } from "../jobs/lifecycle.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 
-/** A comment line this often keeps proxies from closing a quiet stream. */
+/** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
 
 export default async function eventRoutes(app: FastifyInstance) {
@@ -17,7 +17,7 @@ export default async function eventRoutes(app: FastifyInstance) {
       schema: {
         summary: "Stream a job's events (server-sent events)",
         description:
-          "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, error? }, `log` { level, message, at }, and `end` once the job has ended.",
+          "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, error? }, `log` { level, message, at }, and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",
         params: { type: "object", properties: { id: { type: "string" } } },
         response: {
           200: { type: "string", description: "text/event-stream" },
@@ -33,12 +33,17 @@ export default async function eventRoutes(app: FastifyInstance) {
       // Subscribed before the job is read, so nothing falls between the read and the stream;
       // what arrives before the stream begins waits here, in order.
       const early: Array<{ status: string } | JobActivity> = [];
-      let write: ((event: string, data: unknown) => void) | undefined;
+      let write: ((event: string, data: unknown, eventId?: string) => void) | undefined;
       /** True once the state, the backlog and what arrived meanwhile are sent. */
       let streaming = false;
-      /** The run being streamed, and the last of its activity sent (`seq`). */
+      /** The run being streamed, and the last of its activity sent. */
       let run: number | undefined;
-      let sentSeq = 0;
+      let last = { delivery: -1, seq: 0 };
+      let ended = false;
+      let stopActivity: (() => void) | undefined;
+      let heartbeat: NodeJS.Timeout | undefined;
+      const socket = () => !reply.raw.writableEnded && !reply.raw.destroyed;
+
       const send = (entry: { status: string } | JobActivity) => {
         if (write === undefined || !streaming) {
           early.push(entry);
@@ -49,77 +54,114 @@ export default async function eventRoutes(app: FastifyInstance) {
           return;
         }
         // The backlog and the live channel overlap: each item once, in order, of this run only.
-        if (entry.run !== run || entry.seq <= sentSeq) return;
-        sentSeq = entry.seq;
-        const { type, run: _run, seq: _seq, ...data } = entry;
-        write(type, data);
+        if (entry.run !== run || !isAfter(entry, last)) return;
+        last = { delivery: entry.delivery, seq: entry.seq };
+        const { type, run: _run, delivery: _delivery, seq: _seq, ...data } = entry;
+        write(type, data, `${entry.run}.${entry.delivery}.${entry.seq}`);
       };
-      let ended = false;
-      const stopStatus = app.jobEvents.listen(id, (event) => {
-        send({ status: event.status });
-        if (TERMINAL_STATUSES.has(event.status)) end();
-      });
-      // The status listener may end the stream while this subscription is still being made.
-      let stopActivity: (() => void) | undefined;
-      const stopWatching = await app.jobEvents.watch(id, (activity: JobActivity[]) => {
-        for (const item of activity) send(item);
-      });
-      if (ended) stopWatching();
-      else stopActivity = stopWatching;
-      let heartbeat: NodeJS.Timeout | undefined;
-      const onClosing = () => end();
-      /** Stops listening (once), then ends the response once it has begun. */
-      function end(): void {
+
+      /**
+       * Stops listening (once). With `finished` (the job ended), the stream then says `end` and
+       * closes; otherwise (the client left, the API is closing) it just closes, and a client
+       * knows to connect again.
+       */
+      function stop(finished: boolean): void {
         if (!ended) {
           ended = true;
           stopStatus();
           stopActivity?.();
           clearInterval(heartbeat);
           app.closing.removeEventListener("abort", onClosing);
+          request.raw.off("close", onHangUp);
         }
-        if (write !== undefined && streaming && !reply.raw.writableEnded) {
-          write("end", {});
-          reply.raw.end();
-        }
-        // (A client that hung up gets nothing more: `write` checks the socket.)
+        if (write === undefined || !streaming || !socket()) return;
+        if (finished) write("end", {});
+        reply.raw.end();
       }
+      const onClosing = () => stop(false);
+      const onHangUp = () => stop(false);
+      request.raw.once("close", onHangUp);
+      app.closing.addEventListener("abort", onClosing, { once: true });
 
-      const job = await app.db.job.findUnique({ where: { id } });
+      const stopStatus = app.jobEvents.listen(id, (event) => {
+        send({ status: event.status });
+        if (TERMINAL_STATUSES.has(event.status)) stop(true);
+      });
+      let job: Awaited<ReturnType<typeof app.db.job.findUnique>>;
+      try {
+        const stopWatching = await app.jobEvents.watch(id, (activity: JobActivity[]) => {
+          for (const item of activity) send(item);
+        });
+        if (ended) stopWatching();
+        else stopActivity = stopWatching;
+        job = await app.db.job.findUnique({ where: { id } });
+      } catch (error) {
+        stop(false);
+        throw error;
+      }
       if (job === null) {
-        end();
+        stop(false);
         throw missing();
       }
       reply.hijack();
+      if (ended && !TERMINAL_STATUSES.has(job.status)) {
+        // The client left, or the API is closing, before the stream began.
+        reply.raw.end();
+        return;
+      }
       reply.raw.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
-      const open = () => !reply.raw.writableEnded && !reply.raw.destroyed;
-      write = (event, data) => {
-        if (open()) reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      write = (event, data, eventId) => {
+        if (!socket()) return;
+        const idLine = eventId === undefined ? "" : `id: ${eventId}\n`;
+        reply.raw.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       };
-      reply.raw.once("close", () => end());
-      app.closing.addEventListener("abort", onClosing, { once: true });
-      heartbeat = setInterval(() => open() && reply.raw.write(": keep-alive\n\n"), HEARTBEAT_MS);
-      heartbeat.unref();
-
       write("job", jobView(job));
-      if (TERMINAL_STATUSES.has(job.status) || app.closing.aborted) {
+      if (TERMINAL_STATUSES.has(job.status)) {
         streaming = true;
-        return end();
+        return stop(true);
       }
-      // What the run did before this stream began (steps, lines), then what arrived meanwhile.
+      // What the run did before this stream began (steps, lines), then what arrived meanwhile —
+      // after the Last-Event-ID of a client reconnecting to the same run.
       run = job.run;
+      const resumeFrom = /^(\d+)\.(\d+)\.(\d+)$/.exec(
+        String(request.headers["last-event-id"] ?? ""),
+      );
+      if (resumeFrom !== null && Number(resumeFrom[1]) === run) {
+        last = { delivery: Number(resumeFrom[2]), seq: Number(resumeFrom[3]) };
+      }
       const backlog = await readJobActivity(app.redis, app.config.TURTLE_QUEUE, id, job.run).catch(
         () => [],
       );
       streaming = true;
       for (const item of backlog) send(item);
       for (const entry of early.splice(0)) send(entry);
-      // The job ended, or the client left, while the backlog was read.
-      if (ended) end();
+      if (ended) {
+        // The job ended, or the client left, while the backlog was read.
+        const finished = TERMINAL_STATUSES.has(
+          (await app.db.job.findUnique({ where: { id }, select: { status: true } }))?.status ??
+            "failed",
+        );
+        return stop(finished);
+      }
+      // A comment line keeps proxies from closing a quiet stream; each beat also reads the job,
+      // so a stream whose end event was lost (Redis reconnecting) still ends.
+      heartbeat = setInterval(async () => {
+        if (!socket()) return stop(false);
+        reply.raw.write(": keep-alive\n\n");
+        const now = await app.db.job
+          .findUnique({ where: { id }, select: { status: true } })
+          .catch(() => null);
+        if (now !== null && TERMINAL_STATUSES.has(now.status) && !ended) {
+          write?.("status", { status: now.status });
+          stop(true);
+        }
+      }, HEARTBEAT_MS);
+      heartbeat.unref();
     },
   );
 }

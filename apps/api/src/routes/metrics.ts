@@ -1,7 +1,8 @@
 // GET /metrics for Prometheus (behind the API key, like everything else: a scrape config sends
 // it as a bearer token). The fleet's figures: jobs by status and queue depth, read at scrape time,
-// plus the sum of every live worker's own metrics (job and step durations, tool errors, isolate
-// kills, executed and replayed steps, checkpoint batch sizes), which workers store in Redis.
+// plus every live worker's own metrics (job and step durations, tool errors, isolate kills,
+// executed and replayed steps, checkpoint batch sizes), which workers store in Redis, each
+// series labelled with its worker.
 import type { FastifyInstance } from "fastify";
 import {
   AggregatorRegistry,
@@ -19,7 +20,10 @@ const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-ch
 
 export default async function metricsRoutes(app: FastifyInstance) {
   const registry = new Registry();
-  const workerPattern = `${app.config.TURTLE_QUEUE}:metrics:worker:*`;
+  // Written by workers (apps/worker/src/metrics.ts): a key per worker, listed in a sorted set
+  // scored by when it expires.
+  const workerPrefix = `${app.config.TURTLE_QUEUE}:metrics:worker:`;
+  const workerIndex = `${app.config.TURTLE_QUEUE}:metrics:workers`;
   let workers = 0;
 
   new Gauge({
@@ -54,20 +58,25 @@ export default async function metricsRoutes(app: FastifyInstance) {
     },
   });
 
+  /**
+   * Each live worker's snapshot, its series labelled with the worker: summed here, a counter
+   * would fall whenever a worker stops, which Prometheus reads as a reset; PromQL adds them up.
+   */
   async function workerSnapshots(): Promise<Snapshot[]> {
-    const keys: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, found] = await app.redis.scan(cursor, "MATCH", workerPattern, "COUNT", 1000);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== "0");
+    const now = Date.now();
+    await app.redis.zremrangebyscore(workerIndex, "-inf", now);
+    const keys = await app.redis.zrangebyscore(workerIndex, now, "+inf");
     if (keys.length === 0) return [];
     const values = await app.redis.mget(...keys);
-    return values.flatMap((value) => {
+    return values.flatMap((value, i) => {
       if (value === null) return [];
       try {
-        return [JSON.parse(value) as Snapshot];
+        const worker = (keys[i] ?? "").slice(workerPrefix.length);
+        const metrics = JSON.parse(value) as Snapshot;
+        for (const metric of metrics) {
+          for (const sample of metric.values) sample.labels = { ...sample.labels, worker };
+        }
+        return [metrics];
       } catch {
         return [];
       }
