@@ -155,6 +155,30 @@ describe("GET /v1/jobs/:id/events", () => {
     expect(events[0]?.data).toMatchObject({ status: "succeeded", result: 7 });
   });
 
+  it("lets go of the job's channel when the client hangs up", async () => {
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: { code: "await control.sleep({ ms: 3000 });\nreturn 1;" },
+    });
+    const { id } = submitted.json();
+    const channel = `${api.config.TURTLE_QUEUE}:job:${id}:activity`;
+    const subscribers = async () =>
+      Number(((await api.app.redis.pubsub("NUMSUB", channel)) as [string, number])[1]);
+    const hangUp = new AbortController();
+    const response = await fetch(`${base}/v1/jobs/${id}/events`, {
+      headers: { authorization: `Bearer ${api.key}` },
+      signal: hangUp.signal,
+    });
+    const reader = response.body?.getReader();
+    await reader?.read(); // the stream is open: the `job` event came
+    expect(await subscribers()).toBe(1);
+    hangUp.abort();
+    await eventually("the subscription to end", async () =>
+      (await subscribers()) === 0 ? true : undefined,
+    );
+  });
+
   it("answers 404 for an unknown job and 401 without the key", async () => {
     for (const id of ["00000000-0000-4000-8000-000000000000", "not-a-uuid"]) {
       const response = await open(id);

@@ -72,7 +72,7 @@ export default async function eventRoutes(app: FastifyInstance) {
           stopActivity?.();
           clearInterval(heartbeat);
           app.closing.removeEventListener("abort", onClosing);
-          request.raw.off("close", onHangUp);
+          reply.raw.off("close", onHangUp);
         }
         if (write === undefined || !streaming || !socket()) return;
         if (finished) write("end", {});
@@ -80,7 +80,9 @@ export default async function eventRoutes(app: FastifyInstance) {
       }
       const onClosing = () => stop(false);
       const onHangUp = () => stop(false);
-      request.raw.once("close", onHangUp);
+      // The response (not the request, whose "close" only means its body was read) closes when
+      // the client goes away.
+      reply.raw.once("close", onHangUp);
       app.closing.addEventListener("abort", onClosing, { once: true });
 
       const stopStatus = app.jobEvents.listen(id, (event) => {
