@@ -1,49 +1,34 @@
 // The API with a real worker process and a real MCP server: submit → wait → result, cancel of a
 // running job, resume with edited code (completed steps replayed, not executed again).
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CONTROL_SERVER,
-  eventually,
-  startApi,
-  startWorker,
-  type TestApi,
-  type TestWorker,
-} from "./helpers.ts";
+import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
 
+let fleet: TestFleet;
 let api: TestApi;
-let worker: TestWorker;
-let dir: string;
 let countFile: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "turtle-api-e2e-"));
-  countFile = join(dir, "executions.jsonl");
-  api = await startApi();
-  const registered = await api.call({
-    method: "POST",
-    url: "/v1/servers",
-    payload: {
-      name: "control",
-      command: process.execPath,
-      args: [CONTROL_SERVER],
-      env: { COUNT_FILE: countFile },
+  fleet = await startFleet({
+    servers: (dir) => {
+      countFile = join(dir, "executions.jsonl");
+      return [
+        {
+          name: "control",
+          command: process.execPath,
+          args: [CONTROL_SERVER],
+          env: { COUNT_FILE: countFile },
+        },
+      ];
     },
   });
-  expect(registered.statusCode).toBe(201);
-  worker = await startWorker(api, dir);
+  ({ api } = fleet);
 });
 
 afterAll(async () => {
-  if (worker) {
-    worker.child.kill("SIGTERM");
-    await worker.exited;
-  }
-  await api?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fleet?.close();
 });
 
 /** Tool executions the control server recorded, for one job. */

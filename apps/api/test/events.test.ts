@@ -1,43 +1,22 @@
 // What a running fleet shows: GET /v1/jobs/:id/events (a job's life as server-sent events) and
 // GET /metrics, over real HTTP while a real worker process runs jobs against a real MCP server.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CONTROL_SERVER,
-  eventually,
-  startApi,
-  startWorker,
-  type TestApi,
-  type TestWorker,
-} from "./helpers.ts";
+import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
 
+let fleet: TestFleet;
 let api: TestApi;
-let worker: TestWorker;
-let dir: string;
 let base: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "turtle-events-"));
-  api = await startApi();
-  const registered = await api.call({
-    method: "POST",
-    url: "/v1/servers",
-    payload: { name: "control", command: process.execPath, args: [CONTROL_SERVER] },
+  fleet = await startFleet({
+    servers: () => [{ name: "control", command: process.execPath, args: [CONTROL_SERVER] }],
+    workerEnv: { WORKER_METRICS_MS: "200" },
   });
-  expect(registered.statusCode).toBe(201);
-  base = await api.app.listen({ host: "127.0.0.1", port: 0 });
-  worker = await startWorker(api, dir, { WORKER_METRICS_MS: "200" });
+  ({ api, base } = fleet);
 });
 
 afterAll(async () => {
-  if (worker) {
-    worker.child.kill("SIGTERM");
-    await worker.exited;
-  }
-  await api?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fleet?.close();
 });
 
 interface Sse {

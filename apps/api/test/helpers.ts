@@ -1,6 +1,9 @@
 // What the API tests share: an app on its own database and queue, with a key to call it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Config, loadConfig } from "@turtle/core";
 import type { Db } from "@turtle/db";
@@ -133,4 +136,50 @@ export async function startWorker(
     }),
   ]);
   return { child, output: () => output, exited };
+}
+
+export interface TestFleet {
+  api: TestApi;
+  worker: TestWorker;
+  /** A temporary directory of the fleet's own, removed at close. */
+  dir: string;
+  /** The API's address, listening on a free port. */
+  base: string;
+  close(): Promise<void>;
+}
+
+/**
+ * What end-to-end tests run against: the API listening on a free port, MCP servers registered
+ * (`servers` gets the fleet's directory, for files they write), and one real worker process.
+ */
+export async function startFleet(options: {
+  servers: (dir: string) => Array<Record<string, unknown>>;
+  apiEnv?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+}): Promise<TestFleet> {
+  const dir = mkdtempSync(join(tmpdir(), "turtle-fleet-"));
+  const api = await startApi(options.apiEnv ? { env: options.apiEnv } : {});
+  let worker: TestWorker | undefined;
+  const close = async () => {
+    if (worker) {
+      worker.child.kill("SIGTERM");
+      await worker.exited;
+    }
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const payload of options.servers(dir)) {
+      const registered = await api.call({ method: "POST", url: "/v1/servers", payload });
+      if (registered.statusCode !== 201) {
+        throw new Error(`could not register ${String(payload.name)}: ${registered.body}`);
+      }
+    }
+    const base = await api.app.listen({ host: "127.0.0.1", port: 0 });
+    worker = await startWorker(api, dir, options.workerEnv);
+    return { api, worker, dir, base, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

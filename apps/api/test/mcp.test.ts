@@ -3,8 +3,7 @@
 // API, a real worker process and real MCP servers (our control server with a 520-tool catalog,
 // and the reference "everything" server).
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -16,49 +15,38 @@ import {
   CONTROL_SERVER,
   EVERYTHING_SERVER,
   REPO_ROOT,
-  startApi,
-  startWorker,
+  startFleet,
   type TestApi,
-  type TestWorker,
+  type TestFleet,
 } from "./helpers.ts";
 
+let fleet: TestFleet;
 let api: TestApi;
-let worker: TestWorker;
 let dir: string;
 let url: string;
 let client: Client;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "turtle-mcp-"));
-  api = await startApi({
-    env: { MCP_WAIT_MS: "3000", MCP_RESULT_MAX_CHARS: "300", MCP_LOGS_MAX_CHARS: "200" },
+  fleet = await startFleet({
+    apiEnv: { MCP_WAIT_MS: "3000", MCP_RESULT_MAX_CHARS: "300", MCP_LOGS_MAX_CHARS: "200" },
+    servers: () => [
+      {
+        name: "control",
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { EXTRA_TOOLS: "520" },
+      },
+      { name: "everything", command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
+    ],
   });
-  for (const payload of [
-    {
-      name: "control",
-      command: process.execPath,
-      args: [CONTROL_SERVER],
-      env: { EXTRA_TOOLS: "520" },
-    },
-    { name: "everything", command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
-  ]) {
-    const registered = await api.call({ method: "POST", url: "/v1/servers", payload });
-    expect(registered.statusCode).toBe(201);
-  }
-  const address = await api.app.listen({ host: "127.0.0.1", port: 0 });
-  url = `${address}/mcp`;
-  worker = await startWorker(api, dir);
+  ({ api, dir } = fleet);
+  url = `${fleet.base}/mcp`;
   client = await connect(api.key);
 });
 
 afterAll(async () => {
   await client?.close();
-  if (worker) {
-    worker.child.kill("SIGTERM");
-    await worker.exited;
-  }
-  await api?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fleet?.close();
 });
 
 async function connect(key: string): Promise<Client> {

@@ -1,45 +1,32 @@
 // The `turtle` commands that drive a running Turtle — submit (--wait), jobs, logs (-f), cancel,
 // resume — run as the real binary against a listening API and a real worker process.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   eventually,
   REPO_ROOT,
-  startApi,
-  startWorker,
+  startFleet,
   type TestApi,
-  type TestWorker,
+  type TestFleet,
 } from "../../api/test/helpers.ts";
 
+let fleet: TestFleet;
 let api: TestApi;
-let worker: TestWorker;
 let dir: string;
 let url: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "turtle-cli-remote-"));
-  api = await startApi();
-  const registered = await api.call({
-    method: "POST",
-    url: "/v1/servers",
-    payload: { name: "control", command: process.execPath, args: [CONTROL_SERVER] },
+  fleet = await startFleet({
+    servers: () => [{ name: "control", command: process.execPath, args: [CONTROL_SERVER] }],
   });
-  expect(registered.statusCode).toBe(201);
-  url = await api.app.listen({ host: "127.0.0.1", port: 0 });
-  worker = await startWorker(api, dir);
+  ({ api, dir, base: url } = fleet);
 });
 
 afterAll(async () => {
-  if (worker) {
-    worker.child.kill("SIGTERM");
-    await worker.exited;
-  }
-  await api?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fleet?.close();
 });
 
 interface Outcome {
