@@ -85,6 +85,7 @@ describe("GET /v1/jobs/:id/events", () => {
     ]);
     const failed = events.find((e) => e.event === "step" && e.data.status === "failed");
     expect(failed?.data).toMatchObject({ server: "control", error: "nope", attempt: 1 });
+    expect(failed?.data.durationMs).toBeGreaterThanOrEqual(0);
     const log = events.find((e) => e.event === "log");
     expect(log?.data).toMatchObject({ level: "log", message: "slept" });
     // The line logged after the first step comes between it and the second.

@@ -11,8 +11,8 @@ import {
   renderDeclarations,
 } from "@turtle/bindings";
 import { loadConfig } from "@turtle/core";
-import { type LogEntry, type RunError, runProgram } from "@turtle/sandbox";
-import { control, listJobs, logs, submit } from "./job-commands.ts";
+import { type RunError, runProgram } from "@turtle/sandbox";
+import { control, formatLogLine, listJobs, logs, submit } from "./job-commands.ts";
 import { RemoteError, remoteFrom } from "./remote.ts";
 
 const USAGE = `Usage:
@@ -139,7 +139,7 @@ async function exec(args: string[], io: CliIo): Promise<number> {
       invoke: (call) => host.invoke(call),
       limits,
       filename: file,
-      onLog: (entry) => io.stderr(formatLog(entry)),
+      onLog: (entry) => io.stderr(formatLogLine(entry)),
     });
     if (run.ok) {
       io.stdout(`${JSON.stringify(run.result, null, 2)}\n`);
@@ -296,12 +296,6 @@ function positiveInt(raw: string | undefined, flag: string, key: "timeoutMs" | "
     throw new UsageError(`${flag} must be a positive whole number, got "${raw}"`);
   }
   return { [key]: value };
-}
-
-function formatLog(entry: LogEntry): string {
-  return entry.level === "log" || entry.level === "info"
-    ? `${entry.message}\n`
-    : `${entry.level}: ${entry.message}\n`;
 }
 
 function formatRunError(error: RunError, file: string): string {

@@ -1,29 +1,13 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { ROOT, runTurtle } from "./run-turtle.ts";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
-const bin = join(root, "apps/cli/bin/turtle.js");
-const servers = join(root, "examples/mcp-servers.json");
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+const servers = join(ROOT, "examples/mcp-servers.json");
 
 /** Runs the real `turtle` command the way `npx turtle` does, from the repository root. */
-function turtle(...args: string[]): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: root }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const turtle = (...args: string[]) => runTurtle(args);
 
 async function program(code: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "turtle-cli-"));

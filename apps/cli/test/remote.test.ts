@@ -1,17 +1,16 @@
 // The `turtle` commands that drive a running Turtle — submit (--wait), jobs, logs (-f), cancel,
 // resume — run as the real binary against a listening API and a real worker process.
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   eventually,
-  REPO_ROOT,
   startFleet,
   type TestApi,
   type TestFleet,
 } from "../../api/test/helpers.ts";
+import { runTurtle } from "./run-turtle.ts";
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -29,26 +28,12 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** The real binary, from a directory without a .env, against the test API. */
-function turtle(...args: string[]): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [`${REPO_ROOT}apps/cli/bin/turtle.js`, ...args, "--url", url, "--key", api.key],
-      { cwd: dir, env: { PATH: process.env.PATH ?? "" } },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
+const turtle = (...args: string[]) =>
+  runTurtle([...args, "--url", url, "--key", api.key], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "" },
   });
-}
 
 function program(name: string, code: string): string {
   const file = join(dir, name);

@@ -71,7 +71,7 @@ export class DurableSteps {
       this.executed++;
       const finishedAt = new Date();
       checkpoints.add({ ...base, status: "succeeded", result, error: null, finishedAt });
-      onStep?.({ ...step, status: "succeeded", finishedAt: finishedAt.toISOString() });
+      onStep?.({ ...step, status: "succeeded", ...ended(startedAt, finishedAt) });
       return result;
     } catch (error) {
       // A call cut short by the run's end (cancel, deadline) is not a finding about the tool.
@@ -90,14 +90,17 @@ export class DurableSteps {
           },
           finishedAt,
         });
-        onStep?.({
-          ...step,
-          status: "failed",
-          finishedAt: finishedAt.toISOString(),
-          error: message,
-        });
+        onStep?.({ ...step, status: "failed", ...ended(startedAt, finishedAt), error: message });
       }
       throw error;
     }
+  };
+}
+
+/** A step's end as live watchers (and metrics) see it. */
+function ended(startedAt: Date, finishedAt: Date) {
+  return {
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
   };
 }

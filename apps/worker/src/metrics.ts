@@ -59,9 +59,9 @@ export class WorkerMetrics {
 
   /** A step's start or end, as the run reports it live. */
   readonly step = (item: JobActivityItem): void => {
-    if (item.type !== "step" || item.status === "running" || item.finishedAt === undefined) return;
-    const seconds = (Date.parse(item.finishedAt) - Date.parse(item.startedAt)) / 1000;
-    this.steps.observe({ server: item.server, tool: item.tool, status: item.status }, seconds);
+    if (item.type !== "step" || item.durationMs === undefined) return;
+    const labels = { server: item.server, tool: item.tool, status: item.status };
+    this.steps.observe(labels, item.durationMs / 1000);
     if (item.status === "failed") this.toolErrors.inc({ server: item.server, tool: item.tool });
   };
 

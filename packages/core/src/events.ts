@@ -24,6 +24,7 @@ export type JobActivityItem =
       attempt: number;
       startedAt: string;
       finishedAt?: string;
+      durationMs?: number;
       error?: string;
     }
   | { type: "log"; level: string; message: string; at: number };

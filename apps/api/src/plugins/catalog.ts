@@ -22,7 +22,6 @@ import { ApiError } from "../errors.ts";
 import { checkServers } from "../jobs/lifecycle.ts";
 
 export interface LoadedCatalog {
-  names: string[];
   catalog: Catalog;
   /** The whole catalog as declarations (rendered on first use). */
   readonly declarations: string;
@@ -68,16 +67,14 @@ const FAILURE_MEMORY_MS = 10_000;
 const CACHE_MAX = 32;
 
 interface Cached {
-  names: string[];
   listings: Tool[][];
   loaded: LoadedCatalog;
 }
 
-function loaded(names: string[], catalog: Catalog): LoadedCatalog {
+function loaded(catalog: Catalog): LoadedCatalog {
   let declarations: string | undefined;
   let index: ToolIndex | undefined;
   return {
-    names,
     catalog,
     get declarations() {
       declarations ??= renderDeclarations(catalog);
@@ -99,25 +96,17 @@ export default fp(
 
     /** The catalog of those servers' listings, cached while the listings stay the same. */
     function build(names: readonly string[], listings: Tool[][]): LoadedCatalog {
-      const key = [...names].sort().join("\u0000");
+      // In order: the listings are matched to the names by position.
+      const key = names.join("\u0000");
       const hit = cache.get(key);
-      if (
-        hit !== undefined &&
-        hit.names.length === names.length &&
-        hit.names.every((name, i) => name === names[i]) &&
-        hit.listings.every((tools, i) => tools === listings[i])
-      ) {
+      if (hit?.listings.every((tools, i) => tools === listings[i])) {
         // Most recently used last, so the oldest is the first to go.
         cache.delete(key);
         cache.set(key, hit);
         return hit.loaded;
       }
       const servers = names.map((name, i) => ({ name, tools: listings[i] ?? [] }));
-      const entry = {
-        names: [...names],
-        listings,
-        loaded: loaded([...names], buildCatalog(servers)),
-      };
+      const entry = { listings, loaded: loaded(buildCatalog(servers)) };
       cache.set(key, entry);
       if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
       return entry.loaded;
