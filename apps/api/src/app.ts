@@ -13,6 +13,7 @@ import queue from "./plugins/queue.ts";
 import redis from "./plugins/redis.ts";
 import serversFile from "./plugins/servers-file.ts";
 import check from "./routes/check.ts";
+import dashboard from "./routes/dashboard.ts";
 import events from "./routes/events.ts";
 import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
@@ -21,8 +22,10 @@ import mcp from "./routes/mcp.ts";
 import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
 import servers from "./routes/servers.ts";
+import session from "./routes/session.ts";
 import steps from "./routes/steps.ts";
 import types from "./routes/types.ts";
+import workers from "./routes/workers.ts";
 import { formatValidationError, validatorCompiler } from "./validation.ts";
 
 declare module "fastify" {
@@ -60,6 +63,9 @@ export const REDACTED_LOG_PATHS = [
   "*.*.secrets",
 ];
 
+const JOB_PATH =
+  /^\/v1\/jobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[/?]|$)/i;
+
 export function loggerOptions(config: Config) {
   return { level: config.LOG_LEVEL, redact: { paths: REDACTED_LOG_PATHS, censor: "[redacted]" } };
 }
@@ -74,6 +80,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     forceCloseConnections: "idle",
   });
   app.setValidatorCompiler(validatorCompiler);
+  // Every request log line about a job (GET /v1/jobs/:id, …/steps, …/events, cancel, resume)
+  // carries its id; POST /v1/jobs adds it once the job exists (routes/jobs.ts).
+  app.setChildLoggerFactory((logger, bindings, options, raw) => {
+    const jobId = JOB_PATH.exec(raw.url ?? "")?.[1];
+    return logger.child(jobId === undefined ? bindings : { ...bindings, jobId }, options);
+  });
   // JSON only: a text body would otherwise reach validation and read as a type error, not a 415.
   app.removeContentTypeParser("text/plain");
   app.decorate("config", config);
@@ -108,6 +120,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(openapi);
     await app.register(mcp);
     await app.register(metrics);
+    await app.register(dashboard);
     await app.register(
       async (v1) => {
         await v1.register(servers);
@@ -117,6 +130,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(jobControl);
         await v1.register(steps);
         await v1.register(events);
+        await v1.register(workers);
+        await v1.register(session);
       },
       { prefix: "/v1" },
     );

@@ -222,3 +222,93 @@ describe("GET /metrics", () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
   });
 });
+
+describe("GET /v1/events", () => {
+  it("streams every job's status changes, queued to succeeded", async () => {
+    const hangUp = new AbortController();
+    const response = await fetch(`${base}/v1/events`, {
+      headers: { authorization: `Bearer ${api.key}` },
+      signal: hangUp.signal,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const reader = response.body?.getReader();
+    if (reader === undefined) throw new Error("no body");
+    await reader.read(); // the opening comment: listening
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: "await control.echo({ n: 3 }); return 3;" },
+    });
+    const { id } = submitted.json();
+    let text = "";
+    const decoder = new TextDecoder();
+    while (!text.includes(`"id":"${id}","status":"succeeded"`)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    hangUp.abort();
+    const statuses = text
+      .split("\n\n")
+      .filter((block) => block.startsWith("event: job"))
+      .map((block) => JSON.parse(block.split("data: ")[1] ?? "null"))
+      .filter((event) => event.id === id)
+      .map((event) => event.status);
+    expect(statuses).toEqual(["queued", "running", "succeeded"]);
+  });
+});
+
+describe("GET /v1/workers and /v1/stats/throughput", () => {
+  it("list the live workers, with what each runs, and how many jobs ended when", async () => {
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: { code: "await control.sleep({ ms: 1500 }); return 1;" },
+    });
+    const { id } = submitted.json();
+    const worker = await eventually("the worker to show the job it runs", async () => {
+      const response = await api.call({ method: "GET", url: "/v1/workers" });
+      expect(response.statusCode).toBe(200);
+      const [first] = response.json().workers;
+      return first?.running.some((run: { jobId: string }) => run.jobId === id) ? first : undefined;
+    });
+    expect(worker).toMatchObject({ pid: fleet.worker.child.pid, concurrency: 4 });
+    expect(Date.parse(worker.startedAt)).toBeLessThanOrEqual(Date.now());
+
+    await api.call({ method: "GET", url: `/v1/jobs/${id}?wait=30` });
+    const after = await eventually("the worker to count the job as finished", async () => {
+      const [first] = (await api.call({ method: "GET", url: "/v1/workers" })).json().workers;
+      return first?.running.length === 0 && (first.finished.succeeded ?? 0) >= 1
+        ? first
+        : undefined;
+    });
+    expect(after.finished.succeeded).toBeGreaterThanOrEqual(1);
+
+    const throughput = await api.call({
+      method: "GET",
+      url: "/v1/stats/throughput?minutes=5&bucketSeconds=60",
+    });
+    expect(throughput.statusCode).toBe(200);
+    const { bucketSeconds, buckets } = throughput.json();
+    expect(bucketSeconds).toBe(60);
+    expect(buckets).toHaveLength(5);
+    const ended = await api.db.job.groupBy({
+      by: ["status"],
+      where: { finishedAt: { gte: new Date(buckets[0].at) } },
+      _count: { _all: true },
+    });
+    const succeeded = ended.find((row) => row.status === "succeeded")?._count._all ?? 0;
+    expect(buckets.reduce((sum: number, b: { succeeded: number }) => sum + b.succeeded, 0)).toBe(
+      succeeded,
+    );
+    expect(succeeded).toBeGreaterThanOrEqual(1);
+
+    const tooMany = await api.call({
+      method: "GET",
+      url: "/v1/stats/throughput?minutes=1440&bucketSeconds=1",
+    });
+    expect(tooMany.statusCode).toBe(400);
+    expect(tooMany.json().error.message).toContain("widen bucketSeconds");
+  });
+});

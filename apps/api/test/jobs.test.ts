@@ -438,7 +438,59 @@ describe("GET /v1/jobs", () => {
     );
   });
 
+  it("filters by server (named by the job, or called by it) and by creation time", async () => {
+    const at = (minute: number) => new Date(Date.UTC(2031, 0, 1, 0, minute));
+    const named = await api.db.job.create({
+      data: { code: "1", timeoutMs: 1000, memoryMb: 64, servers: ["everything"], createdAt: at(1) },
+    });
+    const called = await api.db.job.create({
+      data: {
+        code: "2",
+        timeoutMs: 1000,
+        memoryMb: 64,
+        createdAt: at(2),
+        steps: {
+          create: {
+            key: "everything.echo:abc:0",
+            seq: 0,
+            server: "everything",
+            tool: "echo",
+            status: "succeeded",
+            attempt: 1,
+            startedAt: at(2),
+            finishedAt: at(2),
+          },
+        },
+      },
+    });
+    const other = await api.db.job.create({
+      data: { code: "3", timeoutMs: 1000, memoryMb: 64, servers: ["memory"], createdAt: at(3) },
+    });
+    const ids = async (query: string) => {
+      const response = await api.call({ method: "GET", url: `/v1/jobs?limit=100&${query}` });
+      expect(response.statusCode).toBe(200);
+      return response.json().jobs.map((job: { id: string }) => job.id);
+    };
+    const window = `since=${at(0).toISOString()}&until=${at(10).toISOString()}`;
+    expect(await ids(window)).toEqual([other.id, called.id, named.id]);
+    expect(await ids(`${window}&server=everything`)).toEqual([called.id, named.id]);
+    expect(await ids(`${window}&server=memory`)).toEqual([other.id]);
+    expect(
+      await ids(`since=${at(2).toISOString()}&until=${at(3).toISOString()}&server=everything`),
+    ).toEqual([called.id]);
+    // The filters and the cursor together.
+    const first = await api.call({ method: "GET", url: `/v1/jobs?limit=1&${window}` });
+    const next = await api.call({
+      method: "GET",
+      url: `/v1/jobs?limit=5&${window}&cursor=${first.json().nextCursor}`,
+    });
+    expect(next.json().jobs.map((job: { id: string }) => job.id)).toEqual([called.id, named.id]);
+  });
+
   it.each([
+    ["since=yesterday", "query.since must be a date and time such as 2026-11-24T08:00:00Z"],
+    ["until=2026-13-45", "query.until must be a date and time"],
+    ["server=", "query.server must NOT have fewer than 1 characters"],
     ["status=done", "query.status must be one of queued, running, succeeded, failed, cancelled"],
     ["limit=0", "query.limit must be >= 1"],
     ["limit=101", "query.limit must be <= 100"],
@@ -450,6 +502,30 @@ describe("GET /v1/jobs", () => {
     const response = await api.call({ method: "GET", url: `/v1/jobs?${query}` });
     expect(response.statusCode).toBe(400);
     expect(response.json().error.message).toContain(message);
+  });
+});
+
+describe("GET /v1/jobs/:id/program", () => {
+  it("answers what the job runs: code, input, servers and limits", async () => {
+    const submitted = await submit({
+      code: "return input.n * 2",
+      input: { n: 21 },
+      servers: ["everything"],
+      timeoutMs: 5000,
+    });
+    const { id } = submitted.json();
+    const response = await api.call({ method: "GET", url: `/v1/jobs/${id}/program` });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      id,
+      code: "return input.n * 2",
+      input: { n: 21 },
+      servers: ["everything"],
+      timeoutMs: 5000,
+      memoryMb: api.config.JOB_MEMORY_MB,
+    });
+    const missing = await api.call({ method: "GET", url: `/v1/jobs/${randomUUID()}/program` });
+    expect(missing.statusCode).toBe(404);
   });
 });
 

@@ -1,18 +1,10 @@
 // What a worker measures for Prometheus, and how it reaches /metrics: each worker keeps its own
 // registry and stores a snapshot of it in Redis every few seconds (expiring when the worker
 // stops), and any API instance's /metrics adds up the snapshots of the whole fleet.
-import type { JobActivityItem } from "@turtle/core";
+import { type JobActivityItem, type WorkerInfo, workerInfoKey } from "@turtle/core";
 import type { RunErrorCode } from "@turtle/sandbox";
 import type { Redis } from "ioredis";
 import { Counter, Histogram, Registry } from "prom-client";
-
-/** Where a worker's snapshot lives, and the sorted set (by expiry) that lists the live ones. */
-export function metricsKey(queue: string, worker: string): string {
-  return `${queue}:metrics:worker:${worker}`;
-}
-export function metricsIndexKey(queue: string): string {
-  return `${queue}:metrics:workers`;
-}
 
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -65,6 +57,9 @@ export class WorkerMetrics {
     if (item.status === "failed") this.toolErrors.inc({ server: item.server, tool: item.tool });
   };
 
+  /** Runs finished since the worker started, by status (for WorkerInfo). */
+  readonly finished: Record<string, number> = {};
+
   run(ended: {
     status: string;
     wallMs: number;
@@ -73,6 +68,7 @@ export class WorkerMetrics {
     replayed: number;
   }): void {
     this.jobs.observe({ status: ended.status }, ended.wallMs / 1000);
+    this.finished[ended.status] = (this.finished[ended.status] ?? 0) + 1;
     const { errorCode } = ended;
     if (errorCode === "timeout" || errorCode === "cpu_limit" || errorCode === "memory_limit") {
       this.kills.inc({ reason: errorCode });
@@ -86,10 +82,16 @@ export class WorkerMetrics {
   };
 
   /**
-   * Stores a snapshot now and every `everyMs`, each living 3 periods and listed in `index` until
-   * then; returns the stop, which removes it.
+   * Stores a snapshot and the worker's description now and every `everyMs`, each living 3
+   * periods and listed in `index` until then; returns the stop, which removes them.
    */
-  publish(redis: Redis, index: string, key: string, everyMs: number): () => Promise<void> {
+  publish(
+    redis: Redis,
+    index: string,
+    key: string,
+    everyMs: number,
+    describe: () => WorkerInfo,
+  ): () => Promise<void> {
     let stopped = false;
     let storing: Promise<unknown> = Promise.resolve();
     const store = () => {
@@ -100,6 +102,7 @@ export class WorkerMetrics {
         await redis
           .pipeline()
           .set(key, snapshot, "PX", everyMs * 3)
+          .set(workerInfoKey(key), JSON.stringify(describe()), "PX", everyMs * 3)
           .zadd(index, until, key)
           .exec();
       })().catch(() => {});
@@ -113,7 +116,7 @@ export class WorkerMetrics {
       await storing;
       await redis
         .pipeline()
-        .del(key)
+        .del(key, workerInfoKey(key))
         .zrem(index, key)
         .exec()
         .catch(() => {});

@@ -1,12 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { type Config, channels, type QueuedJob } from "@turtle/core";
+import {
+  type Config,
+  channels,
+  metricsIndexKey,
+  metricsKey,
+  type QueuedJob,
+  type WorkerInfo,
+} from "@turtle/core";
 import type { Db } from "@turtle/db";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
-import { metricsIndexKey, metricsKey, WorkerMetrics } from "./metrics.ts";
+import { WorkerMetrics } from "./metrics.ts";
 import { ABORT_CANCEL, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
@@ -47,7 +54,8 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db);
-  const running = new Map<string, AbortController>();
+  const running = new Map<string, { controller: AbortController; since: Date }>();
+  const startedAt = new Date();
   const shutdown = new AbortController();
 
   const limiters = new Map<string, LimitFunction>();
@@ -63,7 +71,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const names = channels(config.TURTLE_QUEUE);
   const subscribed = subscriber.subscribe(names.cancel, names.servers);
   subscriber.on("message", (channel: string, message: string) => {
-    if (channel === names.cancel) running.get(message)?.abort(ABORT_CANCEL);
+    if (channel === names.cancel) running.get(message)?.controller.abort(ABORT_CANCEL);
     else if (channel === names.servers) toolHosts.invalidate();
   });
 
@@ -84,7 +92,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           log,
           metrics,
           track: (jobId, controller) => {
-            running.set(jobId, controller);
+            running.set(jobId, { controller, since: new Date() });
             return () => running.delete(jobId);
           },
         },
@@ -115,15 +123,22 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       await subscribed;
       void bull.run();
       await bull.waitUntilReady();
-      const key = metricsKey(
-        config.TURTLE_QUEUE,
-        `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-      );
+      const id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+      const describe = (): WorkerInfo => ({
+        id,
+        host: hostname(),
+        pid: process.pid,
+        concurrency: config.WORKER_CONCURRENCY,
+        startedAt: startedAt.toISOString(),
+        running: [...running].map(([jobId, run]) => ({ jobId, since: run.since.toISOString() })),
+        finished: { ...metrics.finished },
+      });
       stopMetrics = metrics.publish(
         deps.publisher ?? redis,
         metricsIndexKey(config.TURTLE_QUEUE),
-        key,
+        metricsKey(config.TURTLE_QUEUE, id),
         config.WORKER_METRICS_MS,
+        describe,
       );
     },
     close(graceMs) {

@@ -113,6 +113,8 @@ function callSafely<T>(listener: (value: T) => void, value: T): void {
  */
 export class JobEventHub {
   private readonly waiters = new Map<string, Set<(event: JobEvent) => void>>();
+  /** Listeners to every job's status events. */
+  private readonly everyJob = new Set<(event: JobEvent) => void>();
   private readonly watchers = new Map<
     string,
     { listeners: Set<(activity: JobActivity[]) => void>; live: Promise<void> }
@@ -145,6 +147,7 @@ export class JobEventHub {
         return;
       }
       for (const waiter of this.waiters.get(event.jobId) ?? []) callSafely(waiter, event);
+      for (const listener of this.everyJob) callSafely(listener, event);
     });
   }
 
@@ -219,6 +222,14 @@ export class JobEventHub {
     return () => {
       set.delete(listener);
       if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+    };
+  }
+
+  /** Calls `listener` with every job's status events until the returned function is called. */
+  listenAll(listener: (event: JobEvent) => void): () => void {
+    this.everyJob.add(listener);
+    return () => {
+      this.everyJob.delete(listener);
     };
   }
 

@@ -27,3 +27,12 @@ export {
   serverView,
   splitSecrets,
 } from "./servers.ts";
+export {
+  liveWorkerKeys,
+  metricsIndexKey,
+  metricsKey,
+  readWorkers,
+  type WorkerInfo,
+  workerIdOf,
+  workerInfoKey,
+} from "./workers.ts";

@@ -95,6 +95,8 @@ export async function submit(
       memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
       ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
     });
+    // Live lists (GET /v1/events) hear of it; not awaited: nothing waits on a job just queued.
+    if (created) void announce(app, job.id, job.status);
     // Created, or the first job of a key submitted concurrently (the unique index decided).
     return { id: job.id, status: job.status, created };
   } catch (error) {

@@ -1,17 +1,28 @@
-// `Authorization: Bearer <key>` on every route that is not marked `config: { public: true }`.
-import type { FastifyInstance } from "fastify";
+// `Authorization: Bearer <key>` on every route that is not marked `config: { public: true }`,
+// or, from a browser, the session cookie that logging in to the dashboard sets (sessions.ts).
+import cookie from "@fastify/cookie";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { hashApiKey } from "../api-keys.ts";
 import { ApiError } from "../errors.ts";
+import { SESSION_COOKIE, sessionKeyId } from "../sessions.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** Served without an API key. */
     public?: boolean;
   }
+  interface FastifyInstance {
+    /** The id of the valid (not revoked) API key with this hash, or null. */
+    apiKeyIdOf(hash: string): Promise<string | null>;
+    /** Drops a session token from the cache of valid ones (at logout). */
+    forgetSession(token: string): void;
+  }
   interface FastifyRequest {
     /** The id of the ApiKey row that authenticated the request. */
     apiKeyId: string | null;
+    /** How it was authenticated: the Authorization header, or a browser's session cookie. */
+    authenticatedBy: "bearer" | "session" | null;
   }
 }
 
@@ -23,27 +34,71 @@ const LAST_USED_EVERY_MS = 60_000;
 
 const unauthorized = (message: string) => new ApiError(401, "unauthorized", message);
 
+/** Pages a browser opens (not the API's JSON): sent to the login page instead of a 401. */
+function isPageNavigation(request: FastifyRequest): boolean {
+  const path = request.url;
+  return (
+    request.method === "GET" &&
+    (request.headers.accept ?? "").includes("text/html") &&
+    !path.startsWith("/v1/") &&
+    !path.startsWith("/mcp") &&
+    !path.startsWith("/metrics")
+  );
+}
+
+/**
+ * A request that changes something on the strength of a cookie must come from a page of this
+ * origin (SameSite=Strict already keeps other sites' requests from carrying it; this also covers
+ * browsers and proxies that do not honour it).
+ */
+function isSameOrigin(request: FastifyRequest): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host === request.headers.host;
+  } catch {
+    return false;
+  }
+}
+
 export default fp(
   async function auth(app: FastifyInstance) {
     const valid = new Map<string, { id: string; until: number }>();
     const lastUsedWrites = new Map<string, number>();
 
-    async function keyId(hash: string): Promise<string | null> {
+    /** The key's id if it is valid: `cacheKey` names it in the cache, `find` looks it up. */
+    async function cachedKeyId(
+      cacheKey: string,
+      find: () => Promise<{ id: string } | null>,
+    ): Promise<string | null> {
       const now = Date.now();
-      const cached = valid.get(hash);
+      const cached = valid.get(cacheKey);
       if (cached !== undefined && cached.until > now) return cached.id;
-      const row = await app.db.apiKey.findFirst({
-        where: { hash, revokedAt: null },
-        select: { id: true },
-      });
+      const row = await find();
       if (row === null) {
-        valid.delete(hash);
+        valid.delete(cacheKey);
         return null;
       }
       if (valid.size >= CACHE_MAX) valid.clear();
-      valid.set(hash, { id: row.id, until: now + CACHE_MS });
+      valid.set(cacheKey, { id: row.id, until: now + CACHE_MS });
       return row.id;
     }
+
+    const keyId = (hash: string) =>
+      cachedKeyId(`key:${hash}`, () =>
+        app.db.apiKey.findFirst({ where: { hash, revokedAt: null }, select: { id: true } }),
+      );
+    /** A session's key, while the session lasts and the key is not revoked. */
+    const sessionId = (token: string) =>
+      cachedKeyId(`session:${token}`, async () => {
+        const id = await sessionKeyId(app.redis, app.config.TURTLE_QUEUE, token);
+        if (id === null) return null;
+        return app.db.apiKey.findFirst({ where: { id, revokedAt: null }, select: { id: true } });
+      });
+    app.decorate("apiKeyIdOf", keyId);
+    app.decorate("forgetSession", (token: string) => {
+      valid.delete(`session:${token}`);
+    });
 
     function touch(id: string): void {
       const now = Date.now();
@@ -55,12 +110,36 @@ export default fp(
         .catch((error: unknown) => app.log.warn({ err: error }, "could not record key use"));
     }
 
+    await app.register(cookie);
     app.decorateRequest("apiKeyId", null);
-    app.addHook("onRequest", async (request) => {
+    app.decorateRequest("authenticatedBy", null);
+    app.addHook("onRequest", async (request, reply) => {
       if (request.routeOptions.config.public) return;
       const header = request.headers.authorization;
       if (header === undefined) {
-        throw unauthorized("missing Authorization header: send `Authorization: Bearer <API key>`");
+        const token = request.cookies[SESSION_COOKIE];
+        const id = token === undefined ? null : await sessionId(token);
+        if (id !== null) {
+          const safe = request.method === "GET" || request.method === "HEAD";
+          if (!safe && !isSameOrigin(request)) {
+            throw new ApiError(
+              403,
+              "cross_origin",
+              "a request made with the dashboard's session cookie must come from the dashboard's own pages (its Origin header must match the host)",
+            );
+          }
+          request.apiKeyId = id;
+          request.authenticatedBy = "session";
+          return;
+        }
+        if (isPageNavigation(request)) {
+          return reply.redirect(`/dashboard/login?next=${encodeURIComponent(request.url)}`);
+        }
+        throw unauthorized(
+          token === undefined
+            ? "missing Authorization header: send `Authorization: Bearer <API key>`"
+            : "the dashboard session has ended: log in again, or send `Authorization: Bearer <API key>`",
+        );
       }
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (!match?.[1]) {
@@ -75,8 +154,9 @@ export default fp(
         );
       }
       request.apiKeyId = id;
+      request.authenticatedBy = "bearer";
       touch(id);
     });
   },
-  { name: "auth", dependencies: ["db"] },
+  { name: "auth", dependencies: ["db", "redis"] },
 );

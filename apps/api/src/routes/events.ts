@@ -1,6 +1,7 @@
-// A job's life as server-sent events, from any API instance: its state when the stream opens,
-// then each status change, each step starting and ending, each line it logs — whichever worker,
-// on whichever machine, runs it. The stream ends after the job does.
+// Jobs as server-sent events, from any API instance. A job's life: its state when the stream
+// opens, then each status change, each step starting and ending, each line it logs — whichever
+// worker, on whichever machine, runs it; the stream ends after the job does. And every job's
+// status changes, for live lists.
 import { isAfter, type JobActivity, readJobActivity } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
@@ -10,7 +11,47 @@ import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 /** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
 
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+};
+
 export default async function eventRoutes(app: FastifyInstance) {
+  app.get(
+    "/events",
+    {
+      schema: {
+        summary: "Stream every job's status changes (server-sent events)",
+        description:
+          "One `job` event { id, status } each time any job is queued, starts, ends or is cancelled, from any worker. Meant for live lists: read the jobs again on an event. The stream never ends by itself.",
+        response: { 200: { type: "string", description: "text/event-stream" } },
+      },
+    },
+    async (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, SSE_HEADERS);
+      reply.raw.write(": streaming job status events\n\n");
+      const stopListening = app.jobEvents.listenAll((event) => {
+        if (reply.raw.writableEnded || reply.raw.destroyed) return;
+        const data = JSON.stringify({ id: event.jobId, status: event.status });
+        reply.raw.write(`event: job\ndata: ${data}\n\n`);
+      });
+      const heartbeat = setInterval(() => reply.raw.write(": keep-alive\n\n"), HEARTBEAT_MS);
+      heartbeat.unref();
+      const stop = () => {
+        stopListening();
+        clearInterval(heartbeat);
+        app.closing.removeEventListener("abort", stop);
+        if (!reply.raw.writableEnded) reply.raw.end();
+      };
+      reply.raw.once("close", stop);
+      app.closing.addEventListener("abort", stop, { once: true });
+      if (app.closing.aborted) stop();
+    },
+  );
+
   app.get<{ Params: { id: string } }>(
     "/jobs/:id/events",
     {
@@ -111,12 +152,7 @@ export default async function eventRoutes(app: FastifyInstance) {
         reply.raw.end();
         return;
       }
-      reply.raw.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        connection: "keep-alive",
-        "x-accel-buffering": "no",
-      });
+      reply.raw.writeHead(200, SSE_HEADERS);
       write = (event, data, eventId) => {
         if (!socket()) return;
         const idLine = eventId === undefined ? "" : `id: ${eventId}\n`;

@@ -1,7 +1,7 @@
 // Submitting, listing and reading jobs.
 import type { JobStatus, Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
-import { ErrorResponseSchema } from "../errors.ts";
+import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import {
   findJob,
@@ -14,6 +14,18 @@ import {
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
+
+/** A time in a query (ISO 8601), or 400 naming the field. */
+function parseTime(text: string, field: string): Date {
+  const time = Date.parse(text);
+  if (Number.isNaN(time)) {
+    throw badRequest(
+      "invalid_request",
+      `query.${field} must be a date and time such as 2026-11-24T08:00:00Z (got ${JSON.stringify(text)})`,
+    );
+  }
+  return new Date(time);
+}
 
 export default async function jobRoutes(app: FastifyInstance) {
   const { config } = app;
@@ -75,13 +87,24 @@ export default async function jobRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { wait } = request.query;
       const { id, status, created } = await submit(app, request.body);
+      // The request's own log lines from here on (its "request completed" too) name the job.
+      request.log = reply.log = request.log.child({ jobId: id });
       if (wait === undefined) return reply.code(created ? 202 : 200).send({ id, status });
       const waited = await replyAfterWait(app, reply, id, wait);
       return reply.code(waited.status).send(jobView(waited.job));
     },
   );
 
-  app.get<{ Querystring: { status?: JobStatus; limit: number; cursor?: string } }>(
+  app.get<{
+    Querystring: {
+      status?: JobStatus;
+      server?: string;
+      since?: string;
+      until?: string;
+      limit: number;
+      cursor?: string;
+    };
+  }>(
     "/jobs",
     {
       schema: {
@@ -91,6 +114,22 @@ export default async function jobRoutes(app: FastifyInstance) {
           additionalProperties: false,
           properties: {
             status: { type: "string", enum: JOB_STATUSES, description: "only jobs in this status" },
+            server: {
+              type: "string",
+              minLength: 1,
+              maxLength: 200,
+              description: "only jobs that name this server or called one of its tools",
+            },
+            since: {
+              type: "string",
+              maxLength: 40,
+              description: "only jobs created at or after this time (ISO 8601)",
+            },
+            until: {
+              type: "string",
+              maxLength: 40,
+              description: "only jobs created before this time (ISO 8601)",
+            },
             ...pageQueryProperties("jobs", 100, 20),
           },
         },
@@ -108,19 +147,24 @@ export default async function jobRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const { status, limit, cursor } = request.query;
+      const { status, server, since, until, limit, cursor } = request.query;
       const after = cursor === undefined ? undefined : parseJobCursor(cursor);
-      const where: Prisma.JobWhereInput = {
-        ...(status === undefined ? {} : { status }),
-        ...(after === undefined
-          ? {}
-          : {
-              OR: [
-                { createdAt: { lt: after.createdAt } },
-                { createdAt: after.createdAt, id: { lt: after.id } },
-              ],
-            }),
-      };
+      const conditions: Prisma.JobWhereInput[] = [];
+      if (status !== undefined) conditions.push({ status });
+      if (server !== undefined) {
+        conditions.push({ OR: [{ servers: { has: server } }, { steps: { some: { server } } }] });
+      }
+      if (since !== undefined) conditions.push({ createdAt: { gte: parseTime(since, "since") } });
+      if (until !== undefined) conditions.push({ createdAt: { lt: parseTime(until, "until") } });
+      if (after !== undefined) {
+        conditions.push({
+          OR: [
+            { createdAt: { lt: after.createdAt } },
+            { createdAt: after.createdAt, id: { lt: after.id } },
+          ],
+        });
+      }
+      const where: Prisma.JobWhereInput = { AND: conditions };
       const rows = await app.db.job.findMany({
         where,
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
@@ -155,6 +199,43 @@ export default async function jobRoutes(app: FastifyInstance) {
       if (wait === undefined) return jobView(job);
       const waited = await replyAfterWait(app, reply, job.id, wait);
       return reply.code(waited.status).send(jobView(waited.job));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/jobs/:id/program",
+    {
+      schema: {
+        summary:
+          "Read what a job runs: its code, input and servers (to show it, or submit it again)",
+        params: { type: "object", properties: { id: { type: "string" } } },
+        response: {
+          200: {
+            type: "object",
+            required: ["id", "code", "input", "servers", "timeoutMs", "memoryMb"],
+            properties: {
+              id: { type: "string" },
+              code: { type: "string" },
+              input: { description: "the job's input (JSON), null when it had none" },
+              servers: { type: "array", items: { type: "string" } },
+              timeoutMs: { type: "integer" },
+              memoryMb: { type: "integer" },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const job = await findJob(app, request.params.id);
+      return {
+        id: job.id,
+        code: job.code,
+        input: job.input,
+        servers: job.servers,
+        timeoutMs: job.timeoutMs,
+        memoryMb: job.memoryMb,
+      };
     },
   );
 }

@@ -3,6 +3,7 @@
 // plus every live worker's own metrics (job and step durations, tool errors, isolate kills,
 // executed and replayed steps, checkpoint batch sizes), which workers store in Redis, each
 // series labelled with its worker.
+import { liveWorkerKeys, workerIdOf } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import {
   AggregatorRegistry,
@@ -20,10 +21,7 @@ const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-ch
 
 export default async function metricsRoutes(app: FastifyInstance) {
   const registry = new Registry();
-  // Written by workers (apps/worker/src/metrics.ts): a key per worker, listed in a sorted set
-  // scored by when it expires.
-  const workerPrefix = `${app.config.TURTLE_QUEUE}:metrics:worker:`;
-  const workerIndex = `${app.config.TURTLE_QUEUE}:metrics:workers`;
+  const queue = app.config.TURTLE_QUEUE;
   let workers = 0;
 
   new Gauge({
@@ -63,15 +61,13 @@ export default async function metricsRoutes(app: FastifyInstance) {
    * would fall whenever a worker stops, which Prometheus reads as a reset; PromQL adds them up.
    */
   async function workerSnapshots(): Promise<Snapshot[]> {
-    const now = Date.now();
-    await app.redis.zremrangebyscore(workerIndex, "-inf", now);
-    const keys = await app.redis.zrangebyscore(workerIndex, now, "+inf");
+    const keys = await liveWorkerKeys(app.redis, queue);
     if (keys.length === 0) return [];
     const values = await app.redis.mget(...keys);
     return values.flatMap((value, i) => {
       if (value === null) return [];
       try {
-        const worker = (keys[i] ?? "").slice(workerPrefix.length);
+        const worker = workerIdOf(queue, keys[i] ?? "");
         const metrics = JSON.parse(value) as Snapshot;
         for (const metric of metrics) {
           for (const sample of metric.values) sample.labels = { ...sample.labels, worker };

@@ -1,0 +1,112 @@
+// Logging a browser in to the dashboards: the API key is sent once and traded for a session
+// cookie (HttpOnly, SameSite=Strict), so the key itself is never kept by the page.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { hashApiKey } from "../api-keys.ts";
+import { ApiError, ErrorResponseSchema } from "../errors.ts";
+import { createSession, deleteSession, SESSION_COOKIE, SESSION_TTL_S } from "../sessions.ts";
+
+const SessionSchema = {
+  type: "object",
+  required: ["key", "authenticatedBy"],
+  properties: {
+    key: {
+      type: "object",
+      required: ["name", "prefix"],
+      properties: {
+        name: { type: "string" },
+        prefix: { type: "string", description: "the key's first characters" },
+      },
+    },
+    authenticatedBy: { type: "string", enum: ["bearer", "session"] },
+    expiresAt: { type: ["string", "null"], description: "when a session ends (null for a key)" },
+  },
+} as const;
+
+export default async function sessionRoutes(app: FastifyInstance) {
+  const queue = app.config.TURTLE_QUEUE;
+
+  async function describeKey(id: string) {
+    const key = await app.db.apiKey.findUnique({
+      where: { id },
+      select: { name: true, prefix: true },
+    });
+    if (key === null) throw new ApiError(401, "unauthorized", "the API key was removed");
+    return key;
+  }
+
+  const cookieOptions = (request: FastifyRequest) => ({
+    path: "/",
+    httpOnly: true,
+    sameSite: "strict" as const,
+    secure: request.protocol === "https",
+  });
+
+  app.post<{ Body: { key: string } }>(
+    "/session",
+    {
+      config: { public: true },
+      schema: {
+        summary: "Log a browser in with an API key (sets the session cookie)",
+        body: {
+          type: "object",
+          required: ["key"],
+          additionalProperties: false,
+          properties: { key: { type: "string", minLength: 1, maxLength: 500 } },
+        },
+        response: { 200: SessionSchema, 400: ErrorResponseSchema, 401: ErrorResponseSchema },
+      },
+    },
+    async (request, reply: FastifyReply) => {
+      const id = await app.apiKeyIdOf(hashApiKey(request.body.key.trim()));
+      if (id === null) {
+        throw new ApiError(
+          401,
+          "unauthorized",
+          "that API key is not valid (or was revoked): use the key `npm run setup` wrote to .env, or make one with `npm run setup -- --new-key`",
+        );
+      }
+      const token = await createSession(app.redis, queue, id);
+      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), maxAge: SESSION_TTL_S });
+      return {
+        key: await describeKey(id),
+        authenticatedBy: "session",
+        expiresAt: new Date(Date.now() + SESSION_TTL_S * 1000).toISOString(),
+      };
+    },
+  );
+
+  app.get(
+    "/session",
+    {
+      schema: {
+        summary: "Who is calling: the API key behind this request",
+        response: { 200: SessionSchema, 401: ErrorResponseSchema },
+      },
+    },
+    async (request) => ({
+      key: await describeKey(request.apiKeyId ?? ""),
+      authenticatedBy: request.authenticatedBy ?? "bearer",
+      expiresAt: null,
+    }),
+  );
+
+  app.delete(
+    "/session",
+    {
+      config: { public: true },
+      schema: {
+        summary: "Log a browser out (ends its session)",
+        response: { 204: { type: "null" } },
+      },
+    },
+    async (request, reply) => {
+      const token = request.cookies[SESSION_COOKIE];
+      if (token !== undefined) {
+        await deleteSession(app.redis, queue, token);
+        app.forgetSession(token);
+      }
+      reply.clearCookie(SESSION_COOKIE, cookieOptions(request));
+      return reply.code(204).send();
+    },
+  );
+}

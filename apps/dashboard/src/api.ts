@@ -1,0 +1,175 @@
+// Everything the dashboard reads and does goes through Turtle's REST API, with the session
+// cookie that logging in set (never the API key itself).
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+export const ENDED: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
+
+export interface JobSummary {
+  id: string;
+  status: JobStatus;
+  servers: string[];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface LogEntry {
+  level: "log" | "info" | "warn" | "error" | "debug";
+  message: string;
+  /** Milliseconds since the run started. */
+  at: number;
+}
+
+export interface JobError {
+  code: string;
+  name: string;
+  message: string;
+  line: number | null;
+  column: number | null;
+  server?: string;
+  tool?: string;
+}
+
+export interface Job extends JobSummary {
+  result: unknown;
+  resultTruncated: boolean;
+  error: JobError | null;
+  logs: LogEntry[];
+  stats: {
+    executedSteps: number;
+    replayedSteps: number;
+    attempts: number;
+    wallMs: number | null;
+    cpuMs: number | null;
+  };
+  timeoutMs: number;
+  memoryMb: number;
+}
+
+export interface Program {
+  id: string;
+  code: string;
+  input: unknown;
+  servers: string[];
+  timeoutMs: number;
+  memoryMb: number;
+}
+
+export interface Step {
+  key: string;
+  server: string;
+  tool: string;
+  status: "running" | "succeeded" | "failed";
+  attempt: number;
+  replays?: number;
+  replayed?: boolean;
+  startedAt: string;
+  finishedAt?: string | null;
+  durationMs?: number | null;
+  error?: unknown;
+}
+
+export interface Server {
+  name: string;
+  transport: "stdio" | "http";
+  command?: string;
+  args?: string[];
+  url?: string;
+  type?: string;
+  env?: string[];
+  headers?: string[];
+}
+
+export interface Tool {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema: unknown;
+  annotations?: Record<string, unknown>;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  startedAt: string;
+  running: Array<{ jobId: string; since: string }>;
+  finished: Record<string, number>;
+}
+
+export interface Throughput {
+  bucketSeconds: number;
+  buckets: Array<{ at: string; succeeded: number; failed: number; cancelled: number }>;
+}
+
+export interface Session {
+  key: { name: string; prefix: string };
+  authenticatedBy: "bearer" | "session";
+  expiresAt: string | null;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const unauthorized = new EventTarget();
+
+/** Calls `listener` whenever the API answers 401: the session has ended. */
+export function onUnauthorized(listener: () => void): () => void {
+  unauthorized.addEventListener("401", listener);
+  return () => unauthorized.removeEventListener("401", listener);
+}
+
+export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}) {
+  const response = await fetch(path, {
+    method: init.method ?? "GET",
+    credentials: "same-origin",
+    headers: init.body === undefined ? {} : { "content-type": "application/json" },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON (a proxy's error page): shown as text below
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { code?: string; message?: string } })?.error;
+    if (response.status === 401 && !path.endsWith("/session")) {
+      unauthorized.dispatchEvent(new Event("401"));
+    }
+    throw new ApiError(
+      response.status,
+      error?.code ?? "http_error",
+      error?.message ?? `${response.status} ${response.statusText}`,
+    );
+  }
+  return body as T;
+}
+
+export const jobPath = (id: string) => `/dashboard/jobs/${id}`;
+
+/** Every page of a job's steps, in order of execution (at most `max`). */
+export async function allSteps(id: string, max = 5000): Promise<{ steps: Step[]; more: boolean }> {
+  const steps: Step[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
+    const page: { steps: Step[]; nextCursor: string | null } = await api(
+      `/v1/jobs/${id}/steps?limit=1000${query}`,
+    );
+    steps.push(...page.steps);
+    cursor = page.nextCursor;
+  } while (cursor !== null && steps.length < max);
+  return { steps, more: cursor !== null };
+}

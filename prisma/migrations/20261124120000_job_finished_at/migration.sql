@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "Job_finishedAt_idx" ON "Job"("finishedAt");
