@@ -25,10 +25,13 @@ export function clock(iso: string | null): string {
   return iso === null ? "—" : new Date(iso).toLocaleTimeString();
 }
 
-/** From one time to another, or to now while it is still going. */
+/**
+ * From one time to another, or to now while it is still going (never below zero: `now` ticks
+ * once a second, and a clock may lag the server's by a little).
+ */
 export function between(from: string | null, to: string | null, now = Date.now()): number | null {
   if (from === null) return null;
-  return (to === null ? now : Date.parse(to)) - Date.parse(from);
+  return Math.max(0, (to === null ? now : Date.parse(to)) - Date.parse(from));
 }
 
 export function shortId(id: string): string {

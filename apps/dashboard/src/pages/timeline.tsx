@@ -39,7 +39,11 @@ export function Timeline({ job, steps, now }: { job: Job; steps: Step[]; now: nu
         ))}
       </div>
       <div class="tl-row tl-queue">
-        <span class="tl-label">waiting in the queue</span>
+        <span class="tl-label">
+          {job.stats.attempts > 1
+            ? `before run ${job.stats.attempts} started`
+            : "waiting in the queue"}
+        </span>
         <span class="tl-track">
           <span
             class="tl-bar bar-queued"
