@@ -159,6 +159,31 @@ describe("GET /v1/jobs/:id/events", () => {
     );
   });
 
+  it("tells a resumed run's replays as it goes, before its new steps end", async () => {
+    const steps = "for (let n = 0; n < 3; n++) await control.echo({ n });";
+    const failed = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: `${steps}\nthrow new Error('not yet');` },
+    });
+    expect(failed.json().status).toBe("failed");
+    const { id } = failed.json();
+    const resumed = await api.call({
+      method: "POST",
+      url: `/v1/jobs/${id}/resume`,
+      payload: { code: `${steps}\nawait control.sleep({ ms: 300 });\nreturn 'done';` },
+    });
+    expect(resumed.statusCode).toBe(202);
+    const events = await readEvents(await open(id));
+    const replayed = events.findIndex((e) => e.event === "replayed");
+    const sleepEnd = events.findIndex(
+      (e) => e.event === "step" && e.data.tool === "sleep" && e.data.status === "succeeded",
+    );
+    expect(events[replayed]?.data).toEqual({ count: 3 });
+    expect(replayed).toBeLessThan(sleepEnd);
+    expect(events.at(-1)?.event).toBe("end");
+  });
+
   it("answers 404 for an unknown job and 401 without the key", async () => {
     for (const id of ["00000000-0000-4000-8000-000000000000", "not-a-uuid"]) {
       const response = await open(id);

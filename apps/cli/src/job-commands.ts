@@ -37,11 +37,12 @@ export async function follow(remote: Remote, id: string, io: Io): Promise<number
   let status = "queued";
   let done = 0;
   let failed = 0;
+  let replayed = 0;
   const running = new Set<string>();
   const started = Date.now();
   let shown = "";
   const progress = () => {
-    const line = `job ${short} ${status} · ${done} steps done${failed > 0 ? ` (${failed} failed)` : ""}, ${running.size} running · ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const line = `job ${short} ${status} · ${done} steps done${failed > 0 ? ` (${failed} failed)` : ""}, ${replayed} replayed, ${running.size} running · ${((Date.now() - started) / 1000).toFixed(1)} s`;
     if (io.tty) {
       io.stderr(`\r\u001b[K${line}`);
       shown = line;
@@ -65,6 +66,7 @@ export async function follow(remote: Remote, id: string, io: Io): Promise<number
         if (data.status === "failed") failed++;
       }
     }
+    if (event === "replayed") replayed = Number(data.count) || replayed;
     if (event === "log") {
       clear();
       io.stderr(formatLogLine(data));

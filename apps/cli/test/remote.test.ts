@@ -109,13 +109,15 @@ describe("turtle logs -f, cancel and resume", () => {
 
     const fixed = program(
       "fixed.ts",
-      "console.log('after');\nawait control.echo({ step: 1 });\nreturn 'fixed';",
+      "console.log('after');\nawait control.echo({ step: 1 });\nawait control.sleep({ ms: 200 });\nreturn 'fixed';",
     );
     const resumed = await turtle("resume", id, "--code", fixed, "--wait");
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toBe("fixed");
-    // Steps count over the job's runs: the echo ran once, in the first, and was replayed.
-    expect(resumed.stderr).toMatch(/succeeded · 1 steps executed, 1 replayed/);
+    // The progress line counts this run's steps: the sleep done, the echo replayed.
+    expect(resumed.stderr).toMatch(/succeeded · 1 steps done, 1 replayed, 0 running/);
+    // The summary counts over the job's runs: the echo ran once, in the first, and was replayed.
+    expect(resumed.stderr).toMatch(/succeeded · 2 steps executed, 1 replayed/);
   });
 
   it("answers an unknown job, a missing key and a missing argument clearly", async () => {

@@ -21,6 +21,8 @@ export interface DurableStepsInit {
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /** Told when an executed step starts and when it ends, for live watchers. */
   onStep?: (activity: JobActivityItem) => void;
+  /** Told when a step is replayed here (`replayedKeys` has grown). */
+  onReplay?: () => void;
 }
 
 /**
@@ -50,6 +52,7 @@ export class DurableSteps {
     const results = this.init.prior.results;
     if (results.has(key)) {
       this.replayedKeys.push(key);
+      this.init.onReplay?.();
       return results.get(key);
     }
     const seq = this.nextSeq++;

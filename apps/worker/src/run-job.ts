@@ -116,6 +116,20 @@ export async function runJob(
     }
     activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId, run, job.deliveries);
     const live = activity;
+    // Replays so far, in the isolate and here; watchers get the count at most every 50 ms.
+    let isolateReplays = 0;
+    let replaysShown = 0;
+    let replayTimer: NodeJS.Timeout | undefined;
+    const showReplays = () => {
+      replayTimer = undefined;
+      const count = isolateReplays + steps.replayedKeys.length;
+      if (count <= replaysShown) return;
+      replaysShown = count;
+      live.push({ type: "replayed", count });
+    };
+    const replaysGrew = () => {
+      replayTimer ??= setTimeout(showReplays, 50);
+    };
     const steps = new DurableSteps({
       jobId,
       attempt: job.attempts,
@@ -127,10 +141,15 @@ export async function runJob(
         live.push(item);
         deps.metrics?.step(item);
       },
+      onReplay: replaysGrew,
     });
     const outcome = await runProgram(job.code, {
       input: job.input,
       onLog: (entry) => live.push({ type: "log", ...entry }),
+      onReplayed: (count) => {
+        isolateReplays = count;
+        replaysGrew();
+      },
       namespaces: lease.host.namespaces,
       invoke: steps.invoke,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
@@ -138,6 +157,9 @@ export async function runJob(
       durable: prior.replay === undefined ? {} : { replay: prior.replay },
     });
     // Before the job's end is announced: watchers see its last steps and lines first.
+    clearTimeout(replayTimer);
+    isolateReplays = outcome.replayed.length;
+    showReplays();
     live.flush(true);
     const replayedKeys = [...outcome.replayed, ...steps.replayedKeys];
     const reason = controller.signal.reason;

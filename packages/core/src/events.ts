@@ -8,7 +8,8 @@ export interface JobEvent {
 }
 
 /**
- * What a running job does, as watchers see it live: a step starting or ending, a line it logged.
+ * What a running job does, as watchers see it live: a step starting or ending, a line it logged,
+ * how many steps it has replayed.
  * Published per job on its own channel (only API instances streaming that job subscribe), in
  * batches, so a 1,000-step fan-out costs a few dozen messages, not 2,000. Each batch is also kept
  * for a while in a Redis list per run, so a watcher who arrives late starts with what it missed;
@@ -27,7 +28,9 @@ export type JobActivityItem =
       durationMs?: number;
       error?: string;
     }
-  | { type: "log"; level: string; message: string; at: number };
+  | { type: "log"; level: string; message: string; at: number }
+  /** Steps of this run replayed from checkpoints so far (a count that only grows). */
+  | { type: "replayed"; count: number };
 
 /**
  * An item as published: of which run and which delivery of it (a run handed back or redelivered

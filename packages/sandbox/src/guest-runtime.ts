@@ -152,8 +152,18 @@ export function guestRuntime(
   // Calls that wait for the end of the turn, to go out together.
   let outbox = "";
   let flushQueued = false;
-  const send = (batch: string) =>
+  // How many replays the host has been told of. Calls carry the count when it grew (a line
+  // `r<TAB>count` first), so watchers see a resumed job's replays as it makes progress at no
+  // extra crossing; the final reply lists them all.
+  let replaysSent = 0;
+  const send = (calls: string) => {
+    let batch = calls;
+    if (replayed.length > replaysSent) {
+      replaysSent = replayed.length;
+      batch = `r\t${replaysSent}\n${calls}`;
+    }
     reflectApply(referenceApplyIgnored, hostCall, [undefined, [batch]]);
+  };
   const flush = () => {
     flushQueued = false;
     if (outbox === "") return;

@@ -53,6 +53,12 @@ export interface RunOptions {
    * host round trip, and its key reported in `replayed`.
    */
   durable?: { replay?: string };
+  /**
+   * Told, while the program runs, how many of its calls so far were answered from
+   * `durable.replay` (a count that only grows): each time the program next sends calls out, so
+   * it costs no crossing of its own. `RunResult.replayed` has them all at the end.
+   */
+  onReplayed?: (count: number) => void;
   /** Called for each console line as it happens (logs are also in the result). */
   onLog?: (entry: LogEntry) => void;
 }
@@ -394,8 +400,14 @@ class Execution {
       if (end < 0) end = batch.length;
       const tab = batch.indexOf("\t", at);
       if (tab < 0 || tab > end) break;
-      const [slot, id, key] = batch.slice(at, tab).split(",");
-      this.startCall(Number(slot), Number(id), key ?? "", batch.slice(tab + 1, end));
+      const head = batch.slice(at, tab);
+      if (head === "r") {
+        const count = Number(batch.slice(tab + 1, end));
+        if (Number.isSafeInteger(count) && count > 0) this.options.onReplayed?.(count);
+      } else {
+        const [slot, id, key] = head.split(",");
+        this.startCall(Number(slot), Number(id), key ?? "", batch.slice(tab + 1, end));
+      }
       at = end + 1;
     }
   }

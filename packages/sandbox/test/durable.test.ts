@@ -58,4 +58,33 @@ describe("step keys", () => {
     expect(again.run.ok).toBe(false);
     expect(again.run.replayed).toEqual(first.keys);
   });
+
+  it("tell the host how many were replayed so far, each time new calls go out", async () => {
+    const code = [
+      "for (let i = 0; i < 5; i++) await tools.echo({ i });",
+      "await tools.echo({ i: 'new' });",
+      "for (let i = 5; i < 8; i++) await tools.echo({ i });",
+      "await Promise.all([tools.echo({ i: 'a' }), tools.echo({ i: 'b' })]);",
+      "return 'done';",
+    ].join("\n");
+    const first = await record(code);
+    const replayedKeys = first.keys.filter((_, i) => i !== 5 && i < 9);
+    const replay = JSON.stringify(Object.fromEntries(replayedKeys.map((key) => [key, null])));
+    const counts: number[] = [];
+    const calls: string[] = [];
+    const run = await runProgram(code, {
+      namespaces,
+      invoke: async (call) => {
+        calls.push(`${JSON.stringify(call.args)}@${counts.at(-1) ?? 0}`);
+        return call.args;
+      },
+      durable: { replay },
+      onReplayed: (count) => counts.push(count),
+    });
+    expect(run.ok).toBe(true);
+    expect(run.replayed).toHaveLength(8);
+    // The 5 replays before the new call reach the host with it; the 3 after, with the last two.
+    expect(counts).toEqual([5, 8]);
+    expect(calls).toEqual(['{"i":"new"}@5', '{"i":"a"}@8', '{"i":"b"}@8']);
+  });
 });

@@ -58,7 +58,7 @@ export default async function eventRoutes(app: FastifyInstance) {
       schema: {
         summary: "Stream a job's events (server-sent events)",
         description:
-          "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, durationMs?, error? }, `log` { level, message, at }, and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",
+          "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, durationMs?, error? }, `log` { level, message, at }, `replayed` { count } (steps of this run replayed from checkpoints so far, as the run goes), and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",
         params: { type: "object", properties: { id: { type: "string" } } },
         response: {
           200: { type: "string", description: "text/event-stream" },

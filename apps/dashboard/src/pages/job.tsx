@@ -82,6 +82,8 @@ export function JobPage({ id }: { id?: string; path?: string }) {
   const [steps, setSteps] = useState<Map<string, Step>>(new Map());
   const [moreSteps, setMoreSteps] = useState(false);
   const [logs, setLogs] = useState<LogEntry[]>([]);
+  /** Steps the current run has replayed so far, as it reports them. */
+  const [liveReplayed, setLiveReplayed] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState<Action | null>(null);
   const [streamKey, setStreamKey] = useState(0);
@@ -111,6 +113,7 @@ export function JobPage({ id }: { id?: string; path?: string }) {
 
   useEffect(() => {
     setJob(null);
+    setLiveReplayed(0);
     setSteps(new Map());
     setLogs([]);
     void load();
@@ -134,6 +137,7 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         setSteps((before) => new Map(before).set(step.key, { ...before.get(step.key), ...step }));
       },
       log: (data) => setLogs((before) => [...before, data as LogEntry]),
+      replayed: (data) => setLiveReplayed((data as { count: number }).count),
       end: () => void load(),
     },
     "end",
@@ -156,6 +160,7 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         location.route(jobPath(created.id));
         return;
       }
+      setLiveReplayed(0);
       await api(`/v1/jobs/${jobId}/${action}`, {
         method: "POST",
         ...(action === "resume" ? { body: {} } : {}),
@@ -256,7 +261,9 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         <div>
           <dt>Steps</dt>
           <dd data-testid="step-count">
-            {stepCounts.done} done{stepCounts.running > 0 ? `, ${stepCounts.running} running` : ""}
+            {stepCounts.done} done
+            {running && liveReplayed > 0 ? `, ${liveReplayed} replayed` : ""}
+            {stepCounts.running > 0 ? `, ${stepCounts.running} running` : ""}
           </dd>
         </div>
         <div>
