@@ -52,9 +52,6 @@ async function submit(code: string): Promise<string> {
   return response.json().id;
 }
 
-/** The job's status as its page shows it. */
-const badge = () => page.locator(".page-head .badge").first();
-
 describe("the dashboard in Chromium", () => {
   it("logs a user in with the API key, and keeps the key out of the browser", async () => {
     await page.goto(`${base}/dashboard`);
@@ -81,7 +78,7 @@ describe("the dashboard in Chromium", () => {
       "const seen = [];",
       "for (let i = 0; i < 8; i++) {",
       "  await control.sleep({ ms: 300 + i });",
-      "  console.log(`slept ${i}`);",
+      "  console.log('slept ' + i);",
       "  seen.push(i);",
       "}",
       "return { slept: seen.length };",
