@@ -55,40 +55,57 @@ export async function follow(remote: Remote, id: string, io: Io): Promise<number
   const clear = () => {
     if (io.tty && shown !== "") io.stderr("\r\u001b[K");
   };
-  for await (const { event, data } of jobEvents(remote, id)) {
-    if (event === "job" || event === "status") status = String(data.status);
-    if (event === "step") {
-      const key = String(data.key);
-      if (data.status === "running") running.add(key);
-      else {
-        running.delete(key);
-        done++;
-        if (data.status === "failed") failed++;
+  // Ctrl-C stops the following, not the job: the line is cleared and the way back named.
+  const interrupted = () => {
+    clear();
+    io.stderr(
+      `stopped following job ${id}; it goes on: \`turtle logs -f ${id}\` follows it again, \`turtle cancel ${id}\` stops it\n`,
+    );
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  try {
+    return await followEvents();
+  } finally {
+    process.off("SIGINT", interrupted);
+  }
+
+  async function followEvents(): Promise<number> {
+    for await (const { event, data } of jobEvents(remote, id)) {
+      if (event === "job" || event === "status") status = String(data.status);
+      if (event === "step") {
+        const key = String(data.key);
+        if (data.status === "running") running.add(key);
+        else {
+          running.delete(key);
+          done++;
+          if (data.status === "failed") failed++;
+        }
       }
+      if (event === "replayed") replayed = Number(data.count) || replayed;
+      if (event === "log") {
+        clear();
+        io.stderr(formatLogLine(data));
+      }
+      if (event === "end") break;
+      progress();
     }
-    if (event === "replayed") replayed = Number(data.count) || replayed;
-    if (event === "log") {
-      clear();
-      io.stderr(formatLogLine(data));
+    clear();
+    const job = await request<JobView>(remote, "GET", `/v1/jobs/${id}`);
+    const stats = job.stats;
+    const summary = `job ${job.id} ${job.status}${stats ? ` · ${stats.executedSteps} steps executed, ${stats.replayedSteps} replayed${stats.wallMs === null ? "" : ` · ${stats.wallMs} ms`}` : ""}`;
+    io.stderr(`${summary}\n`);
+    if (job.status === "succeeded") {
+      io.stdout(`${JSON.stringify(job.result ?? null, null, 2)}\n`);
+      return 0;
     }
-    if (event === "end") break;
-    progress();
+    const error = job.error;
+    if (error) {
+      const where = error.line === null ? "" : ` (line ${error.line}, column ${error.column ?? 1})`;
+      io.stderr(`${error.name}: ${error.message}${where}\n`);
+    }
+    return 1;
   }
-  clear();
-  const job = await request<JobView>(remote, "GET", `/v1/jobs/${id}`);
-  const stats = job.stats;
-  const summary = `job ${job.id} ${job.status}${stats ? ` · ${stats.executedSteps} steps executed, ${stats.replayedSteps} replayed${stats.wallMs === null ? "" : ` · ${stats.wallMs} ms`}` : ""}`;
-  io.stderr(`${summary}\n`);
-  if (job.status === "succeeded") {
-    io.stdout(`${JSON.stringify(job.result ?? null, null, 2)}\n`);
-    return 0;
-  }
-  const error = job.error;
-  if (error) {
-    const where = error.line === null ? "" : ` (line ${error.line}, column ${error.column ?? 1})`;
-    io.stderr(`${error.name}: ${error.message}${where}\n`);
-  }
-  return 1;
 }
 
 export async function submit(

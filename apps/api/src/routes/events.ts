@@ -11,6 +11,13 @@ import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 /** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
 
+/**
+ * Bytes a stream may have waiting for a client that reads slower than events come. Past them the
+ * stream closes without `end`, and the client connects again (EventSource does so by itself):
+ * with Last-Event-ID, a job's stream goes on where it stopped.
+ */
+const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+
 const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-cache",
@@ -37,6 +44,7 @@ export default async function eventRoutes(app: FastifyInstance) {
         if (reply.raw.writableEnded || reply.raw.destroyed) return;
         const data = JSON.stringify({ id: event.jobId, status: event.status });
         reply.raw.write(`event: job\ndata: ${data}\n\n`);
+        if (reply.raw.writableLength > MAX_UNREAD_BYTES) stop();
       });
       const heartbeat = setInterval(() => reply.raw.write(": keep-alive\n\n"), HEARTBEAT_MS);
       heartbeat.unref();
@@ -157,6 +165,7 @@ export default async function eventRoutes(app: FastifyInstance) {
         if (!socket()) return;
         const idLine = eventId === undefined ? "" : `id: ${eventId}\n`;
         reply.raw.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        if (reply.raw.writableLength > MAX_UNREAD_BYTES) stop(false);
       };
       write("job", jobView(job));
       if (TERMINAL_STATUSES.has(job.status)) {
