@@ -1,5 +1,6 @@
 // The `turtle` commands that drive a running Turtle — submit (--wait), jobs, logs (-f), cancel,
 // resume — run as the real binary against a listening API and a real worker process.
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +11,7 @@ import {
   type TestApi,
   type TestFleet,
 } from "../../api/test/helpers.ts";
-import { runTurtle } from "./run-turtle.ts";
+import { ROOT, runTurtle } from "./run-turtle.ts";
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -118,6 +119,33 @@ describe("turtle logs -f, cancel and resume", () => {
     expect(resumed.stderr).toMatch(/succeeded · 1 steps done, 1 replayed, 0 running/);
     // The summary counts over the job's runs: the echo ran once, in the first, and was replayed.
     expect(resumed.stderr).toMatch(/succeeded · 2 steps executed, 1 replayed/);
+  });
+
+  it("stops following at Ctrl-C, saying the job goes on", async () => {
+    const slow = program("forever.ts", "await control.sleep({ ms: 30000 });\nreturn 1;");
+    const child = spawn(
+      process.execPath,
+      [
+        "--no-node-snapshot",
+        `${ROOT}apps/cli/bin/turtle.js`,
+        ...["submit", slow, "--wait", "--url", url, "--key", api.key],
+      ],
+      { cwd: dir, env: { PATH: process.env.PATH ?? "" } },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    await eventually("the progress line to show the job running", async () =>
+      /running · /.test(stderr) ? true : undefined,
+    );
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    const id = /stopped following job ([0-9a-f-]{36}); it goes on/.exec(stderr)?.[1] ?? "";
+    const job = await api.call({ method: "GET", url: `/v1/jobs/${id}` });
+    expect(job.json().status).toBe("running");
+    await api.call({ method: "POST", url: `/v1/jobs/${id}/cancel` });
   });
 
   it("answers an unknown job, a missing key and a missing argument clearly", async () => {
