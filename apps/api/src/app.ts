@@ -2,7 +2,13 @@
 // then authentication, then one route plugin per resource. server.ts only adds the process.
 import swagger from "@fastify/swagger";
 import type { Config } from "@turtle/core";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from "fastify";
+import secureJson from "secure-json-parse";
+import { ApiError } from "./errors.ts";
 import auth from "./plugins/auth.ts";
 import catalogs from "./plugins/catalog.ts";
 import db from "./plugins/db.ts";
@@ -70,6 +76,37 @@ export function loggerOptions(config: Config) {
   return { level: config.LOG_LEVEL, redact: { paths: REDACTED_LOG_PATHS, censor: "[redacted]" } };
 }
 
+/**
+ * JSON bodies, parsed as fastify does (keys `__proto__` and `constructor.prototype` refused, so
+ * no body can reach an object's prototype), with a message that says what is wrong with one.
+ */
+function parseJsonBody(
+  _request: unknown,
+  body: string | Buffer,
+  done: (error: Error | null, value?: unknown) => void,
+): void {
+  const text = body.toString();
+  let value: unknown;
+  let problem: string | undefined;
+  if (text.trim() === "") {
+    problem = "the body is empty but Content-Type is application/json: send a JSON object";
+  } else {
+    try {
+      value = secureJson.parse(text, undefined, {
+        protoAction: "error",
+        constructorAction: "error",
+      });
+    } catch (error) {
+      const why = (error as Error).message;
+      problem = /prototype property/.test(why)
+        ? 'the body has a key named "__proto__" or "constructor" holding "prototype", which the API refuses: rename it'
+        : `the body is not valid JSON (${why}): send a JSON object`;
+    }
+  }
+  if (problem === undefined) done(null, value);
+  else done(new ApiError(400, "invalid_json", problem), undefined);
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const app = Fastify({
@@ -78,6 +115,20 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     schemaErrorFormatter: formatValidationError,
     // Long `?wait=` requests end at close (see plugins/job-events.ts); idle keep-alives now.
     forceCloseConnections: "idle",
+    // A URL the router cannot take (a parameter over maxParamLength, bad percent-encoding)
+    // answers in the API's own error shape.
+    frameworkErrors(error, _request, raw) {
+      const reply = raw as FastifyReply;
+      const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
+      return reply.code(400).send({
+        error: {
+          code: "invalid_request",
+          message: tooLong
+            ? "a part of the path is too long: ids and names are at most 100 characters"
+            : `the URL is malformed (${error.message}): percent-encode it`,
+        },
+      });
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   // Every request log line about a job (GET /v1/jobs/:id, …/steps, …/events, cancel, resume)
@@ -88,6 +139,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   // JSON only: a text body would otherwise reach validation and read as a type error, not a 415.
   app.removeContentTypeParser("text/plain");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.decorate("config", config);
 
   try {

@@ -135,7 +135,28 @@ describe("POST /v1/jobs", () => {
       payload: '{"code": "return 1"',
     });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().error.code).toBe("invalid_json");
+    expect(bad.json().error).toEqual({
+      code: "invalid_json",
+      message: expect.stringMatching(/^the body is not valid JSON \(.+\): send a JSON object$/),
+    });
+    const poisoned = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: { "content-type": "application/json" },
+      payload: '{"code": "return 1", "input": {"__proto__": {"admin": true}}}',
+    });
+    expect(poisoned.statusCode).toBe(400);
+    expect(poisoned.json().error.message).toContain('a key named "__proto__"');
+    const deep = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: { "content-type": "application/json" },
+      payload: `{"code": "return 1", "input": ${"[".repeat(300)}${"]".repeat(300)}}`,
+    });
+    expect(deep.statusCode).toBe(400);
+    expect(deep.json().error.message).toBe(
+      "input nests arrays and objects more than 256 levels deep: flatten it",
+    );
     const empty = await api.call({
       method: "POST",
       url: "/v1/jobs",
@@ -344,6 +365,12 @@ describe("GET /v1/jobs/:id", () => {
       expect(response.statusCode, id).toBe(404);
       expect(response.json().error.code).toBe("not_found");
     }
+    const long = await api.call({ method: "GET", url: `/v1/jobs/${"x".repeat(500)}` });
+    expect(long.statusCode).toBe(400);
+    expect(long.json().error).toEqual({
+      code: "invalid_request",
+      message: "a part of the path is too long: ids and names are at most 100 characters",
+    });
   });
 
   it("waits with ?wait= too, and answers at once for a job that already ended", async () => {

@@ -232,6 +232,20 @@ describe("DELETE /v1/servers/:name", () => {
     );
     expect((await api.call({ method: "DELETE", url: "/v1/servers/doomed" })).statusCode).toBe(404);
   });
+
+  it("answers 400 for a name no server can have, in any route", async () => {
+    for (const [method, url] of [
+      ["GET", "/v1/servers/%00/tools"],
+      ["DELETE", "/v1/servers/a%20b"],
+      ["PUT", "/v1/servers/%F0%9F%98%80"],
+    ] as const) {
+      const response = await api.call({ method, url, payload: everything });
+      expect(response.statusCode, url).toBe(400);
+      expect(response.json().error.message).toMatch(
+        /^params\.name must match pattern .+ \(got .+\): a server's name: 1 to 64 letters, digits, '_', '\.' or '-'$/,
+      );
+    }
+  });
 });
 
 describe("GET /v1/types", () => {

@@ -106,8 +106,31 @@ export async function submit(
   }
 }
 
-/** timeoutMs and memoryMb within the configured bounds (the REST schema says so too). */
+/** Deepest nesting of arrays and objects a job's input may have. */
+export const MAX_INPUT_DEPTH = 256;
+
+/** How deeply arrays and objects nest in a JSON value, counted without recursion. */
+function jsonDepth(value: unknown, stopAt: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (item === null || typeof item !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > stopAt) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** input's nesting, timeoutMs and memoryMb within bounds (the REST schema says the last two). */
 function checkLimits(app: FastifyInstance, request: JobRequest): void {
+  if (request.input !== undefined && jsonDepth(request.input, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH) {
+    throw badRequest(
+      "invalid_request",
+      `input nests arrays and objects more than ${MAX_INPUT_DEPTH} levels deep: flatten it`,
+    );
+  }
   const { JOB_MAX_TIMEOUT_MS, JOB_MAX_MEMORY_MB } = app.config;
   const { timeoutMs, memoryMb } = request;
   if (

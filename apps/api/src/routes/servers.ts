@@ -49,7 +49,15 @@ const ServerSchema = {
 
 const nameParams = {
   type: "object",
-  properties: { name: { type: "string" } },
+  properties: {
+    name: {
+      type: "string",
+      minLength: 1,
+      maxLength: 64,
+      pattern: "^[A-Za-z0-9_.-]+$",
+      description: "a server's name: 1 to 64 letters, digits, '_', '.' or '-'",
+    },
+  },
 } as const;
 
 /** One `mcpServers` entry, validated as a file's would be, with messages naming body fields. */
