@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { createApiKey } from "@turtle/api";
+import { generateSecretsKey } from "@turtle/core";
 import { createDb } from "@turtle/db";
 import { createTestDatabase } from "@turtle/db/testing";
 import { freePort } from "../scripts/processes.ts";
@@ -28,6 +29,7 @@ export async function benchApi(): Promise<Figure[]> {
     TURTLE_QUEUE: `bench-api-${randomBytes(4).toString("hex")}`,
     PORT: String(port),
     LOG_LEVEL: "silent",
+    SECRETS_KEY: generateSecretsKey(),
   };
   const base = `http://127.0.0.1:${port}`;
   const children: ChildProcess[] = [

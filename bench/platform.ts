@@ -9,6 +9,8 @@ import {
   channels,
   createJobQueue,
   createRedis,
+  createSecretBox,
+  generateSecretsKey,
   type JobEvent,
   type JobQueue,
   type NewJob,
@@ -67,9 +69,18 @@ async function startBench(): Promise<Bench> {
   const db = createDb(database.url);
   const redis = createRedis(REDIS_URL, "bench");
   const queue = createJobQueue(queueName, redis);
-  await saveServer(db, "control", { command: process.execPath, args: [CONTROL_SERVER] });
+  const secretsKey = generateSecretsKey();
+  await saveServer(db, createSecretBox({ SECRETS_KEY: secretsKey }), "control", {
+    command: process.execPath,
+    args: [CONTROL_SERVER],
+  });
   const finishes = await watchFinishes(queueName);
-  const env = { DATABASE_URL: database.url, TURTLE_QUEUE: queueName, LOG_LEVEL: "silent" };
+  const env = {
+    DATABASE_URL: database.url,
+    TURTLE_QUEUE: queueName,
+    LOG_LEVEL: "silent",
+    SECRETS_KEY: secretsKey,
+  };
   const workers: ChildProcess[] = [];
   const bench: Bench = {
     db,

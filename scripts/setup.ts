@@ -5,7 +5,9 @@
 //   2. creates the database if it does not exist, then applies prisma/migrations;
 //   3. makes sure there is an API key: TURTLE_API_KEY from the environment/.env is registered if
 //      the database does not know it yet (a fresh database, a container); without one, a new key
-//      is made and written to .env (created from .env.example) as TURTLE_API_KEY.
+//      is made and written to .env (created from .env.example) as TURTLE_API_KEY;
+//   4. makes sure there is a SECRETS_KEY (a new one is written to .env), and seals with it the
+//      secrets of servers registered before secrets were encrypted.
 //
 // Options:
 //   --new-key          also create another key and print it (once: only its hash is stored)
@@ -16,7 +18,14 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { API_KEY_MIN_LENGTH, createApiKey, hashApiKey, storeApiKey } from "@turtle/api";
-import { ConfigError, loadConfig } from "@turtle/core";
+import {
+  ConfigError,
+  createSecretBox,
+  generateSecretsKey,
+  loadConfig,
+  resealServers,
+  type SecretBox,
+} from "@turtle/core";
 import { createDb, ensureDatabase, migrate } from "@turtle/db";
 
 const { values: options } = parseArgs({
@@ -78,9 +87,24 @@ try {
     }
   } else {
     const { key } = await createApiKey(db, options.name ?? "default");
-    writeKey(key);
+    writeEnv("TURTLE_API_KEY", key);
     say(`created an API key and wrote it to ${envFile} as TURTLE_API_KEY`);
   }
+  let secretsKey = process.env.SECRETS_KEY?.trim();
+  if (!secretsKey) {
+    secretsKey = generateSecretsKey();
+    writeEnv("SECRETS_KEY", secretsKey);
+    say(`created a key for servers' secrets and wrote it to ${envFile} as SECRETS_KEY`);
+  }
+  let box: SecretBox;
+  try {
+    box = createSecretBox({ ...config, SECRETS_KEY: secretsKey });
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  // Registrations from before secrets were encrypted are sealed now.
+  const sealed = await resealServers(db, box, { all: false });
+  if (sealed.length > 0) say(`sealed the secrets of ${sealed.join(", ")} under SECRETS_KEY`);
   if (options["new-key"]) {
     const { key, row } = await createApiKey(db, options.name ?? "extra");
     say(`created API key ${row.prefix}… (${row.name}); it is shown once, only its hash is kept:`);
@@ -90,16 +114,17 @@ try {
   await db.$disconnect();
 }
 
-/** Sets TURTLE_API_KEY in the .env file, creating the file from .env.example if needed. */
-function writeKey(key: string): void {
+/** Sets a variable in the .env file, creating the file from .env.example if needed. */
+function writeEnv(name: string, value: string): void {
   if (!existsSync(envFile)) {
     if (existsSync(envExample)) copyFileSync(envExample, envFile);
     else writeFileSync(envFile, "");
   }
   const text = readFileSync(envFile, "utf8");
-  const line = `TURTLE_API_KEY=${key}`;
-  const updated = /^TURTLE_API_KEY=.*$/m.test(text)
-    ? text.replace(/^TURTLE_API_KEY=.*$/m, line)
+  const line = `${name}=${value}`;
+  const existing = new RegExp(`^${name}=.*$`, "m");
+  const updated = existing.test(text)
+    ? text.replace(existing, line)
     : `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${line}\n`;
   writeFileSync(envFile, updated);
   chmodSync(envFile, 0o600);

@@ -3,6 +3,7 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createApiKey } from "@turtle/api";
+import { generateSecretsKey } from "@turtle/core";
 import { createDb } from "@turtle/db";
 import { createTestDatabase } from "@turtle/db/testing";
 import { freePort, startProcess, stop } from "../../scripts/processes.ts";
@@ -33,6 +34,7 @@ export async function startPlatform(servers: Record<string, ServerEntry>): Promi
       TURTLE_QUEUE: `bench-tokens-${randomBytes(4).toString("hex")}`,
       PORT: String(port),
       LOG_LEVEL: "info",
+      SECRETS_KEY: generateSecretsKey(),
     };
     const base = `http://127.0.0.1:${port}`;
     const api = startProcess("api", env, "pipe");

@@ -1,7 +1,7 @@
 // The API as one fastify instance: resources as named plugins (each closes its own connections),
 // then authentication, then one route plugin per resource. server.ts only adds the process.
 import swagger from "@fastify/swagger";
-import type { Config } from "@turtle/core";
+import { type Config, createSecretBox, type SecretBox } from "@turtle/core";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -37,6 +37,8 @@ import { formatValidationError, validatorCompiler } from "./validation.ts";
 declare module "fastify" {
   interface FastifyInstance {
     config: Config;
+    /** Seals and opens MCP servers' secrets (SECRETS_KEY). */
+    secrets: SecretBox;
   }
 }
 
@@ -109,9 +111,12 @@ function parseJsonBody(
 
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
+  // Before anything starts: without its key the API could not register a server.
+  const secrets = createSecretBox(config);
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.MAX_BODY_BYTES,
+    trustProxy: config.TRUST_PROXY,
     schemaErrorFormatter: formatValidationError,
     // Long `?wait=` requests end at close (see plugins/job-events.ts); idle keep-alives now.
     forceCloseConnections: "idle",
@@ -142,6 +147,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.decorate("config", config);
+  app.decorate("secrets", secrets);
 
   try {
     await app.register(errors, { bodyLimit: config.MAX_BODY_BYTES });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Config, loadConfig } from "@turtle/core";
+import { type Config, generateSecretsKey, loadConfig } from "@turtle/core";
 import type { Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
@@ -19,6 +19,9 @@ export const EVERYTHING_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol
 export const MEMORY_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-memory/dist/index.js`;
 export const CONTROL_SERVER = `${REPO_ROOT}packages/bindings/test/servers/control-server.ts`;
 
+/** The key the tests' APIs and workers seal and open servers' secrets with. */
+export const TEST_SECRETS_KEY = generateSecretsKey();
+
 export function testQueueName(): string {
   return `test-${randomBytes(6).toString("hex")}`;
 }
@@ -28,6 +31,7 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     DATABASE_URL: databaseUrl,
     TURTLE_QUEUE: testQueueName(),
     LOG_LEVEL: "silent",
+    SECRETS_KEY: TEST_SECRETS_KEY,
     ...env,
   });
 }
@@ -112,6 +116,7 @@ export async function startWorker(
         DATABASE_URL: api.config.DATABASE_URL,
         REDIS_URL: api.config.REDIS_URL,
         TURTLE_QUEUE: api.config.TURTLE_QUEUE,
+        SECRETS_KEY: api.config.SECRETS_KEY ?? "",
         WORKER_CONCURRENCY: "4",
         LOG_LEVEL: "info",
         ...env,

@@ -517,6 +517,9 @@ describe("GET /v1/jobs", () => {
   it.each([
     ["since=yesterday", "query.since must be a date and time such as 2026-11-24T08:00:00Z"],
     ["until=2026-13-45", "query.until must be a date and time"],
+    ["since=1", "query.since must be a date and time"],
+    ["since=2026-11-24 08:00", "query.since must be a date and time"],
+    ["since=-000001-01-01T00:00:00Z", "query.since must be a date and time"],
     ["server=", "query.server must NOT have fewer than 1 characters"],
     ["status=done", "query.status must be one of queued, running, succeeded, failed, cancelled"],
     ["limit=0", "query.limit must be >= 1"],

@@ -381,6 +381,7 @@ describe("third-party and stdio clients", () => {
           DATABASE_URL: api.config.DATABASE_URL,
           REDIS_URL: api.config.REDIS_URL,
           TURTLE_QUEUE: api.config.TURTLE_QUEUE,
+          SECRETS_KEY: api.config.SECRETS_KEY ?? "",
           LOG_LEVEL: "silent",
         },
         stderr: "pipe",

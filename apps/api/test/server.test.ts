@@ -8,7 +8,7 @@ import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../src/index.ts";
-import { eventually, freePort, REPO_ROOT, testQueueName } from "./helpers.ts";
+import { eventually, freePort, REPO_ROOT, TEST_SECRETS_KEY, testQueueName } from "./helpers.ts";
 
 const SERVER = `${REPO_ROOT}apps/api/src/server.ts`;
 
@@ -49,6 +49,7 @@ async function startServer(env: Record<string, string>): Promise<Api> {
       HOST: "127.0.0.1",
       PORT: String(port),
       LOG_LEVEL: "info",
+      SECRETS_KEY: TEST_SECRETS_KEY,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -43,9 +43,11 @@ describe("POST /v1/servers", () => {
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
     });
-    // The secret is kept (apart) for the workers.
+    // The secret is kept (apart, encrypted) for the workers.
     const row = await api.db.server.findUniqueOrThrow({ where: { name: "everything" } });
-    expect(joinSecrets(row)).toMatchObject({ env: { API_TOKEN: "very-secret" } });
+    expect(JSON.stringify(row.secrets)).not.toMatch(/very-secret|API_TOKEN/);
+    expect(row.secrets).toMatchObject({ v: 1, kid: api.app.secrets.keyId });
+    expect(joinSecrets(row, api.app.secrets)).toMatchObject({ env: { API_TOKEN: "very-secret" } });
   });
 
   it("registers HTTP servers with header names only", async () => {
@@ -303,7 +305,7 @@ describe("MCP_SERVERS_FILE", () => {
       const rows = await api.db.server.findMany({
         where: { name: { in: ["everything", "fresh"] } },
       });
-      expect(rows.map((row) => joinSecrets(row))).toEqual(
+      expect(rows.map((row) => joinSecrets(row, api.app.secrets))).toEqual(
         expect.arrayContaining([
           { command: "node", args: ["server.js"], env: { K: "v" }, cwd: dir },
           { url: "http://127.0.0.1:9/mcp" },

@@ -120,6 +120,36 @@ describe("POST /v1/session", () => {
   });
 });
 
+describe("behind a reverse proxy (TRUST_PROXY=true)", () => {
+  it("marks the cookie Secure over https, and checks origins against the forwarded host", async () => {
+    const proxied = await startApi({ env: { TRUST_PROXY: "true" } });
+    try {
+      const login = await proxied.app.inject({
+        method: "POST",
+        url: "/v1/session",
+        headers: { "x-forwarded-proto": "https" },
+        payload: { key: proxied.key },
+      });
+      expect(String(login.headers["set-cookie"])).toContain("Secure");
+      const cookie = String(login.headers["set-cookie"]).split(";")[0] ?? "";
+      const submitted = await proxied.app.inject({
+        method: "POST",
+        url: "/v1/jobs",
+        headers: {
+          cookie,
+          host: "10.0.0.5:3000",
+          "x-forwarded-host": "turtle.example.com",
+          origin: "https://turtle.example.com",
+        },
+        payload: { code: "return 1" },
+      });
+      expect(submitted.statusCode).toBe(202);
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
 describe("the dashboards", () => {
   it("serve /dashboard's pages and files without a key (they hold no data)", async () => {
     for (const url of ["/dashboard", "/dashboard/jobs/abc", "/dashboard/workers"]) {
@@ -167,6 +197,17 @@ describe("the dashboards", () => {
     expect(queue.name).toBe(api.config.TURTLE_QUEUE);
     // Read-only: removing or retrying entries behind Turtle's back would lose accepted jobs.
     expect(queue.readOnlyMode).toBe(true);
+    const name = encodeURIComponent(api.config.TURTLE_QUEUE);
+    for (const [method, url] of [
+      ["PUT", `/admin/queues/api/queues/${name}/pause`],
+      ["PUT", `/admin/queues/api/queues/${name}/clean/completed`],
+    ] as const) {
+      const refused = await api.call({ method, url });
+      expect(refused.statusCode, url).toBe(405);
+    }
+    // "Pause all" passes over read-only queues.
+    await api.call({ method: "PUT", url: "/admin/queues/api/queues/pause" });
+    expect(await api.app.queue.isPaused()).toBe(false);
   });
 });
 

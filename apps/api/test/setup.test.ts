@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ConfigSchema } from "@turtle/core";
+import { ConfigSchema, createSecretBox, generateSecretsKey } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -45,6 +45,7 @@ describe("npm run setup", () => {
     const { stdout } = await setup(envFile);
     expect(stdout).toContain("applied 20261124000000_init");
     expect(stdout).toContain("created an API key");
+    expect(stdout).toContain("created a key for servers' secrets");
 
     const text = readFileSync(envFile, "utf8");
     expect(text).toContain("# DATABASE_URL=");
@@ -52,6 +53,9 @@ describe("npm run setup", () => {
     expect(key).toBeDefined();
     expect(stdout).not.toContain(String(key));
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
+    const secretsKey = /^SECRETS_KEY=(\S+)$/m.exec(text)?.[1] ?? "";
+    expect(Buffer.from(secretsKey, "base64")).toHaveLength(32);
+    expect(stdout).not.toContain(secretsKey);
     const rows = await db.apiKey.findMany();
     expect(rows.map((row) => row.hash)).toEqual([hashApiKey(String(key))]);
   });
@@ -81,12 +85,17 @@ describe("npm run setup", () => {
   it("registers a key given in the environment (e.g. to a container) instead of writing one", async () => {
     const envFile = join(dir, "absent.env");
     const key = generateApiKey();
-    const { stdout } = await setup(envFile, [], { TURTLE_API_KEY: key });
+    const { stdout } = await setup(envFile, [], {
+      TURTLE_API_KEY: key,
+      SECRETS_KEY: generateSecretsKey(),
+    });
     expect(stdout).toContain("registered the API key in TURTLE_API_KEY");
     expect(await db.apiKey.count({ where: { hash: hashApiKey(key) } })).toBe(1);
     expect(existsSync(envFile)).toBe(false);
 
-    await expect(setup(envFile, [], { TURTLE_API_KEY: "short" })).rejects.toMatchObject({
+    await expect(
+      setup(envFile, [], { TURTLE_API_KEY: "short", SECRETS_KEY: generateSecretsKey() }),
+    ).rejects.toMatchObject({
       stderr: expect.stringContaining("TURTLE_API_KEY is too short"),
     });
   });
@@ -95,11 +104,61 @@ describe("npm run setup", () => {
     const envFile = join(dir, "custom.env");
     writeFileSync(envFile, "LOG_LEVEL=warn");
     await setup(envFile);
-    expect(readFileSync(envFile, "utf8")).toMatch(/^LOG_LEVEL=warn\nTURTLE_API_KEY=tt_\S+\n$/);
+    expect(readFileSync(envFile, "utf8")).toMatch(
+      /^LOG_LEVEL=warn\nTURTLE_API_KEY=tt_\S+\nSECRETS_KEY=\S+\n$/,
+    );
+    await expect(setup(envFile, [], { SECRETS_KEY: "too-short" })).rejects.toMatchObject({
+      stderr: expect.stringContaining("SECRETS_KEY must be 32 random bytes"),
+    });
 
     await expect(setup(envFile, [], { PORT: "eighty" })).rejects.toMatchObject({
       stderr: expect.stringContaining('PORT="eighty"'),
     });
+  });
+});
+
+describe("servers' secrets", () => {
+  const ROTATE = `${REPO_ROOT}scripts/rotate-secrets.ts`;
+  const rotate = (env: Record<string, string>) =>
+    run(process.execPath, [ROTATE], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: database.url, ...env },
+    });
+
+  it("are sealed by setup when registered before encryption, and rotate to a new key", async () => {
+    // A registration from before secrets were encrypted: its token in the clear.
+    await db.server.create({
+      data: {
+        name: "legacy",
+        config: { command: "node", envNames: ["TOKEN"] },
+        secrets: { env: { TOKEN: "clear-as-day" } },
+      },
+    });
+    const oldKey = generateSecretsKey();
+    const envFile = join(dir, "secrets.env");
+    const { stdout } = await setup(envFile, [], { SECRETS_KEY: oldKey });
+    expect(stdout).toContain("sealed the secrets of legacy under SECRETS_KEY");
+    const sealed = await db.server.findUniqueOrThrow({ where: { name: "legacy" } });
+    expect(JSON.stringify(sealed.secrets)).not.toContain("clear-as-day");
+    const oldBox = createSecretBox({ SECRETS_KEY: oldKey });
+    expect(oldBox.open("legacy", sealed.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
+
+    // Rotation: the new key seals, the old one still opens; every row is sealed again.
+    const newKey = generateSecretsKey();
+    const rotated = await rotate({ SECRETS_KEY: newKey, SECRETS_READ_KEYS: oldKey });
+    expect(rotated.stdout).toContain("sealed the secrets of legacy under SECRETS_KEY");
+    const row = await db.server.findUniqueOrThrow({ where: { name: "legacy" } });
+    const newBox = createSecretBox({ SECRETS_KEY: newKey });
+    expect(newBox.isCurrent(row.secrets)).toBe(true);
+    expect(newBox.open("legacy", row.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
+    expect(() => oldBox.open("legacy", row.secrets)).toThrow(/sealed with key [0-9a-f]{16}/);
+    const again = await rotate({ SECRETS_KEY: newKey });
+    expect(again.stdout).toContain("already");
+    // Without the key that sealed them, the rotation says which key it needs.
+    await expect(rotate({ SECRETS_KEY: generateSecretsKey() })).rejects.toMatchObject({
+      stderr: expect.stringContaining("neither SECRETS_KEY"),
+    });
+    await db.server.delete({ where: { name: "legacy" } });
   });
 });
 

@@ -166,7 +166,7 @@ export async function allSteps(id: string, max = 5000): Promise<{ steps: Step[];
   do {
     const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
     const page: { steps: Step[]; nextCursor: string | null } = await api(
-      `/v1/jobs/${id}/steps?limit=1000${query}`,
+      `/v1/jobs/${encodeURIComponent(id)}/steps?limit=1000${query}`,
     );
     steps.push(...page.steps);
     cursor = page.nextCursor;

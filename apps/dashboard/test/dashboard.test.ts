@@ -77,7 +77,7 @@ describe("the dashboard in Chromium", () => {
     const code = [
       "const seen = [];",
       "for (let i = 0; i < 8; i++) {",
-      "  await control.sleep({ ms: 300 + i });",
+      "  await control.sleep({ ms: 700 + i });",
       "  console.log('slept ' + i);",
       "  seen.push(i);",
       "}",

@@ -3,15 +3,17 @@
  * the same Postgres and Redis.
  */
 import { existsSync } from "node:fs";
-import { createRedis, loadConfig } from "@turtle/core";
+import { createRedis, createSecretBox, loadConfig, type SecretBox } from "@turtle/core";
 import { createDb } from "@turtle/db";
 import { createTurtleWorker } from "./worker.ts";
 
 if (existsSync(".env")) process.loadEnvFile(".env");
 
 let config: ReturnType<typeof loadConfig>;
+let secrets: SecretBox;
 try {
   config = loadConfig();
+  secrets = createSecretBox(config);
 } catch (error) {
   process.stderr.write(`turtle worker: ${(error as Error).message}\n`);
   process.exit(2);
@@ -37,7 +39,7 @@ const db = createDb(config.DATABASE_URL, {
 const redis = createRedis(config.REDIS_URL, "turtle-worker");
 const subscriber = createRedis(config.REDIS_URL, "turtle-worker-events");
 const publisher = createRedis(config.REDIS_URL, "turtle-worker-publish", { autoPipelining: true });
-const worker = createTurtleWorker({ config, db, redis, subscriber, publisher, log });
+const worker = createTurtleWorker({ config, db, redis, subscriber, publisher, log, secrets });
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -97,6 +97,7 @@ export async function runJob(
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
   let activity: ActivityStream | undefined;
+  let stopReplays = () => {};
   try {
     const prior =
       job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
@@ -120,6 +121,7 @@ export async function runJob(
     let isolateReplays = 0;
     let replaysShown = 0;
     let replayTimer: NodeJS.Timeout | undefined;
+    stopReplays = () => clearTimeout(replayTimer);
     const showReplays = () => {
       replayTimer = undefined;
       const count = isolateReplays + steps.replayedKeys.length;
@@ -191,6 +193,7 @@ export async function runJob(
       replayedKeys,
     });
   } finally {
+    stopReplays();
     shutdown.removeEventListener("abort", onShutdown);
     activity?.flush();
     untrack();

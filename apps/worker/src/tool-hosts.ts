@@ -5,7 +5,7 @@ import {
   type McpServerConfig,
   type ToolHost,
 } from "@turtle/bindings";
-import { loadServerConfigs } from "@turtle/core";
+import { loadServerConfigs, type SecretBox } from "@turtle/core";
 import type { Db } from "@turtle/db";
 
 /** A job asked for a server that is not registered (any more). */
@@ -36,9 +36,11 @@ export interface Lease {
 export class ToolHosts {
   private current: Promise<Generation> | null = null;
   private readonly db: Db;
+  private readonly box: SecretBox;
 
-  constructor(db: Db) {
+  constructor(db: Db, box: SecretBox) {
     this.db = db;
+    this.box = box;
   }
 
   /** A tool host over the given servers (every registered one when the list is empty). */
@@ -94,7 +96,7 @@ export class ToolHosts {
 
   private async load(): Promise<Generation> {
     try {
-      const configs = await loadServerConfigs(this.db);
+      const configs = await loadServerConfigs(this.db, this.box);
       const hosts = new Map<string, Promise<ToolHost>>();
       const pool = createClientPool(configs, { onToolListChanged: () => hosts.clear() });
       return { configs, pool, hosts, users: 0, stale: false };

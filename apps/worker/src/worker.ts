@@ -3,9 +3,11 @@ import { hostname } from "node:os";
 import {
   type Config,
   channels,
+  createSecretBox,
   metricsIndexKey,
   metricsKey,
   type QueuedJob,
+  type SecretBox,
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
@@ -28,6 +30,8 @@ export interface TurtleWorkerDeps {
   /** A connection of its own for pub/sub. */
   subscriber: Redis;
   log?: (fields: Record<string, unknown>, message: string) => void;
+  /** Opens servers' secrets (default: from config's SECRETS_KEY). */
+  secrets?: SecretBox;
 }
 
 export interface TurtleWorker {
@@ -53,7 +57,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   });
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
-  const toolHosts = new ToolHosts(db);
+  const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config));
   const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();
   const shutdown = new AbortController();

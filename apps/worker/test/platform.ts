@@ -12,6 +12,8 @@ import {
   channels,
   createJobQueue,
   createRedis,
+  createSecretBox,
+  generateSecretsKey,
   type JobQueue,
   type NewJob,
   saveServer,
@@ -61,12 +63,13 @@ export async function createPlatform(
     TURTLE_QUEUE: queueName,
     LOG_LEVEL: "info",
     WORKER_LOCK_MS: "1000",
+    SECRETS_KEY: generateSecretsKey(),
     ...env,
   };
   const db = createDb(database.url);
   const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "test");
   const queue = createJobQueue(queueName, redis);
-  await saveServer(db, "control", {
+  await saveServer(db, createSecretBox(platformEnv), "control", {
     command: process.execPath,
     args: [CONTROL_SERVER],
     env: { COUNT_FILE: countFile },

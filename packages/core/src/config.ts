@@ -16,6 +16,14 @@ export const ConfigSchema = z.object({
     .regex(/^rediss?:\/\//, "must be a redis:// URL")
     .default("redis://127.0.0.1:6379"),
   HOST: z.string().default("127.0.0.1"),
+  /**
+   * Behind a reverse proxy that sets X-Forwarded-Proto/-Host: trust them (the session cookie is
+   * then Secure over https, and the dashboard's origin check uses the public host).
+   */
+  TRUST_PROXY: z
+    .enum(["true", "false", ""])
+    .default("false")
+    .transform((value) => value === "true"),
   PORT: int(3000, 0).pipe(z.number().max(65_535)),
   /** Queue name; also prefixes Turtle's Redis channels, so test runs never meet. */
   TURTLE_QUEUE: z
@@ -27,6 +35,16 @@ export const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((path) => (path === "" ? undefined : path)),
+  /**
+   * Encrypts MCP servers' secret env and header values at rest (32 bytes, base64 or hex);
+   * `npm run setup` writes one to .env. Required by the API and the workers.
+   */
+  SECRETS_KEY: z
+    .string()
+    .optional()
+    .transform((key) => (key === "" ? undefined : key)),
+  /** Other keys that only open secrets, comma-separated: for a key rotation (see README). */
+  SECRETS_READ_KEYS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   MAX_CODE_BYTES: int(256 * 1024),

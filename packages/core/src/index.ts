@@ -19,11 +19,22 @@ export {
   queueEntryId,
 } from "./queue.ts";
 export {
+  createSecretBox,
+  generateSecretsKey,
+  parseSecretsKey,
+  resealServers,
+  type SealedSecrets,
+  SecretBox,
+  SecretsError,
+  secretsKeyId,
+} from "./secrets.ts";
+export {
   joinSecrets,
   loadServerConfigs,
   type ServerSecrets,
   type ServerView,
   saveServer,
+  serverData,
   serverView,
   splitSecrets,
 } from "./servers.ts";

@@ -1,5 +1,6 @@
 import { isStdioServerConfig, type McpServerConfig } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
+import type { SecretBox } from "./secrets.ts";
 
 /** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
 export interface ServerSecrets {
@@ -45,9 +46,13 @@ export function splitSecrets(config: McpServerConfig): {
   };
 }
 
-export function joinSecrets(row: Pick<Server, "config" | "secrets">): McpServerConfig {
+/** A registration's whole entry, its secrets opened: for MCP clients only. */
+export function joinSecrets(
+  row: Pick<Server, "name" | "config" | "secrets">,
+  box: SecretBox,
+): McpServerConfig {
   const { envNames: _env, headerNames: _headers, ...config } = row.config as PublicConfig;
-  const secrets = row.secrets as ServerSecrets;
+  const secrets = box.open(row.name, row.secrets);
   return { ...config, ...secrets } as McpServerConfig;
 }
 
@@ -74,18 +79,31 @@ export function serverView(row: Server): ServerView {
   };
 }
 
-/** Creates or replaces a registration. */
-export async function saveServer(db: Db, name: string, entry: McpServerConfig): Promise<Server> {
+/** What a registration stores: its public part, and its secrets sealed. */
+export function serverData(box: SecretBox, name: string, entry: McpServerConfig) {
   const { config, secrets } = splitSecrets(entry);
-  const data = {
+  return {
     config: config as Prisma.InputJsonValue,
-    secrets: secrets as Prisma.InputJsonValue,
+    secrets: box.seal(name, secrets) as unknown as Prisma.InputJsonValue,
   };
+}
+
+/** Creates or replaces a registration. */
+export async function saveServer(
+  db: Db,
+  box: SecretBox,
+  name: string,
+  entry: McpServerConfig,
+): Promise<Server> {
+  const data = serverData(box, name, entry);
   return db.server.upsert({ where: { name }, create: { name, ...data }, update: data });
 }
 
 /** Every registered server's full entry, secrets included: for the workers' MCP clients only. */
-export async function loadServerConfigs(db: Db): Promise<Record<string, McpServerConfig>> {
+export async function loadServerConfigs(
+  db: Db,
+  box: SecretBox,
+): Promise<Record<string, McpServerConfig>> {
   const rows = await db.server.findMany({ orderBy: { name: "asc" } });
-  return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row)]));
+  return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row, box)]));
 }

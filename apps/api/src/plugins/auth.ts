@@ -55,7 +55,8 @@ function isSameOrigin(request: FastifyRequest): boolean {
   const origin = request.headers.origin;
   if (origin === undefined) return false;
   try {
-    return new URL(origin).host === request.headers.host;
+    // request.host is the forwarded host when TRUST_PROXY is on.
+    return new URL(origin).host === request.host;
   } catch {
     return false;
   }

@@ -51,7 +51,7 @@ export default fp(
         row === null
           ? null
           : createClientPool(
-              { [name]: joinSecrets(row) },
+              { [name]: joinSecrets(row, app.secrets) },
               {
                 clientInfo: { name: "turtle-api", version: "0.1.0" },
                 connectTimeoutMs: options.timeoutMs,

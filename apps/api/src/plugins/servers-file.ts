@@ -11,7 +11,7 @@ export default fp(
   async function serversFile(app: FastifyInstance, options: { path: string }) {
     const servers = await loadMcpServersFile(options.path);
     for (const [name, entry] of Object.entries(servers)) {
-      await saveServer(app.db, name, entry);
+      await saveServer(app.db, app.secrets, name, entry);
       await app.mcp.changed(name);
     }
     app.log.info({ servers: Object.keys(servers) }, `registered servers from ${options.path}`);

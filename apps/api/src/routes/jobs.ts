@@ -15,9 +15,12 @@ import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
 
-/** A time in a query (ISO 8601), or 400 naming the field. */
+/** A date and time with its zone (Z or an offset), years 1000 to 9999. */
+const ISO_TIME = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A time in a query (ISO 8601 with its zone), or 400 naming the field. */
 function parseTime(text: string, field: string): Date {
-  const time = Date.parse(text);
+  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(time)) {
     throw badRequest(
       "invalid_request",

@@ -6,8 +6,7 @@ import {
   parseMcpServersFile,
   ServerNameSchema,
 } from "@turtle/bindings";
-import { saveServer, serverView, splitSecrets } from "@turtle/core";
-import type { Prisma } from "@turtle/db";
+import { saveServer, serverData, serverView } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import {
   badRequest,
@@ -108,15 +107,9 @@ export default async function serverRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const { name, ...entry } = request.body;
-      const { config, secrets } = splitSecrets(parseEntry(name, entry));
+      const data = serverData(app.secrets, name, parseEntry(name, entry));
       try {
-        const row = await app.db.server.create({
-          data: {
-            name,
-            config: config as Prisma.InputJsonValue,
-            secrets: secrets as Prisma.InputJsonValue,
-          },
-        });
+        const row = await app.db.server.create({ data: { name, ...data } });
         await app.mcp.changed(name);
         return reply.code(201).send(serverView(row));
       } catch (error) {
@@ -156,7 +149,7 @@ export default async function serverRoutes(app: FastifyInstance) {
       }
       const config = parseEntry(name, entry);
       const existed = (await app.db.server.count({ where: { name } })) > 0;
-      const row = await saveServer(app.db, name, config);
+      const row = await saveServer(app.db, app.secrets, name, config);
       await app.mcp.changed(name);
       return reply.code(existed ? 200 : 201).send(serverView(row));
     },

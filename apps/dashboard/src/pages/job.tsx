@@ -98,11 +98,12 @@ export function JobPage({ id }: { id?: string; path?: string }) {
   const load = async () => {
     try {
       const [fresh, code] = await Promise.all([
-        api<Job>(`/v1/jobs/${jobId}`),
-        api<Program>(`/v1/jobs/${jobId}/program`),
+        api<Job>(`/v1/jobs/${encodeURIComponent(jobId)}`),
+        api<Program>(`/v1/jobs/${encodeURIComponent(jobId)}/program`),
       ]);
       setJob(fresh);
-      setLogs(fresh.logs);
+      // While a job runs, its stored logs are the last run's: this run's lines come live.
+      setLogs(ENDED.has(fresh.status) ? fresh.logs : []);
       setProgram(code);
       await loadSteps();
       setError(null);
@@ -121,16 +122,14 @@ export function JobPage({ id }: { id?: string; path?: string }) {
 
   const ended = job !== null && ENDED.has(job.status);
   const state = useEventStream(
-    job === null || ended ? null : `/v1/jobs/${jobId}/events?s=${streamKey}`,
+    job === null || ended ? null : `/v1/jobs/${encodeURIComponent(jobId)}/events?s=${streamKey}`,
     {
-      job: (data) => {
-        const fresh = data as Job;
-        setJob(fresh);
-        setLogs(fresh.logs);
-      },
+      job: (data) => setJob(data as Job),
       status: (data) => {
         const { status } = data as { status: Job["status"] };
         setJob((before) => (before === null ? before : { ...before, status }));
+        // The stream closes once the job has ended, perhaps before its `end`: read it whole.
+        if (ENDED.has(status)) void load();
       },
       step: (data) => {
         const step = data as Step;
@@ -161,7 +160,7 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         return;
       }
       setLiveReplayed(0);
-      await api(`/v1/jobs/${jobId}/${action}`, {
+      await api(`/v1/jobs/${encodeURIComponent(jobId)}/${action}`, {
         method: "POST",
         ...(action === "resume" ? { body: {} } : {}),
       });

@@ -106,6 +106,17 @@ export function JobsPage(_props: { path?: string }) {
     },
   });
 
+  // A stream that (re)opens may have missed changes meanwhile: read the list again.
+  useEffect(() => {
+    if (state === "live") void reload();
+  }, [state, reload]);
+  useEffect(
+    () => () => {
+      if (pending.current !== null) clearTimeout(pending.current);
+    },
+    [],
+  );
+
   const more = async () => {
     if (cursor === null || jobs === null) return;
     const page: { jobs: JobSummary[]; nextCursor: string | null } = await api(

@@ -3,12 +3,21 @@ import { useLocation } from "preact-iso";
 import { ApiError, api, type Session } from "../api.ts";
 import { Logo, Notice } from "../components.tsx";
 
-/** Where to go after logging in: a path of this site only (never another origin). */
+/**
+ * Where to go after logging in: a page of this site only. The browser's own URL parser decides,
+ * so `/\\evil.example`, tabs and other tricks that a browser reads as another site stay here.
+ */
 function nextPath(query: Record<string, string>): string {
-  const next = query.next ?? "";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/dashboard/login")
-    ? next
-    : "/dashboard";
+  let target: URL;
+  try {
+    target = new URL(query.next ?? "/dashboard", window.location.origin);
+  } catch {
+    return "/dashboard";
+  }
+  if (target.origin !== window.location.origin || target.pathname === "/dashboard/login") {
+    return "/dashboard";
+  }
+  return `${target.pathname}${target.search}${target.hash}`;
 }
 
 export function LoginPage({ onLogin }: { onLogin: (session: Session) => void }) {

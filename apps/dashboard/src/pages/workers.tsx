@@ -17,12 +17,18 @@ function ThroughputChart({ data }: { data: Throughput }) {
   const chart = useRef<uPlot | null>(null);
 
   const columns = (): uPlot.AlignedData => {
-    const per = data.bucketSeconds;
+    // The last interval is still going: its count is over the seconds it has had so far.
+    const now = Date.now() / 1000;
+    const seconds = data.buckets.map((b) =>
+      Math.max(1, Math.min(data.bucketSeconds, now - Date.parse(b.at) / 1000)),
+    );
+    const rate = (key: "succeeded" | "failed" | "cancelled") =>
+      data.buckets.map((b, i) => b[key] / (seconds[i] ?? data.bucketSeconds));
     return [
       data.buckets.map((b) => Date.parse(b.at) / 1000),
-      data.buckets.map((b) => b.succeeded / per),
-      data.buckets.map((b) => b.failed / per),
-      data.buckets.map((b) => b.cancelled / per),
+      rate("succeeded"),
+      rate("failed"),
+      rate("cancelled"),
     ];
   };
 

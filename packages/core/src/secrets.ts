@@ -1,0 +1,167 @@
+// MCP servers' secret `env` and `headers` values, encrypted at rest: AES-256-GCM under
+// SECRETS_KEY, each sealed value bound to its server's name (a row's secrets copied onto another
+// server do not open). A sealed value names its key by an id (the start of the key's SHA-256), so
+// a rotation can be rolled out with no downtime: every process first learns the new key as one
+// it may open with (SECRETS_READ_KEYS), then seals with it (SECRETS_KEY), then
+// `npm run secrets:rotate` seals every row again under it, and the old key can go.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import type { Db, Prisma } from "@turtle/db";
+import { ConfigError } from "./config.ts";
+import type { ServerSecrets } from "./servers.ts";
+
+/** How sealed secrets are stored in `Server.secrets`. */
+export interface SealedSecrets {
+  v: 1;
+  /** The key's id: the first 16 hex digits of its SHA-256. */
+  kid: string;
+  iv: string;
+  tag: string;
+  data: string;
+}
+
+export class SecretsError extends Error {
+  override name = "SecretsError";
+  readonly code = "secrets_unreadable";
+}
+
+const ALGORITHM = "aes-256-gcm";
+
+/** A key from its text: 32 bytes as base64 (standard or url-safe) or as 64 hex digits. */
+export function parseSecretsKey(text: string, variable: string): Buffer {
+  const trimmed = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, "hex")
+    : Buffer.from(trimmed.replaceAll("-", "+").replaceAll("_", "/"), "base64");
+  if (key.length !== 32) {
+    throw new ConfigError(
+      `${variable} must be 32 random bytes as base64 or hex (got ${key.length} bytes): make one with \`openssl rand -base64 32\`, or let \`npm run setup\` write it to .env`,
+    );
+  }
+  return key;
+}
+
+export function generateSecretsKey(): string {
+  return randomBytes(32).toString("base64");
+}
+
+export function secretsKeyId(key: Buffer): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
+}
+
+function isSealed(value: unknown): value is SealedSecrets {
+  const sealed = value as Partial<SealedSecrets> | null;
+  return (
+    typeof sealed === "object" &&
+    sealed !== null &&
+    sealed.v === 1 &&
+    typeof sealed.kid === "string" &&
+    typeof sealed.iv === "string" &&
+    typeof sealed.tag === "string" &&
+    typeof sealed.data === "string"
+  );
+}
+
+export class SecretBox {
+  private readonly sealKey: Buffer;
+  /** The id of the key new secrets are sealed with. */
+  readonly keyId: string;
+  private readonly keys: Map<string, Buffer>;
+
+  constructor(sealKey: Buffer, readKeys: Buffer[] = []) {
+    this.sealKey = sealKey;
+    this.keyId = secretsKeyId(sealKey);
+    this.keys = new Map([...readKeys, sealKey].map((key) => [secretsKeyId(key), key]));
+  }
+
+  /** Seals a server's secrets under the current key, bound to the server's name. */
+  seal(server: string, secrets: ServerSecrets): SealedSecrets {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv(ALGORITHM, this.sealKey, iv);
+    cipher.setAAD(Buffer.from(`turtle-server:${server}`));
+    const data = Buffer.concat([cipher.update(JSON.stringify(secrets), "utf8"), cipher.final()]);
+    return {
+      v: 1,
+      kid: this.keyId,
+      iv: iv.toString("base64"),
+      tag: cipher.getAuthTag().toString("base64"),
+      data: data.toString("base64"),
+    };
+  }
+
+  /**
+   * A server's secrets from what is stored. Rows written before secrets were encrypted hold them
+   * in the clear; they are read as they are (and sealed by the next rotation).
+   */
+  open(server: string, stored: unknown): ServerSecrets {
+    if (!isSealed(stored)) return (stored ?? {}) as ServerSecrets;
+    const key = this.keys.get(stored.kid);
+    if (key === undefined) {
+      throw new SecretsError(
+        `the secrets of server "${server}" are sealed with key ${stored.kid}, which is neither SECRETS_KEY (${this.keyId}) nor in SECRETS_READ_KEYS: give this process that key`,
+      );
+    }
+    try {
+      const decipher = createDecipheriv(ALGORITHM, key, Buffer.from(stored.iv, "base64"));
+      decipher.setAAD(Buffer.from(`turtle-server:${server}`));
+      decipher.setAuthTag(Buffer.from(stored.tag, "base64"));
+      const text = Buffer.concat([
+        decipher.update(Buffer.from(stored.data, "base64")),
+        decipher.final(),
+      ]).toString("utf8");
+      return JSON.parse(text) as ServerSecrets;
+    } catch {
+      throw new SecretsError(
+        `the secrets of server "${server}" do not open: they were altered, or belong to another server; register the server again`,
+      );
+    }
+  }
+
+  /** Whether what is stored is sealed (not secrets from before they were encrypted). */
+  isSealed(stored: unknown): boolean {
+    return isSealed(stored);
+  }
+
+  /** Whether what is stored is sealed under the current key (else a rotation seals it again). */
+  isCurrent(stored: unknown): boolean {
+    return isSealed(stored) && stored.kid === this.keyId;
+  }
+}
+
+/**
+ * Seals again the secrets of every registered server that are not sealed under the box's
+ * current key (`all`), or only those still in the clear; returns the names resealed. Each row is
+ * written only if nobody changed it meanwhile.
+ */
+export async function resealServers(
+  db: Db,
+  box: SecretBox,
+  options: { all: boolean },
+): Promise<string[]> {
+  const rows = await db.server.findMany({ orderBy: { name: "asc" } });
+  const resealed: string[] = [];
+  for (const row of rows) {
+    const clear = !box.isSealed(row.secrets);
+    if (!clear && (!options.all || box.isCurrent(row.secrets))) continue;
+    const sealed = box.seal(row.name, box.open(row.name, row.secrets));
+    const written = await db.server.updateMany({
+      where: { name: row.name, updatedAt: row.updatedAt },
+      data: { secrets: sealed as unknown as Prisma.InputJsonValue },
+    });
+    if (written.count === 1) resealed.push(row.name);
+  }
+  return resealed;
+}
+
+/** The box of a process's configuration: SECRETS_KEY seals and opens, SECRETS_READ_KEYS open. */
+export function createSecretBox(config: { SECRETS_KEY?: string; SECRETS_READ_KEYS?: string }) {
+  if (config.SECRETS_KEY === undefined) {
+    throw new ConfigError(
+      "SECRETS_KEY is not set: MCP servers' secrets are encrypted with it. Run `npm run setup` (it writes one to .env), or set 32 random bytes as base64 (`openssl rand -base64 32`)",
+    );
+  }
+  const readKeys = (config.SECRETS_READ_KEYS ?? "")
+    .split(",")
+    .filter((text) => text.trim() !== "")
+    .map((text, i) => parseSecretsKey(text, `SECRETS_READ_KEYS[${i}]`));
+  return new SecretBox(parseSecretsKey(config.SECRETS_KEY, "SECRETS_KEY"), readKeys);
+}

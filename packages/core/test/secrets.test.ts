@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConfigError,
+  createSecretBox,
+  generateSecretsKey,
+  SecretBox,
+  SecretsError,
+  secretsKeyId,
+} from "../src/index.ts";
+
+const secrets = { env: { API_TOKEN: "very-secret", OTHER: "ünïcødé ✓" } };
+
+describe("SecretBox", () => {
+  it("seals with AES-256-GCM under the key's id, and opens what it sealed", () => {
+    const key = generateSecretsKey();
+    const box = createSecretBox({ SECRETS_KEY: key });
+    const sealed = box.seal("crm", secrets);
+    expect(sealed).toEqual({
+      v: 1,
+      kid: secretsKeyId(Buffer.from(key, "base64")),
+      iv: expect.stringMatching(/^[A-Za-z0-9+/]{16}$/),
+      tag: expect.stringMatching(/^[A-Za-z0-9+/]{22}==$/),
+      data: expect.any(String),
+    });
+    expect(JSON.stringify(sealed)).not.toMatch(/very-secret|API_TOKEN/);
+    expect(box.open("crm", sealed)).toEqual(secrets);
+    // A fresh IV each time: the same secrets never seal to the same text.
+    expect(box.seal("crm", secrets).data).not.toBe(sealed.data);
+    expect(box.isCurrent(sealed)).toBe(true);
+  });
+
+  it("refuses secrets altered, or moved to another server", () => {
+    const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
+    const sealed = box.seal("crm", secrets);
+    expect(() => box.open("billing", sealed)).toThrow(SecretsError);
+    const data = Buffer.from(sealed.data, "base64");
+    data[0] = (data[0] ?? 0) ^ 1;
+    expect(() => box.open("crm", { ...sealed, data: data.toString("base64") })).toThrow(
+      'the secrets of server "crm" do not open',
+    );
+    expect(() => box.open("crm", { ...sealed, tag: Buffer.alloc(16).toString("base64") })).toThrow(
+      SecretsError,
+    );
+  });
+
+  it("opens with a read key during a rotation, and names a key it lacks", () => {
+    const oldKey = generateSecretsKey();
+    const newKey = generateSecretsKey();
+    const sealedOld = createSecretBox({ SECRETS_KEY: oldKey }).seal("crm", secrets);
+    const rolling = createSecretBox({ SECRETS_KEY: newKey, SECRETS_READ_KEYS: ` ${oldKey} ,` });
+    expect(rolling.open("crm", sealedOld)).toEqual(secrets);
+    expect(rolling.isCurrent(sealedOld)).toBe(false);
+    const stranger = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
+    expect(() => stranger.open("crm", sealedOld)).toThrow(
+      `sealed with key ${secretsKeyId(Buffer.from(oldKey, "base64"))}, which is neither SECRETS_KEY`,
+    );
+  });
+
+  it("reads secrets stored before encryption as they are", () => {
+    const box = new SecretBox(Buffer.alloc(32, 7));
+    expect(box.open("old", { headers: { Authorization: "Bearer x" } })).toEqual({
+      headers: { Authorization: "Bearer x" },
+    });
+    expect(box.open("old", {})).toEqual({});
+    expect(box.isSealed({ env: {} })).toBe(false);
+  });
+
+  it("takes keys as base64, url-safe base64 or hex, and says what a bad one should be", () => {
+    const bytes = Buffer.alloc(32, 9);
+    const ids = [bytes.toString("base64"), bytes.toString("base64url"), bytes.toString("hex")].map(
+      (text) => createSecretBox({ SECRETS_KEY: text }).keyId,
+    );
+    expect(new Set(ids).size).toBe(1);
+    expect(() => createSecretBox({})).toThrow(ConfigError);
+    expect(() => createSecretBox({})).toThrow("SECRETS_KEY is not set");
+    expect(() => createSecretBox({ SECRETS_KEY: "c2hvcnQ=" })).toThrow(
+      "SECRETS_KEY must be 32 random bytes as base64 or hex (got 5 bytes)",
+    );
+    expect(() =>
+      createSecretBox({ SECRETS_KEY: bytes.toString("hex"), SECRETS_READ_KEYS: "nope" }),
+    ).toThrow("SECRETS_READ_KEYS[0] must be 32 random bytes");
+  });
+});
