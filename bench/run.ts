@@ -16,6 +16,7 @@ const suites: Array<[string, (parts: string[]) => Promise<Figure[]>]> = [
   ["platform", benchPlatform],
   ["api", benchApi],
   ["typecheck", async () => (await import("./typecheck.ts")).benchTypecheck()],
+  ["load", async () => (await import("./load.ts")).benchLoad()],
 ];
 
 const asked = process.argv.slice(2).map((arg) => arg.split(":") as [string, string?]);

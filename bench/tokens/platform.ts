@@ -12,6 +12,8 @@ import type { ServerEntry } from "./servers.ts";
 export interface Platform {
   base: string;
   key: string;
+  /** The platform's own database, dropped at stop. */
+  databaseUrl: string;
   stop(): Promise<void>;
 }
 
@@ -53,7 +55,7 @@ export async function startPlatform(servers: Record<string, ServerEntry>): Promi
       if (response.status !== 201)
         throw new Error(`registering ${name}: ${response.status} ${await response.text()}`);
     }
-    return { base, key, stop: shutdown };
+    return { base, key, databaseUrl: database.url, stop: shutdown };
   } catch (error) {
     await shutdown();
     throw error;

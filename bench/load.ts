@@ -1,0 +1,146 @@
+// The load test: jobs submitted over HTTP by a load generator (autocannon) to a real API and
+// worker process, each job's input numbered; then every job must end `succeeded`, once, with
+// its own input as its result — none lost, none run twice. `npm run bench -- load` reports the
+// submit latency and the end-to-end throughput beside their ceilings measured in the same run
+// (the same load on GET /healthz, and raw BullMQ); the load test in apps/api/test checks the
+// counts.
+import { createDb } from "@turtle/db";
+import autocannon from "autocannon";
+import type { Figure } from "./measure.ts";
+import { startPlatform } from "./tokens/platform.ts";
+
+export interface LoadResult {
+  jobs: number;
+  /** Submissions answered 202, and any other answers or connection errors. */
+  accepted: number;
+  refused: number;
+  errors: number;
+  submitP50Ms: number;
+  submitP99Ms: number;
+  submitsPerSecond: number;
+  /** From the first submission to the last job's `succeeded` in Postgres. */
+  endToEndJobsPerSecond: number;
+  /** The same load on GET /healthz: the HTTP ceiling of this API process. */
+  healthP50Ms: number;
+  healthP99Ms: number;
+  check: {
+    rows: number;
+    succeeded: number;
+    distinctInputs: number;
+    maxAttempts: number;
+    wrongResults: number;
+  };
+}
+
+function fire(options: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+export async function runLoad(jobs: number, connections = 50): Promise<LoadResult> {
+  const platform = await startPlatform({});
+  const db = createDb(platform.databaseUrl, { max: 2 });
+  try {
+    const headers = {
+      authorization: `Bearer ${platform.key}`,
+      "content-type": "application/json",
+    };
+    const health = await fire({
+      url: `${platform.base}/healthz`,
+      connections,
+      amount: Math.min(jobs, 10_000),
+    });
+    let next = 0;
+    const started = Date.now();
+    const load = await fire({
+      url: platform.base,
+      connections,
+      amount: jobs,
+      headers,
+      requests: [
+        {
+          method: "POST",
+          path: "/v1/jobs",
+          setupRequest: (request) => ({
+            ...request,
+            body: JSON.stringify({ code: "return input.n;", input: { n: next++ } }),
+          }),
+        },
+      ],
+    });
+    // Every accepted job, to its end.
+    let ended = 0;
+    const deadline = Date.now() + 10 * 60_000;
+    while (Date.now() < deadline) {
+      ended = await db.job.count({
+        where: { status: { in: ["succeeded", "failed", "cancelled"] } },
+      });
+      if (ended >= load["2xx"]) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const last = await db.job.aggregate({ _max: { finishedAt: true } });
+    const finishedAt = last._max.finishedAt?.getTime() ?? Date.now();
+    const [check] = await db.$queryRaw<LoadResult["check"][]>`
+      SELECT count(*)::int AS "rows",
+             (count(*) FILTER (WHERE status = 'succeeded'))::int AS "succeeded",
+             count(DISTINCT input->>'n')::int AS "distinctInputs",
+             coalesce(max(attempts), 0)::int AS "maxAttempts",
+             (count(*) FILTER (WHERE result::text IS DISTINCT FROM input->>'n'))::int AS "wrongResults"
+      FROM "Job"`;
+    return {
+      jobs,
+      accepted: load["2xx"],
+      refused: load.non2xx,
+      errors: load.errors,
+      submitP50Ms: load.latency.p50,
+      submitP99Ms: load.latency.p99,
+      submitsPerSecond: load["2xx"] / load.duration,
+      endToEndJobsPerSecond: load["2xx"] / ((finishedAt - started) / 1000),
+      healthP50Ms: health.latency.p50,
+      healthP99Ms: health.latency.p99,
+      check: check ?? { rows: 0, succeeded: 0, distinctInputs: 0, maxAttempts: 0, wrongResults: 0 },
+    };
+  } finally {
+    await db.$disconnect();
+    await platform.stop();
+  }
+}
+
+export async function benchLoad(): Promise<Figure[]> {
+  const result = await runLoad(20_000);
+  const { check } = result;
+  if (
+    result.accepted !== result.jobs ||
+    check.rows !== result.jobs ||
+    check.succeeded !== result.jobs ||
+    check.distinctInputs !== result.jobs ||
+    check.maxAttempts !== 1 ||
+    check.wrongResults !== 0
+  ) {
+    throw new Error(`the load test lost or repeated jobs: ${JSON.stringify(result)}`);
+  }
+  return [
+    {
+      name: `${result.jobs} jobs over HTTP (50 connections): submit latency p50`,
+      unit: "ms",
+      value: result.submitP50Ms,
+      baseline: { name: "GET /healthz, same load, p50", value: result.healthP50Ms },
+      target: { kind: "info", value: 0 },
+    },
+    {
+      name: `${result.jobs} jobs over HTTP: submit latency p99`,
+      unit: "ms",
+      value: result.submitP99Ms,
+      baseline: { name: "GET /healthz, same load, p99", value: result.healthP99Ms },
+      target: { kind: "info", value: 0 },
+    },
+    {
+      name: `${result.jobs} jobs over HTTP: end-to-end, submitted to succeeded in Postgres`,
+      unit: "jobs/s",
+      value: result.endToEndJobsPerSecond,
+      baseline: { name: "submissions accepted per second", value: result.submitsPerSecond },
+      target: { kind: "info", value: 0 },
+    },
+  ];
+}
