@@ -1,4 +1,5 @@
-import { resolveMethod, type ToolHost } from "@turtle/bindings";
+import { setTimeout as sleep } from "node:timers/promises";
+import { resolveMethod, ServerUnavailableError, type ToolHost } from "@turtle/bindings";
 import type { JobActivityItem } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
 import type { CheckpointWriter } from "./checkpoints.ts";
@@ -23,6 +24,25 @@ export interface DurableStepsInit {
   onStep?: (activity: JobActivityItem) => void;
   /** Told when a step is replayed here (`replayedKeys` has grown). */
   onReplay?: () => void;
+  /**
+   * Calls that fail because their server went away (it died, its connection broke) are made
+   * again, this many more times at most, after `backoffMs`, doubling — with the same idempotency
+   * key, so a server that had done the work before it died can answer without doing it again.
+   */
+  retry?: { retries: number; backoffMs: number };
+  /** Told before a call is made again. */
+  onRetry?: (retry: {
+    server: string;
+    tool: string;
+    key: string;
+    retry: number;
+    error: string;
+  }) => void;
+}
+
+/** Whether a failed call may be made again: its server was unreachable, not its answer an error. */
+function isServerLost(error: unknown): boolean {
+  return error instanceof ServerUnavailableError;
 }
 
 /**
@@ -68,9 +88,30 @@ export class DurableSteps {
     };
     onStep?.({ ...step, status: "running" });
     try {
-      const result = await limit(target.server, () =>
-        host.invoke({ ...call, idempotencyKey: `${jobId}:${key}` }),
-      );
+      const { retries, backoffMs } = this.init.retry ?? { retries: 0, backoffMs: 0 };
+      let result: unknown;
+      for (let retry = 0; ; retry++) {
+        try {
+          result = await limit(target.server, () =>
+            host.invoke({ ...call, idempotencyKey: `${jobId}:${key}` }),
+          );
+          break;
+        } catch (error) {
+          if (call.signal.aborted || retry >= retries || !isServerLost(error)) throw error;
+          this.init.onRetry?.({
+            server: target.server,
+            tool: target.tool,
+            key,
+            retry: retry + 1,
+            error: (error as Error).message,
+          });
+          try {
+            await sleep(backoffMs * 2 ** retry, undefined, { signal: call.signal });
+          } catch {
+            throw error;
+          }
+        }
+      }
       this.executed++;
       const finishedAt = new Date();
       checkpoints.add({ ...base, status: "succeeded", result, error: null, finishedAt });

@@ -30,6 +30,12 @@ export class WorkerMetrics {
     labelNames: ["server", "tool"],
     registers: [this.registry],
   });
+  private readonly retries = new Counter({
+    name: "turtle_step_retries_total",
+    help: "Tool calls made again because their server went away, by server and tool",
+    labelNames: ["server", "tool"],
+    registers: [this.registry],
+  });
   private readonly kills = new Counter({
     name: "turtle_isolate_kills_total",
     help: "Runs whose isolate was stopped: wall-clock timeout, CPU budget or memory limit",
@@ -59,6 +65,10 @@ export class WorkerMetrics {
 
   /** Runs finished since the worker started, by status (for WorkerInfo). */
   readonly finished: Record<string, number> = {};
+
+  retry(server: string, tool: string): void {
+    this.retries.inc({ server, tool });
+  }
 
   run(ended: {
     status: string;

@@ -144,6 +144,11 @@ export async function runJob(
         deps.metrics?.step(item);
       },
       onReplay: replaysGrew,
+      retry: { retries: config.STEP_RETRIES, backoffMs: config.STEP_RETRY_BACKOFF_MS },
+      onRetry: (retry) => {
+        deps.log({ jobId, ...retry }, "server lost during a call; calling again");
+        deps.metrics?.retry(retry.server, retry.tool);
+      },
     });
     const outcome = await runProgram(job.code, {
       input: job.input,

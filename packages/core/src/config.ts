@@ -78,6 +78,12 @@ export const ConfigSchema = z.object({
   /** Longest a finished step waits before its checkpoint batch is written. */
   CHECKPOINT_FLUSH_MS: int(5, 0),
   CHECKPOINT_BATCH_MAX: int(500),
+  /**
+   * A tool call whose server went away (died, connection lost) is made again this many times at
+   * most, with the same idempotency key, after STEP_RETRY_BACKOFF_MS, doubling each time.
+   */
+  STEP_RETRIES: int(2, 0),
+  STEP_RETRY_BACKOFF_MS: int(250, 0),
   /** Concurrent calls one worker makes to one MCP server. */
   SERVER_CONCURRENCY: int(64),
 });
