@@ -102,7 +102,7 @@ export interface TestWorker {
 
 /** `npm run worker` on the API's database and queue, in `cwd` (a directory without a .env). */
 export async function startWorker(
-  api: TestApi,
+  api: Pick<TestApi, "config">,
   cwd: string,
   env: Record<string, string> = {},
 ): Promise<TestWorker> {

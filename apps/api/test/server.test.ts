@@ -8,7 +8,16 @@ import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../src/index.ts";
-import { eventually, freePort, REPO_ROOT, TEST_SECRETS_KEY, testQueueName } from "./helpers.ts";
+import {
+  CONTROL_SERVER,
+  eventually,
+  freePort,
+  REPO_ROOT,
+  startWorker,
+  TEST_SECRETS_KEY,
+  testConfig,
+  testQueueName,
+} from "./helpers.ts";
 
 const SERVER = `${REPO_ROOT}apps/api/src/server.ts`;
 
@@ -122,6 +131,60 @@ describe("the API process", () => {
     } finally {
       api.child.kill("SIGKILL");
       await api.exited;
+    }
+  });
+
+  it("answers a long-poll cut by a restart; the job ends all the same, its call made once", async () => {
+    const queue = testQueueName();
+    const worker = await startWorker(
+      { config: testConfig(database.url, { TURTLE_QUEUE: queue }) },
+      dir,
+    );
+    const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+    const ready = (url: string) =>
+      eventually("the API to listen", async () => {
+        const response = await fetch(`${url}/healthz`).catch(() => undefined);
+        return response?.ok ? true : undefined;
+      });
+    const first = await startServer({ TURTLE_QUEUE: queue });
+    let second: Api | undefined;
+    try {
+      await ready(first.url);
+      const registered = await fetch(`${first.url}/v1/servers/control`, {
+        method: "PUT",
+        headers,
+        body: JSON.stringify({ command: process.execPath, args: [CONTROL_SERVER] }),
+      }).then((response) => response.status);
+      expect(registered).toBe(201);
+      const waiting = fetch(`${first.url}/v1/jobs?wait=30`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          code: "await control.sleep({ ms: 2000 });\nreturn 'slept';",
+          servers: ["control"],
+        }),
+      });
+      const running = await eventually("the job to run", async () => {
+        const job = await db.job.findFirst({ where: { status: "running" } });
+        return job ?? undefined;
+      });
+      first.child.kill("SIGTERM");
+      const answered = await waiting;
+      expect(answered.status).toBe(202);
+      expect(await answered.json()).toMatchObject({ id: running.id, status: "running" });
+      expect(await first.exited).toBe(0);
+
+      second = await startServer({ TURTLE_QUEUE: queue });
+      await ready(second.url);
+      const ended = await fetch(`${second.url}/v1/jobs/${running.id}?wait=30`, { headers });
+      expect(ended.status).toBe(200);
+      expect(await ended.json()).toMatchObject({ status: "succeeded", result: "slept" });
+      expect(await db.step.count({ where: { jobId: running.id } })).toBe(1);
+    } finally {
+      first.child.kill("SIGKILL");
+      second?.child.kill("SIGKILL");
+      worker.child.kill("SIGKILL");
+      await Promise.all([first.exited, second?.exited, worker.exited]);
     }
   });
 
