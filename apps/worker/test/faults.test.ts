@@ -1,5 +1,11 @@
 // Faults a running job must survive. (A worker killed with SIGKILL: durability.test.ts.)
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../../../scripts/processes.ts";
 import { createPlatform, type Platform } from "./platform.ts";
 
 let platform: Platform | undefined;
@@ -75,4 +81,80 @@ describe("an MCP server killed in the middle of a call", () => {
       result: { code: "server_unavailable", caught: true },
     });
   });
+});
+
+/** A Redis of the test's own, persisting every write (AOF, fsync always), to kill and start. */
+async function ownRedis(): Promise<{ url: string; start(): Promise<void>; kill(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "turtle-redis-"));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
+  const start = async () => {
+    child = spawn("redis-server", [...args, "--appendonly", "yes", "--appendfsync", "always"], {
+      stdio: "ignore",
+    });
+    await until(
+      "Redis to listen",
+      () =>
+        new Promise<true | undefined>((resolve) => {
+          const socket = connect(port, "127.0.0.1");
+          socket.once("connect", () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.once("error", () => resolve(undefined));
+        }),
+    );
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    async kill() {
+      const exited = new Promise((resolve) => child?.once("exit", resolve));
+      child?.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+describe("Redis killed and started again while jobs run and wait in the queue", () => {
+  it("loses no job and runs none twice", async () => {
+    const redis = await ownRedis();
+    try {
+      platform = await createPlatform("redis-restart", { REDIS_URL: redis.url });
+      const current = platform;
+      await current.startWorker();
+      const code = "await control.sleep({ ms: 20 });\nreturn input.n;";
+      const jobs = [];
+      for (let n = 0; n < 100; n++) jobs.push(await current.submit({ code, input: { n } }));
+      await until("some jobs to succeed", async () =>
+        (await current.db.job.count({ where: { status: "succeeded" } })) >= 10 ? true : undefined,
+      );
+      await redis.kill();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await redis.start();
+      // More work queued once it is back.
+      for (let n = 100; n < 150; n++) jobs.push(await current.submit({ code, input: { n } }));
+      const ended = await until("every job to end", async () => {
+        const rows = await current.db.job.findMany({ where: { status: { not: "queued" } } });
+        return rows.every((row) => row.status !== "running") && rows.length === jobs.length
+          ? rows
+          : undefined;
+      });
+      expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
+      for (const row of ended) {
+        expect(row.result).toBe((row.input as { n: number }).n);
+      }
+      // Each job's one call was executed once (a redelivered run replays it).
+      const sleeps = (await current.executions()).filter((line) => line.tool === "sleep");
+      const keys = sleeps.map((line) => line.idempotencyKey);
+      expect(new Set(keys).size).toBe(150);
+      expect(keys).toHaveLength(150);
+    } finally {
+      await platform?.close();
+      platform = undefined;
+      await redis.kill();
+    }
+  }, 120_000);
 });

@@ -67,8 +67,14 @@ export async function createPlatform(
     ...env,
   };
   const db = createDb(database.url);
-  const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "test");
+  const redis = createRedis(
+    env.REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    "test",
+  );
+  // Tests that stop Redis expect its connections to fail for a while: not worth a report each.
+  redis.on("error", () => {});
   const queue = createJobQueue(queueName, redis);
+  queue.on("error", () => {});
   await saveServer(db, createSecretBox(platformEnv), "control", {
     command: process.execPath,
     args: [CONTROL_SERVER],
