@@ -1,5 +1,6 @@
 // Faults a running job must survive. (A worker killed with SIGKILL: durability.test.ts.)
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -157,4 +158,129 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
       await redis.kill();
     }
   }, 120_000);
+});
+
+/** Whether something listens on the port. */
+function listening(port: number): Promise<true | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(undefined));
+  });
+}
+
+/**
+ * A Postgres cluster of the test's own (Debian's binaries, run as the postgres user), to crash
+ * with an immediate shutdown — no checkpoint, recovery from the WAL at the next start — and start.
+ */
+async function ownPostgres(): Promise<{
+  url: string;
+  start(): Promise<void>;
+  crash(): Promise<void>;
+  remove(): Promise<void>;
+}> {
+  const bin = `/usr/lib/postgresql/${readdirSync("/usr/lib/postgresql")[0]}/bin`;
+  const dir = await mkdtemp(join(tmpdir(), "turtle-pg-"));
+  execFileSync("chown", ["postgres", dir]);
+  const data = join(dir, "data");
+  const asPostgres = (command: string, args: string[]) =>
+    execFileSync("runuser", ["-u", "postgres", "--", `${bin}/${command}`, ...args], {
+      stdio: "pipe",
+    });
+  asPostgres("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(
+      "runuser",
+      [
+        ...["-u", "postgres", "--", `${bin}/postgres`, "-D", data, "-p", String(port)],
+        ...["-k", dir, "-c", "listen_addresses=127.0.0.1"],
+      ],
+      { stdio: "ignore" },
+    );
+    await until("Postgres to accept connections", async () => {
+      try {
+        execFileSync(`${bin}/pg_isready`, ["-q", "-h", "127.0.0.1", "-p", String(port)]);
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+  };
+  const crash = async () => {
+    asPostgres("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+    await new Promise((resolve) =>
+      child?.exitCode === null ? child.once("exit", resolve) : resolve(null),
+    );
+  };
+  await start();
+  return {
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    start,
+    crash,
+    async remove() {
+      if (child?.exitCode === null) await crash().catch(() => {});
+      execFileSync("rm", ["-rf", dir]);
+    },
+  };
+}
+
+describe("Postgres crashed and started again while steps are checkpointed", () => {
+  it("loses no job and no step; a call whose checkpoint was lost is made again under its key", async () => {
+    const postgres = await ownPostgres();
+    try {
+      platform = await createPlatform("pg-restart", {}, { databaseServer: postgres.url });
+      const current = platform;
+      await current.startWorker();
+      // 20 jobs of 20 calls each, ten at a time, checkpointed as they go.
+      const code = [
+        "const out = [];",
+        "for (let start = 0; start < 20; start += 10) {",
+        "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+        "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
+        "  await control.sleep({ ms: 100 });",
+        "  out.push(...echoed.map((e) => e.i));",
+        "}",
+        "return out.reduce((a, b) => a + b, 0) + input.n * 1000;",
+      ].join("\n");
+      const jobs = [];
+      for (let n = 0; n < 20; n++) jobs.push(await current.submit({ code, input: { n } }));
+      await until("steps to be checkpointed", async () =>
+        (await current.db.step.count()) >= 40 ? true : undefined,
+      );
+      await postgres.crash();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await postgres.start();
+
+      const ended = await until("every job to end", async () => {
+        const rows = await current.db.job.findMany().catch(() => []);
+        return rows.length === jobs.length &&
+          rows.every((row) => row.status === "succeeded" || row.status === "failed")
+          ? rows
+          : undefined;
+      });
+      expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
+      for (const row of ended) {
+        expect(row.result).toBe(190 + (row.input as { n: number }).n * 1000);
+      }
+      expect(await current.db.step.count({ where: { status: "succeeded" } })).toBe(20 * 22);
+      // Every call was made; one whose checkpoint died with Postgres was made again, under the
+      // same idempotency key — never under another.
+      const calls = (await current.executions()).filter((line) => line.tool === "echo");
+      const byKey = new Map<string, number>();
+      for (const line of calls) {
+        byKey.set(String(line.idempotencyKey), (byKey.get(String(line.idempotencyKey)) ?? 0) + 1);
+      }
+      expect(byKey.size).toBe(20 * 20);
+      expect(Math.max(...byKey.values())).toBeLessThanOrEqual(2);
+    } finally {
+      await platform?.close();
+      platform = undefined;
+      await postgres.remove();
+    }
+  }, 180_000);
 });

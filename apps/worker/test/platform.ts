@@ -53,8 +53,9 @@ export interface Platform {
 export async function createPlatform(
   label: string,
   env: Record<string, string> = {},
+  options: { databaseServer?: string } = {},
 ): Promise<Platform> {
-  const database: TestDatabase = await createTestDatabase(label);
+  const database: TestDatabase = await createTestDatabase(label, options.databaseServer);
   const queueName = `test-${label}-${randomBytes(4).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), "turtle-worker-"));
   const countFile = join(dir, "executions.jsonl");

@@ -11,17 +11,23 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database, so test files can run in parallel and never share rows. */
-export async function createTestDatabase(label = "test"): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database, so test files can run in parallel and never share rows; on the
+ * test server, or on `server` (a URL of its maintenance database).
+ */
+export async function createTestDatabase(
+  label = "test",
+  server = TEST_SERVER_URL,
+): Promise<TestDatabase> {
   const name = `turtle_${label.replace(/[^a-z0-9_]/gi, "_").toLowerCase()}_${randomBytes(4).toString("hex")}`;
-  const url = new URL(TEST_SERVER_URL);
+  const url = new URL(server);
   url.pathname = `/${name}`;
   await ensureDatabase(url.toString());
   await migrate(url.toString());
   return {
     url: url.toString(),
     async drop() {
-      const client = new pg.Client({ connectionString: TEST_SERVER_URL });
+      const client = new pg.Client({ connectionString: server });
       await client.connect();
       try {
         await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
