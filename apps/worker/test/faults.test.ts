@@ -94,18 +94,7 @@ async function ownRedis(): Promise<{ url: string; start(): Promise<void>; kill()
     child = spawn("redis-server", [...args, "--appendonly", "yes", "--appendfsync", "always"], {
       stdio: "ignore",
     });
-    await until(
-      "Redis to listen",
-      () =>
-        new Promise<true | undefined>((resolve) => {
-          const socket = connect(port, "127.0.0.1");
-          socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-          });
-          socket.once("error", () => resolve(undefined));
-        }),
-    );
+    await until("Redis to listen", () => listening(port));
   };
   await start();
   return {
