@@ -352,7 +352,8 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         id="timeline"
         actions={
           <span class="muted small">
-            {ordered.length} steps · {stepCounts.replayed} replayed · {stepCounts.failed} failed
+            {ordered.length} step{ordered.length === 1 ? "" : "s"} · {stepCounts.replayed} replayed
+            · {stepCounts.failed} failed
             {moreSteps ? " · first 5,000 shown" : ""}
           </span>
         }
