@@ -18,6 +18,7 @@ import mcpPool from "./plugins/mcp-pool.ts";
 import queue from "./plugins/queue.ts";
 import redis from "./plugins/redis.ts";
 import serversFile from "./plugins/servers-file.ts";
+import approvals from "./routes/approvals.ts";
 import check from "./routes/check.ts";
 import dashboard from "./routes/dashboard.ts";
 import events from "./routes/events.ts";
@@ -27,6 +28,7 @@ import jobs from "./routes/jobs.ts";
 import mcp from "./routes/mcp.ts";
 import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
+import policies from "./routes/policies.ts";
 import servers from "./routes/servers.ts";
 import session from "./routes/session.ts";
 import steps from "./routes/steps.ts";
@@ -189,6 +191,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(jobControl);
         await v1.register(steps);
         await v1.register(events);
+        await v1.register(approvals);
+        await v1.register(policies);
         await v1.register(workers);
         await v1.register(session);
       },

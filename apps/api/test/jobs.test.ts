@@ -521,7 +521,10 @@ describe("GET /v1/jobs", () => {
     ["since=2026-11-24 08:00", "query.since must be a date and time"],
     ["since=-000001-01-01T00:00:00Z", "query.since must be a date and time"],
     ["server=", "query.server must NOT have fewer than 1 characters"],
-    ["status=done", "query.status must be one of queued, running, succeeded, failed, cancelled"],
+    [
+      "status=done",
+      "query.status must be one of queued, running, waiting, succeeded, failed, cancelled",
+    ],
     ["limit=0", "query.limit must be >= 1"],
     ["limit=101", "query.limit must be <= 100"],
     ["limit=ten", "query.limit must be an integer"],

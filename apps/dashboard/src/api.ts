@@ -1,8 +1,15 @@
 // Everything the dashboard reads and does goes through Turtle's REST API, with the session
 // cookie that logging in set (never the API key itself).
 
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-export const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+export type JobStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+export const JOB_STATUSES: JobStatus[] = [
+  "queued",
+  "running",
+  "waiting",
+  "succeeded",
+  "failed",
+  "cancelled",
+];
 export const ENDED: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
 
 export interface JobSummary {

@@ -1,6 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { resolveMethod, ServerUnavailableError, type ToolHost } from "@turtle/bindings";
-import type { JobActivityItem } from "@turtle/core";
+import {
+  type ResolvedMethod,
+  resolveMethod,
+  ServerUnavailableError,
+  type ToolHost,
+} from "@turtle/bindings";
+import type { JobActivityItem, PolicyTable } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
 import type { CheckpointWriter } from "./checkpoints.ts";
 
@@ -30,6 +35,14 @@ export interface DurableStepsInit {
    * key, so a server that had done the work before it died can answer without doing it again.
    */
   retry?: { retries: number; backoffMs: number };
+  /** The tool policies in force, and the decisions people made on this job's calls. */
+  policies?: PolicyTable;
+  approvals?: ReadonlyMap<string, { status: string; reason: string | null }>;
+  /**
+   * A call needs a person's approval that it does not have: record the request and pause the
+   * run (the call's promise never settles for the program; the run ends and the job waits).
+   */
+  requestApproval?: (request: { key: string; server: string; tool: string; args: unknown }) => void;
   /** Told before a call is made again. */
   onRetry?: (retry: {
     server: string;
@@ -75,6 +88,8 @@ export class DurableSteps {
       this.init.onReplay?.();
       return results.get(key);
     }
+    const refused = this.checkPolicy(key, target, call.args);
+    if (refused !== undefined) return refused;
     const seq = this.nextSeq++;
     const startedAt = new Date();
     const base = { jobId, key, seq, server: target.server, tool: target.tool, attempt, startedAt };
@@ -139,6 +154,57 @@ export class DurableSteps {
       throw error;
     }
   };
+
+  /**
+   * What the tool policies say of a call about to be made: nothing (it may run), or a promise
+   * that rejects (denied, rejected) or never settles (waiting for a person; the run pauses).
+   */
+  private checkPolicy(
+    key: string,
+    target: ResolvedMethod,
+    args: unknown,
+  ): Promise<never> | undefined {
+    const { policies, approvals, requestApproval } = this.init;
+    if (policies === undefined) return undefined;
+    const { server, tool } = target;
+    const { policy } = policies.resolve(server, tool, target.annotations);
+    if (policy === "allow") return undefined;
+    if (policy === "deny") {
+      return Promise.reject(
+        new ToolRefusedError(
+          server,
+          tool,
+          "denied",
+          `${server}.${tool} is denied by its tool policy`,
+        ),
+      );
+    }
+    const decision = approvals?.get(key);
+    if (decision?.status === "approved") return undefined;
+    if (decision?.status === "rejected") {
+      const why = decision.reason ? `: ${decision.reason}` : "";
+      return Promise.reject(
+        new ToolRefusedError(server, tool, "rejected", `${server}.${tool} was rejected${why}`),
+      );
+    }
+    requestApproval?.({ key, server, tool, args });
+    return new Promise<never>(() => {});
+  }
+}
+
+/** A call the tool policies refuse: a ToolError (code `denied` or `rejected`) for the program. */
+export class ToolRefusedError extends Error {
+  override readonly name = "ToolError";
+  readonly server: string;
+  readonly tool: string;
+  readonly code: "denied" | "rejected";
+
+  constructor(server: string, tool: string, code: "denied" | "rejected", message: string) {
+    super(message);
+    this.server = server;
+    this.tool = tool;
+    this.code = code;
+  }
 }
 
 /** A step's end as live watchers (and metrics) see it. */

@@ -1,5 +1,5 @@
-import { type Config, publishJobEvent, type QueuedJob } from "@turtle/core";
-import type { Db } from "@turtle/db";
+import { type Config, type PolicyTable, publishJobEvent, type QueuedJob } from "@turtle/core";
+import type { Db, Prisma } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
@@ -23,6 +23,8 @@ export interface RunJobDeps {
   log: (fields: Record<string, unknown>, message: string) => void;
   /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
   metrics?: WorkerMetrics;
+  /** The tool policies in force (cached by the worker until they change). */
+  policies?: () => Promise<PolicyTable>;
 }
 
 interface Prior {
@@ -53,6 +55,7 @@ async function loadPrior(db: Db, jobId: string, memoryMb: number): Promise<Prior
 /** Why a run was aborted from the host side. */
 export const ABORT_CANCEL = "cancelled";
 export const ABORT_SHUTDOWN = "shutdown";
+export const ABORT_APPROVAL = "approval";
 
 /**
  * The BullMQ processor. Postgres is the record: the run starts only if the job is still at this
@@ -99,8 +102,17 @@ export async function runJob(
   let activity: ActivityStream | undefined;
   let stopReplays = () => {};
   try {
-    const prior =
-      job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
+    const again = job.attempts > 1 || job.run > 0;
+    const prior = again ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
+    const policies = await deps.policies?.();
+    // Decisions on calls that waited for a person (a job that waited runs again as a new run).
+    const approvals = new Map(
+      (job.run > 0 ? await db.approval.findMany({ where: { jobId } }) : []).map((row) => [
+        row.stepKey,
+        { status: row.status, reason: row.reason },
+      ]),
+    );
+    const requested: Array<{ key: string; server: string; tool: string; args: unknown }> = [];
     try {
       lease = await deps.toolHosts.acquire(job.servers);
     } catch (error) {
@@ -144,6 +156,12 @@ export async function runJob(
         deps.metrics?.step(item);
       },
       onReplay: replaysGrew,
+      ...(policies === undefined ? {} : { policies }),
+      approvals,
+      requestApproval: (request) => {
+        requested.push(request);
+        controller.abort(ABORT_APPROVAL);
+      },
       retry: { retries: config.STEP_RETRIES, backoffMs: config.STEP_RETRY_BACKOFF_MS },
       onRetry: (retry) => {
         deps.log({ jobId, ...retry }, "server lost during a call; calling again");
@@ -174,6 +192,14 @@ export async function runJob(
       await deps.checkpoints.flush();
       return await handBack(deps, entry, token, jobId, run);
     }
+    if (controller.signal.aborted && reason === ABORT_APPROVAL) {
+      await deps.checkpoints.flush();
+      return await waitForApproval(deps, jobId, run, requested, {
+        executedSteps: job.executedSteps + steps.executed,
+        replayedSteps: job.replayedSteps + outcome.replayed.length + steps.replayedKeys.length,
+        logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
+      });
+    }
     const executedSteps = job.executedSteps + steps.executed;
     const replayedSteps = job.replayedSteps + replayedKeys.length;
     deps.log(
@@ -203,6 +229,42 @@ export async function runJob(
     activity?.flush();
     untrack();
     lease?.release();
+  }
+}
+
+/**
+ * A run paused for a person's approval: the requests are stored, then the job is `waiting` — no
+ * worker or isolate holds it. A decision (POST /v1/jobs/:id/approvals/:stepKey) queues its next
+ * run, which replays what was done and finds the decision.
+ */
+async function waitForApproval(
+  deps: RunJobDeps,
+  jobId: string,
+  run: number,
+  requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
+  progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
+): Promise<void> {
+  const { db } = deps;
+  for (const request of requested) {
+    const args = (request.args ?? {}) as Prisma.InputJsonValue;
+    await db.approval.upsert({
+      where: { jobId_stepKey: { jobId, stepKey: request.key } },
+      create: { jobId, stepKey: request.key, server: request.server, tool: request.tool, args },
+      update: {},
+    });
+  }
+  const paused = await db.job.updateMany({
+    where: { id: jobId, run, status: "running" },
+    data: {
+      status: "waiting",
+      executedSteps: progress.executedSteps,
+      replayedSteps: progress.replayedSteps,
+      logs: progress.logs as unknown as Prisma.InputJsonValue,
+    },
+  });
+  deps.log({ jobId, approvals: requested.map((request) => request.key) }, "job waits for approval");
+  if (paused.count === 1) {
+    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: "waiting" });
   }
 }
 

@@ -6,6 +6,7 @@ import {
   createSecretBox,
   metricsIndexKey,
   metricsKey,
+  PolicyTable,
   type QueuedJob,
   type SecretBox,
   type WorkerInfo,
@@ -73,10 +74,23 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   };
 
   const names = channels(config.TURTLE_QUEUE);
-  const subscribed = subscriber.subscribe(names.cancel, names.servers);
+  // The tool policies, read once and again after any change.
+  let policyTable: Promise<PolicyTable> | null = null;
+  const policies = () => {
+    if (policyTable !== null) return policyTable;
+    const loading = db.toolPolicy.findMany().then((rows) => new PolicyTable(rows));
+    policyTable = loading;
+    loading.catch(() => {
+      if (policyTable === loading) policyTable = null;
+    });
+    return loading;
+  };
+
+  const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
     if (channel === names.cancel) running.get(message)?.controller.abort(ABORT_CANCEL);
     else if (channel === names.servers) toolHosts.invalidate();
+    else if (channel === names.policies) policyTable = null;
   });
 
   const bull = new Worker<QueuedJob, void, "run">(
@@ -95,6 +109,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           limit,
           log,
           metrics,
+          policies,
           track: (jobId, controller) => {
             running.set(jobId, { controller, since: new Date() });
             return () => running.delete(jobId);

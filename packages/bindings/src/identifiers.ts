@@ -11,6 +11,16 @@ export interface CatalogMethod {
   description?: string;
   inputSchema: unknown;
   outputSchema?: unknown;
+  /** What the server says the tool does (readOnlyHint, destructiveHint…): tool policies read it. */
+  annotations?: ToolAnnotations;
+}
+
+export interface ToolAnnotations {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+  title?: string;
 }
 
 export interface CatalogNamespace {
@@ -94,6 +104,7 @@ export function buildCatalog(servers: Array<{ name: string; tools: Tool[] }>): C
         ...(tool.description === undefined ? {} : { description: tool.description }),
         inputSchema: tool.inputSchema,
         ...(tool.outputSchema === undefined ? {} : { outputSchema: tool.outputSchema }),
+        ...(tool.annotations === undefined ? {} : { annotations: tool.annotations }),
       });
     }
     namespaces.push({ identifier, server: server.name, methods });
@@ -114,7 +125,13 @@ function claim(
   owners.set(identifier, original);
 }
 
-type MethodIndex = Map<string, Map<string, { server: string; tool: string }>>;
+export interface ResolvedMethod {
+  server: string;
+  tool: string;
+  annotations?: ToolAnnotations;
+}
+
+type MethodIndex = Map<string, Map<string, ResolvedMethod>>;
 const indexes = new WeakMap<Catalog, MethodIndex>();
 
 /**
@@ -125,14 +142,18 @@ export function resolveMethod(
   catalog: Catalog,
   namespaceIdentifier: string,
   methodIdentifier: string,
-): { server: string; tool: string } | undefined {
+): ResolvedMethod | undefined {
   let index = indexes.get(catalog);
   if (!index) {
     index = new Map();
     for (const ns of catalog.namespaces) {
-      const methods = new Map<string, { server: string; tool: string }>();
+      const methods = new Map<string, ResolvedMethod>();
       for (const method of ns.methods) {
-        methods.set(method.identifier, { server: ns.server, tool: method.tool });
+        methods.set(method.identifier, {
+          server: ns.server,
+          tool: method.tool,
+          ...(method.annotations === undefined ? {} : { annotations: method.annotations }),
+        });
       }
       index.set(ns.identifier, methods);
     }

@@ -33,7 +33,9 @@ export {
   type CatalogMethod,
   type CatalogNamespace,
   isSafeIdentifier,
+  type ResolvedMethod,
   resolveMethod,
+  type ToolAnnotations,
   toIdentifier,
 } from "./identifiers.ts";
 export {

@@ -58,7 +58,10 @@ interface ToolError extends Error {
   name: "ToolError";
   server: string;
   tool: string;
-  /** "tool_error": the tool failed; "server_unavailable": its server could not be reached. */
+  /**
+   * "tool_error": the tool failed; "server_unavailable": its server could not be reached;
+   * "denied": a tool policy forbids the call; "rejected": a person rejected it.
+   */
   code: string;
 }
 

@@ -11,6 +11,13 @@ export {
 } from "./events.ts";
 export { EnqueueError, enqueueRun, type NewJob, submitJob, submitJobs } from "./jobs.ts";
 export {
+  annotationPolicy,
+  EVERY_TOOL,
+  POLICY_KINDS,
+  type PolicyKind,
+  PolicyTable,
+} from "./policies.ts";
+export {
   channels,
   createJobQueue,
   createRedis,

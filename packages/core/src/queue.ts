@@ -56,6 +56,8 @@ export function channels(queue: string) {
     cancel: `${queue}:cancel`,
     /** A server name: its registration changed. */
     servers: `${queue}:servers`,
+    /** A server name: its tool policies changed. */
+    policies: `${queue}:policies`,
     /** JobActivity[] JSON of one job: its steps starting and ending, its log lines. */
     activity: (jobId: string) => `${queue}:job:${jobId}:activity`,
   };

@@ -1,7 +1,14 @@
 // What the API shows of jobs and steps, and the JSON Schemas that document (and strip) it.
 import type { Job, JobStatus, Step } from "@turtle/db";
 
-export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export const JOB_STATUSES = [
+  "queued",
+  "running",
+  "waiting",
+  "succeeded",
+  "failed",
+  "cancelled",
+] as const;
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
   "succeeded",
   "failed",

@@ -44,13 +44,13 @@ export default async function jobControlRoutes(app: FastifyInstance) {
 
   app.post<{ Params: { id: string }; Querystring: { wait?: number } }>(
     "/jobs/:id/cancel",
-    { schema: schema("Cancel a queued or running job") },
+    { schema: schema("Cancel a queued, waiting or running job") },
     async (request, reply) => {
       let job = await findJob(app, request.params.id);
-      if (job.status === "queued") {
+      if (job.status === "queued" || job.status === "waiting") {
         const now = new Date();
         const cancelled = await app.db.job.updateMany({
-          where: { id: job.id, status: "queued" },
+          where: { id: job.id, status: job.status },
           data: {
             status: "cancelled",
             finishedAt: now,
@@ -87,7 +87,7 @@ export default async function jobControlRoutes(app: FastifyInstance) {
       }
       throw conflict(
         "not_cancellable",
-        `job ${job.id} is ${job.status}: only queued or running jobs can be cancelled`,
+        `job ${job.id} is ${job.status}: only queued, waiting or running jobs can be cancelled`,
       );
     },
   );

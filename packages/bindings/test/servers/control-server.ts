@@ -127,6 +127,28 @@ const extraTools: Tool[] = Array.from({ length: Number(process.env.EXTRA_TOOLS) 
     required: ["id"],
   },
 }));
+// With ANNOTATED_TOOLS=1, two tools that say what they do (for tool policies).
+if (process.env.ANNOTATED_TOOLS === "1") {
+  const record: Tool["inputSchema"] = {
+    type: "object",
+    properties: { id: { type: "string" } },
+    required: ["id"],
+  };
+  extraTools.push(
+    {
+      name: "read_record",
+      description: "Reads a record: returns its arguments.",
+      inputSchema: record,
+      annotations: { readOnlyHint: true },
+    },
+    {
+      name: "delete_record",
+      description: "Deletes a record: returns its arguments.",
+      inputSchema: record,
+      annotations: { destructiveHint: true },
+    },
+  );
+}
 const addedTools = new Map<string, Tool>();
 
 const byTool: Record<string, number> = {};

@@ -1,0 +1,213 @@
+// Tool policies and durable approvals, with a real worker process and a real MCP server whose
+// tools say what they do (readOnlyHint, destructiveHint).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
+
+let fleet: TestFleet;
+let api: TestApi;
+
+beforeAll(async () => {
+  fleet = await startFleet({
+    servers: (dir) => [
+      {
+        name: "control",
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { ANNOTATED_TOOLS: "1", COUNT_FILE: join(dir, "calls.jsonl") },
+      },
+    ],
+  });
+  ({ api } = fleet);
+});
+
+afterAll(async () => {
+  await fleet?.close();
+});
+
+/** How many times the server executed each tool. */
+function executions(): Record<string, number> {
+  let text = "";
+  try {
+    text = readFileSync(join(fleet.dir, "calls.jsonl"), "utf8");
+  } catch {
+    return {};
+  }
+  const counts: Record<string, number> = {};
+  for (const line of text.split("\n").filter(Boolean)) {
+    const { tool } = JSON.parse(line) as { tool: string };
+    counts[tool] = (counts[tool] ?? 0) + 1;
+  }
+  return counts;
+}
+
+async function submit(code: string): Promise<string> {
+  const response = await api.call({ method: "POST", url: "/v1/jobs", payload: { code } });
+  expect(response.statusCode).toBe(202);
+  return response.json().id;
+}
+
+const status = (id: string, wanted: string) =>
+  eventually(`job ${id} to be ${wanted}`, async () => {
+    const job = (await api.call({ method: "GET", url: `/v1/jobs/${id}` })).json();
+    return job.status === wanted ? job : undefined;
+  });
+
+const decide = (id: string, stepKey: string, body: Record<string, unknown>) =>
+  api.call({
+    method: "POST",
+    url: `/v1/jobs/${id}/approvals/${encodeURIComponent(stepKey)}`,
+    payload: body,
+  });
+
+describe("tool policies", () => {
+  it("default from annotations: read-only runs, destructive waits", async () => {
+    const response = await api.call({ method: "GET", url: "/v1/servers/control/policies" });
+    expect(response.statusCode).toBe(200);
+    const { tools, default: wide } = response.json();
+    expect(wide).toBeNull();
+    const byTool = Object.fromEntries(
+      tools.map((tool: { tool: string; policy: string; source: string }) => [tool.tool, tool]),
+    );
+    expect(byTool.read_record).toEqual({
+      tool: "read_record",
+      policy: "allow",
+      source: "annotations",
+    });
+    expect(byTool.delete_record).toEqual({
+      tool: "delete_record",
+      policy: "approve",
+      source: "annotations",
+    });
+    expect(byTool.echo.policy).toBe("allow");
+  });
+
+  it("pauses a job at a call that needs approval, holding no worker, and goes on once approved", async () => {
+    const before = executions();
+    const id = await submit(
+      "const read = await control.read_record({ id: 'a' });\nconst gone = await control.delete_record({ id: 'a' });\nreturn { read, gone };",
+    );
+    const waiting = await status(id, "waiting");
+    expect(waiting.finishedAt).toBeNull();
+    const listed = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json();
+    expect(listed.approvals).toEqual([
+      expect.objectContaining({
+        server: "control",
+        tool: "delete_record",
+        args: { id: "a" },
+        status: "pending",
+        reason: null,
+        decidedAt: null,
+      }),
+    ]);
+    // Nothing destructive ran; the worker runs other jobs meanwhile.
+    expect((executions().delete_record ?? 0) - (before.delete_record ?? 0)).toBe(0);
+    const other = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: "return (await control.echo({ n: 1 })).n" },
+    });
+    expect(other.json()).toMatchObject({ status: "succeeded", result: 1 });
+
+    const approved = await decide(id, listed.approvals[0].stepKey, { decision: "approve" });
+    expect(approved.statusCode).toBe(200);
+    expect(approved.json()).toMatchObject({ status: "approved" });
+    const done = await status(id, "succeeded");
+    expect(done.result).toEqual({ read: { id: "a" }, gone: { id: "a" } });
+    expect(done.stats.replayedSteps).toBe(1);
+    const after = executions();
+    // The read ran once (replayed after the pause), the delete once (after the approval).
+    expect((after.read_record ?? 0) - (before.read_record ?? 0)).toBe(1);
+    expect((after.delete_record ?? 0) - (before.delete_record ?? 0)).toBe(1);
+
+    const again = await decide(id, listed.approvals[0].stepKey, { decision: "reject" });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.message).toContain("was approved already");
+  });
+
+  it("turns a rejection into a ToolError (code rejected) the program can catch", async () => {
+    const id = await submit(
+      "try {\n  await control.delete_record({ id: 'b' });\n  return 'deleted';\n} catch (error) {\n  return { code: error.code, message: error.message };\n}",
+    );
+    await status(id, "waiting");
+    const [request] = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json()
+      .approvals;
+    const rejected = await decide(id, request.stepKey, { decision: "reject", reason: "not today" });
+    expect(rejected.json()).toMatchObject({ status: "rejected", reason: "not today" });
+    const done = await status(id, "succeeded");
+    expect(done.result).toEqual({
+      code: "rejected",
+      message: "control.delete_record was rejected: not today",
+    });
+  });
+
+  it("follows rules set per tool and per server: deny throws, allow skips the approval", async () => {
+    const set = await api.call({
+      method: "PUT",
+      url: "/v1/servers/control/policies",
+      payload: { tools: { read_record: "deny", delete_record: "allow" } },
+    });
+    expect(set.statusCode).toBe(200);
+    expect(set.json().tools).toEqual(
+      expect.arrayContaining([
+        { tool: "read_record", policy: "deny", source: "tool" },
+        { tool: "delete_record", policy: "allow", source: "tool" },
+      ]),
+    );
+    const denied = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: {
+        code: "try { await control.read_record({ id: 'c' }); } catch (error) { return error.code; }",
+      },
+    });
+    expect(denied.json()).toMatchObject({ status: "succeeded", result: "denied" });
+    const allowed = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: "return await control.delete_record({ id: 'c' });" },
+    });
+    expect(allowed.json()).toMatchObject({ status: "succeeded", result: { id: "c" } });
+
+    // A server-wide rule, under the tools' own rules; null removes a rule.
+    const wide = await api.call({
+      method: "PUT",
+      url: "/v1/servers/control/policies",
+      payload: { default: "approve", tools: { read_record: null, delete_record: null } },
+    });
+    const echo = wide.json().tools.find((tool: { tool: string }) => tool.tool === "echo");
+    expect(echo).toEqual({ tool: "echo", policy: "approve", source: "server" });
+    const waits = await submit("return await control.echo({ n: 2 });");
+    await status(waits, "waiting");
+    const cancelled = await api.call({ method: "POST", url: `/v1/jobs/${waits}/cancel` });
+    expect(cancelled.json().status).toBe("cancelled");
+    await api.call({
+      method: "PUT",
+      url: "/v1/servers/control/policies",
+      payload: { default: null },
+    });
+  });
+
+  it("answers bad decisions and rules clearly", async () => {
+    const id = await submit("return 1");
+    const unknown = await decide(id, "control.delete_record:x#0", { decision: "approve" });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toContain("has no approval request for step");
+    const bad = await decide(id, "k", { decision: "maybe" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain("body.decision must be one of approve, reject");
+    const rule = await api.call({
+      method: "PUT",
+      url: "/v1/servers/control/policies",
+      payload: { tools: { echo: "sometimes" } },
+    });
+    expect(rule.statusCode).toBe(400);
+    const missing = await api.call({
+      method: "PUT",
+      url: "/v1/servers/nope/policies",
+      payload: { default: "deny" },
+    });
+    expect(missing.statusCode).toBe(404);
+  });
+});
