@@ -77,6 +77,17 @@ export interface Step {
   error?: unknown;
 }
 
+export interface Approval {
+  stepKey: string;
+  server: string;
+  tool: string;
+  args: unknown;
+  status: "pending" | "approved" | "rejected";
+  reason: string | null;
+  requestedAt: string;
+  decidedAt: string | null;
+}
+
 export interface Server {
   name: string;
   transport: "stdio" | "http";

@@ -28,7 +28,14 @@ beforeAll(async () => {
   const executablePath = chromiumPath();
   mkdirSync(SCREENSHOTS, { recursive: true });
   fleet = await startFleet({
-    servers: () => [{ name: "control", command: process.execPath, args: [CONTROL_SERVER] }],
+    servers: () => [
+      {
+        name: "control",
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { ANNOTATED_TOOLS: "1" },
+      },
+    ],
     workerEnv: { WORKER_METRICS_MS: "500" },
   });
   ({ api, base } = fleet);
@@ -150,6 +157,24 @@ describe("the dashboard in Chromium", () => {
       .locator("tr[data-job]")
       .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-status")));
     expect(new Set(statuses)).toEqual(new Set(["failed"]));
+  });
+
+  it("shows a call waiting for approval, and approving it lets the job go on", async () => {
+    const id = await submit(
+      "const gone = await control.delete_record({ id: 'r-17' });\nreturn { deleted: gone.id };",
+    );
+    await page.goto(`${base}/dashboard/jobs/${id}`);
+    await page.locator(".page-head .badge", { hasText: "waiting" }).waitFor();
+    const request = page.locator("[data-approval][data-status=pending]");
+    await request.waitFor();
+    expect(await request.locator(".tool-name").textContent()).toBe("control.delete_record");
+    expect(await request.locator("pre").textContent()).toContain('"r-17"');
+    await shot("09-job-waiting-approval");
+    await request.locator("input").fill("checked with the owner");
+    await request.locator("button:has-text('Approve')").click();
+    await page.locator(".page-head .badge", { hasText: "succeeded" }).waitFor({ timeout: 30_000 });
+    await expect.poll(() => page.locator("[data-testid=result]").textContent()).toContain("r-17");
+    expect(await page.locator("[data-approval][data-status=approved]").count()).toBe(1);
   });
 
   it("shows each server's tools and declarations, and the live workers with throughput", async () => {

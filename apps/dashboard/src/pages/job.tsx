@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import {
   ApiError,
+  type Approval,
   allSteps,
   api,
   ENDED,
@@ -73,6 +74,83 @@ function Logs({ logs, running }: { logs: LogEntry[]; running: boolean }) {
 }
 
 type Action = "cancel" | "resume" | "retry";
+
+/** The calls a waiting job asks a person about, each with Approve and Reject. */
+function Approvals({
+  jobId,
+  status,
+  onDecided,
+}: {
+  jobId: string;
+  status: string;
+  onDecided: () => void;
+}) {
+  const [approvals, setApprovals] = useState<Approval[]>([]);
+  const [reasons, setReasons] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    api<{ approvals: Approval[] }>(`/v1/jobs/${encodeURIComponent(jobId)}/approvals`)
+      .then((answer) => setApprovals(answer.approvals))
+      .catch((caught) => setError(caught instanceof ApiError ? caught.message : String(caught)));
+  useEffect(() => {
+    void load();
+  }, [jobId, status]);
+  if (approvals.length === 0) return null;
+  const decide = async (approval: Approval, decision: "approve" | "reject") => {
+    try {
+      const reason = reasons[approval.stepKey]?.trim();
+      await api(
+        `/v1/jobs/${encodeURIComponent(jobId)}/approvals/${encodeURIComponent(approval.stepKey)}`,
+        { method: "POST", body: { decision, ...(reason ? { reason } : {}) } },
+      );
+      await load();
+      onDecided();
+    } catch (caught) {
+      setError(caught instanceof ApiError ? caught.message : String(caught));
+    }
+  };
+  return (
+    <Panel title="Approvals" id="approvals">
+      {error !== null && <Notice>{error}</Notice>}
+      <ul class="approvals">
+        {approvals.map((approval) => (
+          <li data-approval={approval.stepKey} data-status={approval.status}>
+            <div class="approval-head">
+              <span class="mono tool-name">
+                {approval.server}.{approval.tool}
+              </span>
+              <StatusBadge status={approval.status} />
+            </div>
+            <pre class="json">{json(approval.args)}</pre>
+            {approval.status === "pending" ? (
+              <div class="actions">
+                <input
+                  type="text"
+                  placeholder="Reason (optional)"
+                  value={reasons[approval.stepKey] ?? ""}
+                  onInput={(e) =>
+                    setReasons({
+                      ...reasons,
+                      [approval.stepKey]: (e.target as HTMLInputElement).value,
+                    })
+                  }
+                />
+                <button type="button" class="primary" onClick={() => decide(approval, "approve")}>
+                  Approve
+                </button>
+                <button type="button" class="danger" onClick={() => decide(approval, "reject")}>
+                  Reject
+                </button>
+              </div>
+            ) : (
+              approval.reason && <p class="muted small">{approval.reason}</p>
+            )}
+          </li>
+        ))}
+      </ul>
+    </Panel>
+  );
+}
 
 export function JobPage({ id }: { id?: string; path?: string }) {
   const jobId = id ?? "";
@@ -204,7 +282,7 @@ export function JobPage({ id }: { id?: string; path?: string }) {
         {running && <LiveDot state={state} />}
         <span class="spacer" />
         <div class="actions">
-          {(job.status === "queued" || job.status === "running") && (
+          {(job.status === "queued" || job.status === "running" || job.status === "waiting") && (
             <button
               type="button"
               class="danger"
@@ -310,6 +388,8 @@ export function JobPage({ id }: { id?: string; path?: string }) {
           )}
         </div>
       )}
+
+      <Approvals jobId={job.id} status={job.status} onDecided={() => void load()} />
 
       {job.status === "succeeded" && (
         <Panel
