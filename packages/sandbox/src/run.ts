@@ -652,10 +652,20 @@ class Execution {
   private decodeReply(envelope: string, filename: string) {
     // "<R|E>[replayed keys, log lines sent]\0<body>": the head comes first, whatever the outcome.
     const split = envelope.indexOf("\0");
-    const head = JSON.parse(envelope.slice(1, split)) as unknown;
+    // A program can make the runtime's head say anything (an Array.prototype.toJSON, say). A true
+    // one lists each replayed key once, every one from the replay table, so it is never longer
+    // than that table: a longer head is not read, and no key is taken twice.
+    const headText = envelope.slice(1, split);
+    const bound = (this.options.durable?.replay?.length ?? 0) + 64;
+    const head = headText.length <= bound ? (JSON.parse(headText) as unknown) : null;
     const replayed = Array.isArray(head) ? head[0] : undefined;
     if (Array.isArray(replayed)) {
-      for (const key of replayed) if (typeof key === "string") this.replayed.push(key);
+      const seen = new Set<string>();
+      for (const key of replayed) {
+        if (typeof key !== "string" || key.length > MAX_KEY_LENGTH || seen.has(key)) continue;
+        seen.add(key);
+        this.replayed.push(key);
+      }
     }
     const reply = envelope[0] + envelope.slice(split + 1);
     if (Buffer.byteLength(reply) > this.limits.maxResultBytes + 64 * 1024) {

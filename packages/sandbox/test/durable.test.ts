@@ -87,4 +87,26 @@ describe("step keys", () => {
     expect(counts).toEqual([5, 8]);
     expect(calls).toEqual(['{"i":"new"}@5', '{"i":"a"}@8', '{"i":"b"}@8']);
   });
+
+  it("forged replayed keys (Array.prototype.toJSON) are read no further than the replay table", async () => {
+    const first = await record("await tools.echo({ n: 1 });");
+    const replay = JSON.stringify({ [first.keys[0] ?? ""]: { n: 1 } });
+    const forge = (keys: string) =>
+      record(
+        [
+          "await tools.echo({ n: 1 });",
+          "Array.prototype.toJSON = function () {",
+          `  return this.length === 2 && Array.isArray(this[0]) ? [${keys}, this[1]] : this;`,
+          "};",
+          "return 'forged';",
+        ].join("\n"),
+        replay,
+      );
+    // A million keys: more than the table could ever hold, so none is read.
+    const flood = await forge("Array.from({ length: 1_000_000 }, (_, i) => 'k' + i)");
+    expect(flood.run).toMatchObject({ ok: true, result: "forged", replayed: [] });
+    // A few short ones fit, but each is taken once.
+    const twice = await forge("['a', 'a', 'b', 42]");
+    expect(twice.run.replayed).toEqual(["a", "b"]);
+  });
 });

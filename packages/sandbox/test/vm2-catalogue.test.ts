@@ -86,8 +86,9 @@ import {
  *    "Category 15 and 27 …"; h: "the globals are exactly ECMAScript's plus input, console,
  *    ToolError and the namespaces"
  * 28 Internal-container leak via Array.prototype setters | yes: the runtime's `replayed` list is
- *    an array | "Category 28 …". Open: Array.prototype.toJSON lets a program rewrite the replayed
- *    keys its reply reports (its own job's accounting only)
+ *    an array | "Category 28 …". Array.prototype.toJSON lets a program rewrite the replayed
+ *    keys its reply reports (its own job's accounting only); the host reads no more of them than
+ *    the replay table holds, each once (durable.test.ts: "forged replayed keys …")
  * 29 Async generator yield*-return thenable | yes in form | "Category 29 and CVE-2026-45411 …"
  * 30 Prototype mutation via `__proto__` setter | yes in form: severing the runtime's classes |
  *    "Category 30 …"
