@@ -142,44 +142,26 @@ export function JobsPage(_props: { path?: string }) {
         <LiveDot state={state} />
       </div>
       <div class="filters">
-        <label>
-          Status
-          <select
-            name="status"
-            value={filters.status}
-            onChange={(e) => setFilter("status", (e.target as HTMLSelectElement).value)}
-          >
-            <option value="">All</option>
-            {JOB_STATUSES.map((status) => (
-              <option value={status}>{status}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Server
-          <select
-            name="server"
-            value={filters.server}
-            onChange={(e) => setFilter("server", (e.target as HTMLSelectElement).value)}
-          >
-            <option value="">All</option>
-            {servers.map((server) => (
-              <option value={server.name}>{server.name}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Created
-          <select
-            name="period"
-            value={filters.period}
-            onChange={(e) => setFilter("period", (e.target as HTMLSelectElement).value)}
-          >
-            {PERIODS.map((period) => (
-              <option value={period.value}>{period.label}</option>
-            ))}
-          </select>
-        </label>
+        {(
+          [
+            ["status", "Status", [["", "All"], ...JOB_STATUSES.map((s) => [s, s])]],
+            ["server", "Server", [["", "All"], ...servers.map((s) => [s.name, s.name])]],
+            ["period", "Created", PERIODS.map((p) => [p.value, p.label])],
+          ] as Array<[keyof Filters, string, string[][]]>
+        ).map(([name, label, options]) => (
+          <label>
+            {label}
+            <select
+              name={name}
+              value={filters[name]}
+              onChange={(e) => setFilter(name, (e.target as HTMLSelectElement).value)}
+            >
+              {options.map(([value, text]) => (
+                <option value={value}>{text}</option>
+              ))}
+            </select>
+          </label>
+        ))}
       </div>
       {error !== null && <Notice>{error}</Notice>}
       {jobs === null ? (
