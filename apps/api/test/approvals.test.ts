@@ -2,6 +2,8 @@
 // tools say what they do (readOnlyHint, destructiveHint).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
 
@@ -131,6 +133,16 @@ describe("tool policies", () => {
       "try {\n  await control.delete_record({ id: 'b' });\n  return 'deleted';\n} catch (error) {\n  return { code: error.code, message: error.message };\n}",
     );
     await status(id, "waiting");
+    // An agent asking over MCP learns why the job does not go on.
+    const agent = new Client({ name: "approvals-test", version: "1.0.0" });
+    await agent.connect(
+      new StreamableHTTPClientTransport(new URL(`${fleet.base}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${api.key}` } },
+      }),
+    );
+    const told = await agent.callTool({ name: "get_job", arguments: { id } });
+    await agent.close();
+    expect(JSON.stringify(told.content)).toContain("Waiting for a person to approve a tool call");
     const [request] = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json()
       .approvals;
     const rejected = await decide(id, request.stepKey, { decision: "reject", reason: "not today" });

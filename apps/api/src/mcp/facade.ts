@@ -224,6 +224,11 @@ export function createFacade(app: FastifyInstance): Server {
     if (TERMINAL_STATUSES.has(job.status)) return text(answer, isError);
     const waited = waitedSeconds > 0 ? ` after ${waitedSeconds} s` : "";
     const call = JSON.stringify({ id: job.id, wait: 30 });
+    if (job.status === "waiting") {
+      return text(
+        `${answer}\nWaiting for a person to approve a tool call (its policy asks for approval; GET /v1/jobs/${job.id}/approvals lists them). It goes on once decided: get_job ${call} waits for its end.`,
+      );
+    }
     return text(`${answer}\nStill ${job.status}${waited}: get_job ${call} waits for its end.`);
   }
 
