@@ -49,7 +49,8 @@ export class ActivityStream {
   flush(ended = false): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.batch.length === 0 && !ended) return;
+    // A run that never published anything has no backlog to shorten: most short jobs.
+    if (this.batch.length === 0 && (!ended || this.seq === 0)) return;
     const batch = this.batch;
     this.batch = [];
     this.keptBytes += batch.reduce(
