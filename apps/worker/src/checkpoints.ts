@@ -1,4 +1,4 @@
-import type { Db, JobStatus } from "@turtle/db";
+import { type Db, type JobStatus, Prisma } from "@turtle/db";
 
 /** One finished tool call, as the Step table keeps it. */
 export interface Checkpoint {
@@ -216,33 +216,20 @@ export class CheckpointWriter {
 
   /**
    * One statement: insert the checkpoints (a step that failed before may succeed on a later
-   * attempt; a succeeded one is never overwritten), count replays, and finish the jobs.
+   * attempt; a succeeded one is never overwritten), count replays, and finish the jobs. Parts
+   * with nothing to do are left out: a batch of a running job's steps, the usual one, is a
+   * plain insert, which costs Postgres about a third less CPU than the statement with its two
+   * empty updates (20 steps: ~0.8 ms against ~1.1 ms).
    */
   private async write(batch: Pick<Batch, "steps" | "finishes">): Promise<Set<string>> {
     if (batch.steps.length > 0) this.options.onBatch?.(batch.steps.length);
-    // Checkpoints travel as JSON text, taken apart by json_to_recordset: half the Postgres CPU
-    // of the jsonb variant, which builds a binary document first (1,000 steps: ~5 ms vs ~9 ms).
-    // The rows go as they are: a result or error left out reads as NULL, as a null one does.
-    const steps = storable(JSON.stringify(batch.steps));
-    const replays = JSON.stringify(
-      batch.finishes.flatMap((finish) =>
-        (finish.replayedKeys ?? []).map((key) => ({ jobId: finish.jobId, key })),
-      ),
-    );
-    const finishes = storable(
-      JSON.stringify(
-        batch.finishes
-          .filter((finish) => !this.lost.has(finish.jobId))
-          .map(({ replayedKeys: _keys, ...finish }) => ({
-            ...finish,
-            result: finish.result ?? null,
-            error: finish.error ?? null,
-            logs: finish.logs ?? [],
-          })),
-      ),
-    );
-    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
-      WITH inserted AS (
+    const parts: Prisma.Sql[] = [];
+    if (batch.steps.length > 0) {
+      // Checkpoints travel as JSON text, taken apart by json_to_recordset: half the Postgres
+      // CPU of the jsonb variant, which builds a binary document first (1,000 steps: ~5 ms vs
+      // ~9 ms). The rows go as they are: a result or error left out reads as NULL.
+      const steps = storable(JSON.stringify(batch.steps));
+      parts.push(Prisma.sql`inserted AS (
         INSERT INTO "Step" ("jobId", key, seq, server, tool, status, result, error, attempt, "startedAt", "finishedAt")
         SELECT "jobId", key, seq, server, tool, status::"StepStatus", result, error, attempt, "startedAt", "finishedAt"
         FROM json_to_recordset(${steps}::json) AS x(
@@ -253,12 +240,32 @@ export class CheckpointWriter {
           attempt = EXCLUDED.attempt, "startedAt" = EXCLUDED."startedAt", "finishedAt" = EXCLUDED."finishedAt"
         WHERE "Step".status <> 'succeeded'
         RETURNING 1
-      ), replayed AS (
+      )`);
+    }
+    const replayed = batch.finishes.flatMap((finish) =>
+      (finish.replayedKeys ?? []).map((key) => ({ jobId: finish.jobId, key })),
+    );
+    if (replayed.length > 0) {
+      parts.push(Prisma.sql`replayed AS (
         UPDATE "Step" AS s SET replays = s.replays + 1
-        FROM jsonb_to_recordset(${replays}::jsonb) AS r("jobId" uuid, key text)
+        FROM jsonb_to_recordset(${JSON.stringify(replayed)}::jsonb) AS r("jobId" uuid, key text)
         WHERE s."jobId" = r."jobId" AND s.key = r.key
         RETURNING 1
-      ), finished AS (
+      )`);
+    }
+    const finishing = batch.finishes.filter((finish) => !this.lost.has(finish.jobId));
+    if (finishing.length > 0) {
+      const finishes = storable(
+        JSON.stringify(
+          finishing.map(({ replayedKeys: _keys, ...finish }) => ({
+            ...finish,
+            result: finish.result ?? null,
+            error: finish.error ?? null,
+            logs: finish.logs ?? [],
+          })),
+        ),
+      );
+      parts.push(Prisma.sql`finished AS (
         UPDATE "Job" AS j SET
           status = f.status::"JobStatus", result = f.result, "resultTruncated" = COALESCE(f."resultTruncated", false),
           error = f.error, logs = f.logs, "wallMs" = f."wallMs", "cpuMs" = f."cpuMs",
@@ -270,8 +277,13 @@ export class CheckpointWriter {
           logs jsonb, "wallMs" int, "cpuMs" int, "executedSteps" int, "replayedSteps" int)
         WHERE j.id = f."jobId" AND j.run = f.run AND j.status = 'running'
         RETURNING j.id
-      )
-      SELECT id::text FROM finished`;
+      )`);
+    }
+    if (parts.length === 0) return new Set();
+    // Data-modifying parts of a WITH run whether or not the final SELECT reads them.
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+      WITH ${Prisma.join(parts)}
+      ${finishing.length > 0 ? Prisma.sql`SELECT id::text FROM finished` : Prisma.sql`SELECT NULL::text AS id WHERE false`}`;
     return new Set(rows.map((row) => row.id));
   }
 }
