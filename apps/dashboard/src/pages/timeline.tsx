@@ -64,7 +64,11 @@ export function Timeline({ job, steps, now }: { job: Job; steps: Step[]; now: nu
             />
           </span>
           <span class="tl-meta">
-            {job.finishedAt === null ? "running…" : duration(runUntil - queuedUntil)}
+            {job.finishedAt !== null
+              ? duration(runUntil - queuedUntil)
+              : job.status === "waiting"
+                ? "waiting for approval…"
+                : "running…"}
           </span>
         </div>
       )}
@@ -102,7 +106,7 @@ export function Timeline({ job, steps, now }: { job: Job; steps: Step[]; now: nu
         );
       })}
       {steps.length === 0 && (
-        <p class="empty">No tool calls {job.status === "running" ? "yet" : ""}.</p>
+        <p class="empty">{job.status === "running" ? "No tool calls yet." : "No tool calls."}</p>
       )}
       {!all && steps.length > FIRST_ROWS && (
         <button type="button" class="ghost more" onClick={() => setAll(true)}>
