@@ -102,8 +102,8 @@ export async function runJob(
   let activity: ActivityStream | undefined;
   let stopReplays = () => {};
   try {
-    const again = job.attempts > 1 || job.run > 0;
-    const prior = again ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
+    const prior =
+      job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
     const policies = await deps.policies?.();
     // Decisions on calls that waited for a person (a job that waited runs again as a new run).
     const approvals = new Map(
@@ -194,11 +194,12 @@ export async function runJob(
     }
     if (controller.signal.aborted && reason === ABORT_APPROVAL) {
       await deps.checkpoints.flush();
+      // Not recorded (Postgres away): delivered again later, the run asks again.
       return await waitForApproval(deps, jobId, run, requested, {
         executedSteps: job.executedSteps + steps.executed,
-        replayedSteps: job.replayedSteps + outcome.replayed.length + steps.replayedKeys.length,
+        replayedSteps: job.replayedSteps + replayedKeys.length,
         logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
-      });
+      }).catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
     }
     const executedSteps = job.executedSteps + steps.executed;
     const replayedSteps = job.replayedSteps + replayedKeys.length;
