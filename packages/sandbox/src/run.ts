@@ -723,7 +723,8 @@ function closureSource(program: CompiledProgram): string {
   return `"use strict"; return $0.deref()(() => (function ($0) { return ${js}; })()\n());\n`;
 }
 
-const RUNTIME_SCRIPT = `(${GUEST_RUNTIME_SOURCE})`;
+// Strict: no function of the runtime can be named through a sloppy function's `.caller`.
+const RUNTIME_SCRIPT = `"use strict";\n(${GUEST_RUNTIME_SOURCE})`;
 let runtimeCodeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
 
 /** The guest runtime, compiled from V8's code cache after the first isolate of the process. */
