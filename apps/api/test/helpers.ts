@@ -100,6 +100,17 @@ export interface TestWorker {
   exited: Promise<unknown>;
 }
 
+/** What a Turtle process of the tests (worker, `turtle mcp`) needs to join the API's fleet. */
+export function fleetEnv(config: Config): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    TURTLE_QUEUE: config.TURTLE_QUEUE,
+    SECRETS_KEY: config.SECRETS_KEY ?? "",
+  };
+}
+
 /** `npm run worker` on the API's database and queue, in `cwd` (a directory without a .env). */
 export async function startWorker(
   api: Pick<TestApi, "config">,
@@ -112,11 +123,7 @@ export async function startWorker(
     {
       cwd,
       env: {
-        PATH: process.env.PATH ?? "",
-        DATABASE_URL: api.config.DATABASE_URL,
-        REDIS_URL: api.config.REDIS_URL,
-        TURTLE_QUEUE: api.config.TURTLE_QUEUE,
-        SECRETS_KEY: api.config.SECRETS_KEY ?? "",
+        ...fleetEnv(api.config),
         WORKER_CONCURRENCY: "4",
         LOG_LEVEL: "info",
         ...env,

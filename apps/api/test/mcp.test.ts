@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   EVERYTHING_SERVER,
+  fleetEnv,
   REPO_ROOT,
   startFleet,
   type TestApi,
@@ -376,14 +377,7 @@ describe("third-party and stdio clients", () => {
         command: process.execPath,
         args: [`${REPO_ROOT}apps/cli/bin/turtle.js`, "mcp", "--servers", serversFile],
         cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? "",
-          DATABASE_URL: api.config.DATABASE_URL,
-          REDIS_URL: api.config.REDIS_URL,
-          TURTLE_QUEUE: api.config.TURTLE_QUEUE,
-          SECRETS_KEY: api.config.SECRETS_KEY ?? "",
-          LOG_LEVEL: "silent",
-        },
+        env: { ...fleetEnv(api.config), LOG_LEVEL: "silent" },
         stderr: "pipe",
       }),
     );

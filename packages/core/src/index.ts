@@ -46,11 +46,10 @@ export {
   splitSecrets,
 } from "./servers.ts";
 export {
-  liveWorkerKeys,
   metricsIndexKey,
   metricsKey,
+  readLiveWorkers,
   readWorkers,
   type WorkerInfo,
-  workerIdOf,
   workerInfoKey,
 } from "./workers.ts";

@@ -30,7 +30,7 @@ export interface WorkerInfo {
 }
 
 /** The metrics keys of the workers alive now (dropping from the index those that expired). */
-export async function liveWorkerKeys(redis: Redis, queue: string): Promise<string[]> {
+async function liveWorkerKeys(redis: Redis, queue: string): Promise<string[]> {
   const index = metricsIndexKey(queue);
   const now = Date.now();
   await redis.zremrangebyscore(index, "-inf", now);
@@ -38,22 +38,37 @@ export async function liveWorkerKeys(redis: Redis, queue: string): Promise<strin
 }
 
 /** The worker a metrics key names. */
-export function workerIdOf(queue: string, key: string): string {
+function workerIdOf(queue: string, key: string): string {
   return key.slice(metricsKey(queue, "").length);
 }
 
-/** The descriptions of the workers alive now, oldest first. */
-export async function readWorkers(redis: Redis, queue: string): Promise<WorkerInfo[]> {
+/**
+ * What each live worker stored under `keyOf(its metrics key)`, parsed (its snapshot with the
+ * identity, its description with workerInfoKey); a worker whose value is gone or unreadable is
+ * left out.
+ */
+export async function readLiveWorkers<T>(
+  redis: Redis,
+  queue: string,
+  keyOf: (metricsKey: string) => string,
+): Promise<Array<{ worker: string; value: T }>> {
   const keys = await liveWorkerKeys(redis, queue);
   if (keys.length === 0) return [];
-  const values = await redis.mget(...keys.map(workerInfoKey));
-  const workers = values.flatMap((value) => {
-    if (value === null) return [];
+  const values = await redis.mget(...keys.map(keyOf));
+  return values.flatMap((text, i) => {
+    if (text === null) return [];
     try {
-      return [JSON.parse(value) as WorkerInfo];
+      return [{ worker: workerIdOf(queue, keys[i] ?? ""), value: JSON.parse(text) as T }];
     } catch {
       return [];
     }
   });
+}
+
+/** The descriptions of the workers alive now, oldest first. */
+export async function readWorkers(redis: Redis, queue: string): Promise<WorkerInfo[]> {
+  const workers = (await readLiveWorkers<WorkerInfo>(redis, queue, workerInfoKey)).map(
+    (entry) => entry.value,
+  );
   return workers.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
 }

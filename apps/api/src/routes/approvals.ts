@@ -109,10 +109,6 @@ export default async function approvalRoutes(app: FastifyInstance) {
       const { stepKey } = request.params;
       const { decision, reason } = request.body;
       const where = { jobId_stepKey: { jobId: job.id, stepKey } };
-      const existing = await app.db.approval.findUnique({ where });
-      if (existing === null) {
-        throw notFound(`job ${job.id} has no approval request for step ${JSON.stringify(stepKey)}`);
-      }
       const decided = await app.db.approval.updateMany({
         where: { jobId: job.id, stepKey, status: "pending" },
         data: {
@@ -122,6 +118,12 @@ export default async function approvalRoutes(app: FastifyInstance) {
         },
       });
       if (decided.count === 0) {
+        const existing = await app.db.approval.findUnique({ where });
+        if (existing === null) {
+          throw notFound(
+            `job ${job.id} has no approval request for step ${JSON.stringify(stepKey)}`,
+          );
+        }
         throw conflict("already_decided", `step ${stepKey} was ${existing.status} already`);
       }
       const row = await app.db.approval.findUniqueOrThrow({ where });

@@ -3,7 +3,7 @@
 // plus every live worker's own metrics (job and step durations, tool errors, isolate kills,
 // executed and replayed steps, checkpoint batch sizes), which workers store in Redis, each
 // series labelled with its worker.
-import { liveWorkerKeys, workerIdOf } from "@turtle/core";
+import { readLiveWorkers } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import {
   AggregatorRegistry,
@@ -61,21 +61,13 @@ export default async function metricsRoutes(app: FastifyInstance) {
    * would fall whenever a worker stops, which Prometheus reads as a reset; PromQL adds them up.
    */
   async function workerSnapshots(): Promise<Snapshot[]> {
-    const keys = await liveWorkerKeys(app.redis, queue);
-    if (keys.length === 0) return [];
-    const values = await app.redis.mget(...keys);
-    return values.flatMap((value, i) => {
-      if (value === null) return [];
-      try {
-        const worker = workerIdOf(queue, keys[i] ?? "");
-        const metrics = JSON.parse(value) as Snapshot;
-        for (const metric of metrics) {
-          for (const sample of metric.values) sample.labels = { ...sample.labels, worker };
-        }
-        return [metrics];
-      } catch {
-        return [];
+    const stored = await readLiveWorkers<Snapshot>(app.redis, queue, (key) => key);
+    return stored.flatMap(({ worker, value: metrics }) => {
+      if (!Array.isArray(metrics)) return [];
+      for (const metric of metrics) {
+        for (const sample of metric.values ?? []) sample.labels = { ...sample.labels, worker };
       }
+      return [metrics];
     });
   }
 

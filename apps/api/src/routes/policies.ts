@@ -3,18 +3,12 @@
 import { channels, EVERY_TOOL, POLICY_KINDS, type PolicyKind, PolicyTable } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
+import { nameParams } from "./servers.ts";
 
 const kindOrNull = {
   type: ["string", "null"],
   enum: [...POLICY_KINDS, null],
   description: "allow, approve or deny; null removes the rule",
-} as const;
-
-const nameParams = {
-  type: "object",
-  properties: {
-    name: { type: "string", pattern: "^[A-Za-z0-9_.-]{1,64}$", description: "a server's name" },
-  },
 } as const;
 
 export default async function policyRoutes(app: FastifyInstance) {

@@ -46,7 +46,8 @@ const ServerSchema = {
   },
 } as const;
 
-const nameParams = {
+/** `:name` in a server's routes (policies.ts too). */
+export const nameParams = {
   type: "object",
   properties: {
     name: {
