@@ -110,6 +110,12 @@ export type RunResult =
   | (RunOutcomeBase & { readonly ok: false; readonly error: RunError });
 
 const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
+/** Where V8's message puts a SyntaxError in the program: `… [file:///…/program.js:2:3]`. */
+const SYNTAX_AT = new RegExp(
+  `\\[${SCRIPT_URL.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:(\\d+):(\\d+)\\]$`,
+);
+/** How esbuild prints the first line of the wrapper the program is compiled in (compile.ts). */
+const WRAPPER_START = "(async function() {";
 const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
 const ISOLATE_BOUNDARY = /\n\s+at \(?<isolated-vm boundary>/;
 const WATCH_INTERVAL_MS = 10;
@@ -225,8 +231,16 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
   }
 }
 
-function failure(code: RunErrorCode, message: string, name = "Error") {
-  return { ok: false as const, error: { code, name, message, line: null, column: null } };
+function failure(
+  code: RunErrorCode,
+  message: string,
+  name = "Error",
+  at: { line: number; column: number } | null = null,
+) {
+  return {
+    ok: false as const,
+    error: { code, name, message, line: at?.line ?? null, column: at?.column ?? null },
+  };
 }
 
 interface MutableStats {
@@ -627,6 +641,12 @@ class Execution {
     const mapped = mapStack(stack, this.program, SCRIPT_URL, filename);
     // A failure to set the isolate up, a SyntaxError the transform let through, or a throw
     // while installing the runtime: no frame of the program's (it cannot run before that).
+    // V8 refusing the program's own syntax (a `with` statement in strict code) names its place.
+    const where = name === "SyntaxError" ? SYNTAX_AT.exec(message) : null;
+    const at = where === null ? null : this.program.toSource(Number(where[1]), Number(where[2]));
+    if (at !== null) {
+      return failure("compile_error", message.replace(SYNTAX_AT, "").trimEnd(), "CompileError", at);
+    }
     const ours = mapped.line === null && (name === "SyntaxError" || stack?.includes(RUNTIME_URL));
     if (!evaluating || ours) {
       return {
@@ -719,8 +739,12 @@ function closureSource(program: CompiledProgram): string {
   // (`}, sideEffect(), async function () {`) would otherwise run first, swap `Reflect.apply`
   // and be handed the host reference. The call of the program's function sits on a line past
   // the program's, so stacks drop its frame.
+  // Syntax esbuild lowers (`using`, say) brings helpers, printed before the wrapper's line: they
+  // stay in the function, before its `return`, on their own lines, so every line keeps its number.
   const js = program.js.endsWith(";") ? program.js.slice(0, -1) : program.js;
-  return `"use strict"; return $0.deref()(() => (function ($0) { return ${js}; })()\n());\n`;
+  const start = js.startsWith(WRAPPER_START) ? 0 : js.indexOf(`\n${WRAPPER_START}`) + 1;
+  const helpers = js.slice(0, start);
+  return `"use strict"; return $0.deref()(() => (function ($0) { ${helpers}return ${js.slice(start)}; })()\n());\n`;
 }
 
 // Strict: no function of the runtime can be named through a sloppy function's `.caller`.

@@ -96,4 +96,32 @@ describe("runProgram", () => {
       "ok",
     ]);
   });
+
+  it("runs `using` and `await using` declarations, whose lowering brings helpers before the program", async () => {
+    const code = [
+      "const disposed: string[] = [];",
+      "{",
+      "  using a = { [Symbol.dispose]() { disposed.push('a'); } };",
+      "  await using b = { async [Symbol.asyncDispose]() { disposed.push('b'); } };",
+      "}",
+      "const x = await math.add({ a: 1, b: 2 });",
+      "if (x === 3) throw new Error('disposed ' + disposed.join(','));",
+    ].join("\n");
+    const run = await runProgram(code, { namespaces, invoke });
+    expect(run.ok).toBe(false);
+    if (run.ok) return;
+    // The error's line is the program's own, helpers or not.
+    expect(run.error).toMatchObject({ code: "runtime_error", message: "disposed b,a", line: 7 });
+  });
+
+  it("reports syntax V8 refuses in strict code (a `with` statement) as a compile error at its line", async () => {
+    const run = await runProgram("const o = { a: 1 };\nwith (o) {\n  return a;\n}");
+    expect(run.ok).toBe(false);
+    if (run.ok) return;
+    expect(run.error).toMatchObject({
+      code: "compile_error",
+      message: "Strict mode code may not include a with statement",
+      line: 2,
+    });
+  });
 });
