@@ -10,6 +10,7 @@ import {
   createJobQueue,
   createRedis,
   createSecretBox,
+  DEFAULT_PROJECT_ID,
   generateSecretsKey,
   type JobEvent,
   type JobQueue,
@@ -70,7 +71,8 @@ async function startBench(): Promise<Bench> {
   const redis = createRedis(REDIS_URL, "bench");
   const queue = createJobQueue(queueName, redis);
   const secretsKey = generateSecretsKey();
-  await saveServer(db, createSecretBox({ SECRETS_KEY: secretsKey }), "control", {
+  const server = { projectId: DEFAULT_PROJECT_ID, name: "control" };
+  await saveServer(db, createSecretBox({ SECRETS_KEY: secretsKey }), server, {
     command: process.execPath,
     args: [CONTROL_SERVER],
   });
@@ -111,6 +113,7 @@ async function startBench(): Promise<Bench> {
     async run(job) {
       const started = performance.now();
       const { job: row } = await submitJob(db, queue, {
+        projectId: DEFAULT_PROJECT_ID,
         timeoutMs: 120_000,
         memoryMb: 128,
         ...job,
@@ -236,7 +239,12 @@ async function trivialJobs(bench: Bench): Promise<Figure[]> {
     await submitJobs(
       bench.db,
       bench.queue,
-      Array.from({ length: 1000 }, () => ({ code: "return 1", timeoutMs: 10_000, memoryMb: 32 })),
+      Array.from({ length: 1000 }, () => ({
+        projectId: DEFAULT_PROJECT_ID,
+        code: "return 1",
+        timeoutMs: 10_000,
+        memoryMb: 32,
+      })),
     );
   }
   await bench.finishes.reach(total + 8);

@@ -19,7 +19,11 @@ export interface Platform {
 
 const STARTUP_MS = 60_000;
 
-export async function startPlatform(servers: Record<string, ServerEntry>): Promise<Platform> {
+/** An API and a worker process on a fresh database; `extraEnv` adds to (or overrides) theirs. */
+export async function startPlatform(
+  servers: Record<string, ServerEntry>,
+  extraEnv: Record<string, string> = {},
+): Promise<Platform> {
   const database = await createTestDatabase("bench_tokens");
   const children: ChildProcess[] = [];
   const shutdown = async () => {
@@ -37,6 +41,7 @@ export async function startPlatform(servers: Record<string, ServerEntry>): Promi
       PORT: String(port),
       LOG_LEVEL: "info",
       SECRETS_KEY: generateSecretsKey(),
+      ...extraEnv,
     };
     const base = `http://127.0.0.1:${port}`;
     const api = startProcess("api", env, "pipe");

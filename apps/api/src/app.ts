@@ -16,9 +16,11 @@ import errors from "./plugins/errors.ts";
 import jobEvents from "./plugins/job-events.ts";
 import mcpPool from "./plugins/mcp-pool.ts";
 import queue from "./plugins/queue.ts";
+import rateLimit from "./plugins/rate-limit.ts";
 import redis from "./plugins/redis.ts";
 import serversFile from "./plugins/servers-file.ts";
 import approvals from "./routes/approvals.ts";
+import audit from "./routes/audit.ts";
 import check from "./routes/check.ts";
 import dashboard from "./routes/dashboard.ts";
 import events from "./routes/events.ts";
@@ -29,6 +31,7 @@ import mcp from "./routes/mcp.ts";
 import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
 import policies from "./routes/policies.ts";
+import projects from "./routes/projects.ts";
 import servers from "./routes/servers.ts";
 import session from "./routes/session.ts";
 import steps from "./routes/steps.ts";
@@ -168,6 +171,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(catalogs);
     if (config.MCP_SERVERS_FILE) await app.register(serversFile, { path: config.MCP_SERVERS_FILE });
     await app.register(auth);
+    await app.register(rateLimit);
 
     // Collects every route registered after it: their schemas are the OpenAPI document.
     await app.register(swagger, {
@@ -195,6 +199,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(policies);
         await v1.register(workers);
         await v1.register(session);
+        await v1.register(projects);
+        await v1.register(audit);
       },
       { prefix: "/v1" },
     );

@@ -8,3 +8,4 @@ export {
 export { type BuildAppOptions, buildApp, loggerOptions, REDACTED_LOG_PATHS } from "./app.ts";
 export { ApiError } from "./errors.ts";
 export { createFacade, facadeTools } from "./mcp/facade.ts";
+export { type Auth, localAuth } from "./plugins/auth.ts";

@@ -4,6 +4,7 @@
 // what was wrong and — from the field's `description` — what it should be.
 import { Ajv, type ErrorObject } from "ajv";
 import type { FastifySchemaCompiler } from "fastify";
+import { badRequest } from "./errors.ts";
 
 const common = { useDefaults: true, removeAdditional: false, allErrors: false, verbose: true };
 const bodyAjv = new Ajv({ ...common, coerceTypes: false });
@@ -72,4 +73,19 @@ function typeName(value: unknown): string {
 function preview(value: unknown): string {
   const text = typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value));
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A date and time with its zone (Z or an offset), years 1000 to 9999. */
+const ISO_TIME = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A time in a query (ISO 8601 with its zone), or 400 naming the field. */
+export function parseTime(text: string, field: string): Date {
+  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(time)) {
+    throw badRequest(
+      "invalid_request",
+      `query.${field} must be a date and time such as 2026-11-24T08:00:00Z (got ${JSON.stringify(text)})`,
+    );
+  }
+  return new Date(time);
 }

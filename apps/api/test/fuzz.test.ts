@@ -13,7 +13,14 @@ let api: TestApi;
 let base: string;
 
 beforeAll(async () => {
-  api = await startApi({ env: { MAX_BODY_BYTES: String(256 * 1024) } });
+  api = await startApi({
+    env: {
+      MAX_BODY_BYTES: String(256 * 1024),
+      // Over a thousand requests in a second or two: past the project's rate limit, every route
+      // would answer 429 before it reads its input (the limit is tested in tenants.test.ts).
+      PROJECT_REQUESTS_PER_MINUTE: "1000000",
+    },
+  });
   base = await api.app.listen({ host: "127.0.0.1", port: 0 });
 });
 

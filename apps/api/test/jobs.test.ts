@@ -3,9 +3,16 @@
 // publishing its event, as a worker does; e2e.test.ts runs a real worker.
 import { randomUUID } from "node:crypto";
 import { request } from "node:http";
-import { channels, createRedis, JobEventHub, publishJobEvent, queueEntryId } from "@turtle/core";
+import {
+  channels,
+  createRedis,
+  DEFAULT_PROJECT_ID,
+  JobEventHub,
+  publishJobEvent,
+  queueEntryId,
+} from "@turtle/core";
 import type { JobStatus } from "@turtle/db";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EVERYTHING_SERVER, eventually, startApi, type TestApi } from "./helpers.ts";
 
 let api: TestApi & { database: Awaited<ReturnType<typeof startApi>>["database"] };
@@ -34,7 +41,11 @@ async function finish(id: string, status: JobStatus, fields: Record<string, unkn
     where: { id },
     data: { status, finishedAt: new Date(), startedAt: new Date(), ...fields },
   });
-  await publishJobEvent(api.app.redis, api.config.TURTLE_QUEUE, { jobId: id, status });
+  await publishJobEvent(api.app.redis, api.config.TURTLE_QUEUE, {
+    jobId: id,
+    projectId: DEFAULT_PROJECT_ID,
+    status,
+  });
 }
 
 /** Whether a `?wait=` request is waiting for this job on this app (its waiter is registered). */
@@ -202,7 +213,9 @@ describe("POST /v1/jobs", () => {
     const idempotencyKey = `wait-${randomUUID()}`;
     const submitted = submit({ code: "return 42", idempotencyKey }, "/v1/jobs?wait=30");
     const id = await eventually("the job to be stored", async () => {
-      const row = await api.db.job.findUnique({ where: { idempotencyKey } });
+      const row = await api.db.job.findUnique({
+        where: { projectId_idempotencyKey: { projectId: DEFAULT_PROJECT_ID, idempotencyKey } },
+      });
       return row?.id;
     });
     await eventually("the request to wait", () => waiting(api.app, id));
@@ -269,6 +282,10 @@ describe("POST /v1/jobs", () => {
       // Reads (and caches) the queue depth while Redis is reachable.
       const ok = await cut.call({ method: "POST", url: "/v1/jobs", payload: { code: "return 1" } });
       expect(ok.statusCode).toBe(202);
+      // Redis goes away between the project's concurrency slot being taken (played here: with
+      // Redis gone the slot itself would answer 503 queue_unavailable, recording nothing) and
+      // the queue entry being added.
+      vi.spyOn(cut.app.activeJobs, "take").mockResolvedValue(true);
       cut.app.redis.disconnect();
       const response = await cut.call({
         method: "POST",
@@ -424,6 +441,7 @@ describe("GET /v1/jobs", () => {
   it("pages newest first with a cursor, and filters by status", async () => {
     const created = await api.db.job.createManyAndReturn({
       data: Array.from({ length: 12 }, (_, i) => ({
+        projectId: DEFAULT_PROJECT_ID,
         code: `return ${i}`,
         timeoutMs: 1000,
         memoryMb: 64,
@@ -468,10 +486,18 @@ describe("GET /v1/jobs", () => {
   it("filters by server (named by the job, or called by it) and by creation time", async () => {
     const at = (minute: number) => new Date(Date.UTC(2031, 0, 1, 0, minute));
     const named = await api.db.job.create({
-      data: { code: "1", timeoutMs: 1000, memoryMb: 64, servers: ["everything"], createdAt: at(1) },
+      data: {
+        projectId: DEFAULT_PROJECT_ID,
+        code: "1",
+        timeoutMs: 1000,
+        memoryMb: 64,
+        servers: ["everything"],
+        createdAt: at(1),
+      },
     });
     const called = await api.db.job.create({
       data: {
+        projectId: DEFAULT_PROJECT_ID,
         code: "2",
         timeoutMs: 1000,
         memoryMb: 64,
@@ -491,7 +517,14 @@ describe("GET /v1/jobs", () => {
       },
     });
     const other = await api.db.job.create({
-      data: { code: "3", timeoutMs: 1000, memoryMb: 64, servers: ["memory"], createdAt: at(3) },
+      data: {
+        projectId: DEFAULT_PROJECT_ID,
+        code: "3",
+        timeoutMs: 1000,
+        memoryMb: 64,
+        servers: ["memory"],
+        createdAt: at(3),
+      },
     });
     const ids = async (query: string) => {
       const response = await api.call({ method: "GET", url: `/v1/jobs?limit=100&${query}` });
@@ -644,7 +677,11 @@ describe("POST /v1/jobs/:id/cancel", () => {
       const response = await api.call({ method: "POST", url: `/v1/jobs/${id}/cancel` });
       expect(response.statusCode).toBe(202);
       expect(response.json()).toEqual({ id, status: "cancelled" });
-      expect(await event).toEqual({ jobId: id, status: "cancelled" });
+      expect(await event).toEqual({
+        jobId: id,
+        projectId: DEFAULT_PROJECT_ID,
+        status: "cancelled",
+      });
     } finally {
       await hub.close();
     }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { joinSecrets } from "@turtle/core";
+import { DEFAULT_PROJECT_ID, joinSecrets } from "@turtle/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.ts";
 import {
@@ -44,9 +44,11 @@ describe("POST /v1/servers", () => {
       updatedAt: expect.any(String),
     });
     // The secret is kept (apart, encrypted) for the workers.
-    const row = await api.db.server.findUniqueOrThrow({ where: { name: "everything" } });
+    const row = await api.db.server.findUniqueOrThrow({
+      where: { projectId_name: { projectId: DEFAULT_PROJECT_ID, name: "everything" } },
+    });
     expect(JSON.stringify(row.secrets)).not.toMatch(/very-secret|API_TOKEN/);
-    expect(row.secrets).toMatchObject({ v: 1, kid: api.app.secrets.keyId });
+    expect(row.secrets).toMatchObject({ v: 2, kid: api.app.secrets.keyId });
     expect(joinSecrets(row, api.app.secrets)).toMatchObject({ env: { API_TOKEN: "very-secret" } });
   });
 

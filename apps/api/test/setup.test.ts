@@ -4,7 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ConfigSchema, createSecretBox, generateSecretsKey } from "@turtle/core";
+import {
+  ConfigSchema,
+  createSecretBox,
+  DEFAULT_PROJECT_ID,
+  generateSecretsKey,
+} from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -118,6 +123,7 @@ describe("npm run setup", () => {
 });
 
 describe("servers' secrets", () => {
+  const legacy = { projectId: DEFAULT_PROJECT_ID, name: "legacy" };
   const ROTATE = `${REPO_ROOT}scripts/rotate-secrets.ts`;
   const rotate = (env: Record<string, string>) =>
     run(process.execPath, [ROTATE], {
@@ -129,6 +135,7 @@ describe("servers' secrets", () => {
     // A registration from before secrets were encrypted: its token in the clear.
     await db.server.create({
       data: {
+        projectId: DEFAULT_PROJECT_ID,
         name: "legacy",
         config: { command: "node", envNames: ["TOKEN"] },
         secrets: { env: { TOKEN: "clear-as-day" } },
@@ -138,27 +145,27 @@ describe("servers' secrets", () => {
     const envFile = join(dir, "secrets.env");
     const { stdout } = await setup(envFile, [], { SECRETS_KEY: oldKey });
     expect(stdout).toContain("sealed the secrets of legacy under SECRETS_KEY");
-    const sealed = await db.server.findUniqueOrThrow({ where: { name: "legacy" } });
+    const sealed = await db.server.findUniqueOrThrow({ where: { projectId_name: legacy } });
     expect(JSON.stringify(sealed.secrets)).not.toContain("clear-as-day");
     const oldBox = createSecretBox({ SECRETS_KEY: oldKey });
-    expect(oldBox.open("legacy", sealed.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
+    expect(oldBox.open(legacy, sealed.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
 
     // Rotation: the new key seals, the old one still opens; every row is sealed again.
     const newKey = generateSecretsKey();
     const rotated = await rotate({ SECRETS_KEY: newKey, SECRETS_READ_KEYS: oldKey });
     expect(rotated.stdout).toContain("sealed the secrets of legacy under SECRETS_KEY");
-    const row = await db.server.findUniqueOrThrow({ where: { name: "legacy" } });
+    const row = await db.server.findUniqueOrThrow({ where: { projectId_name: legacy } });
     const newBox = createSecretBox({ SECRETS_KEY: newKey });
     expect(newBox.isCurrent(row.secrets)).toBe(true);
-    expect(newBox.open("legacy", row.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
-    expect(() => oldBox.open("legacy", row.secrets)).toThrow(/sealed with key [0-9a-f]{16}/);
+    expect(newBox.open(legacy, row.secrets)).toEqual({ env: { TOKEN: "clear-as-day" } });
+    expect(() => oldBox.open(legacy, row.secrets)).toThrow(/sealed with key [0-9a-f]{16}/);
     const again = await rotate({ SECRETS_KEY: newKey });
     expect(again.stdout).toContain("already");
     // Without the key that sealed them, the rotation says which key it needs.
     await expect(rotate({ SECRETS_KEY: generateSecretsKey() })).rejects.toMatchObject({
       stderr: expect.stringContaining("neither SECRETS_KEY"),
     });
-    await db.server.delete({ where: { name: "legacy" } });
+    await db.server.delete({ where: { projectId_name: legacy } });
   });
 });
 

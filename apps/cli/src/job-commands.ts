@@ -137,7 +137,12 @@ export async function listJobs(
     return 0;
   }
   const rows = jobs.map((job) => [job.id, job.status, job.createdAt ?? "", job.finishedAt ?? ""]);
-  const header = ["ID", "STATUS", "CREATED", "FINISHED"];
+  printTable(["ID", "STATUS", "CREATED", "FINISHED"], rows, io);
+  return 0;
+}
+
+/** Rows under a header, each column as wide as its widest cell. */
+export function printTable(header: string[], rows: string[][], io: Io): void {
   const widths = header.map((title, i) =>
     Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)),
   );
@@ -149,7 +154,6 @@ export async function listJobs(
         .trimEnd()}\n`,
     );
   }
-  return 0;
 }
 
 /** A job's logs; with `followLive`, its lines as they are logged until it ends. */

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { buildApp, createFacade, loggerOptions } from "@turtle/api";
+import { buildApp, createFacade, localAuth, loggerOptions } from "@turtle/api";
 import {
   type ClientPool,
   createClientPool,
@@ -13,6 +13,7 @@ import {
 import { loadConfig } from "@turtle/core";
 import { type RunError, runProgram } from "@turtle/sandbox";
 import { control, formatLogLine, listJobs, logs, submit } from "./job-commands.ts";
+import { createKey, listKeys, revokeKey } from "./key-commands.ts";
 import { RemoteError, remoteFrom } from "./remote.ts";
 
 const USAGE = `Usage:
@@ -26,6 +27,7 @@ const USAGE = `Usage:
   turtle logs [-f] <job id>
   turtle cancel <job id>
   turtle resume <job id> [--code <program.ts>] [--wait]
+  turtle keys [--revoked] | keys create <name> --scopes <submit,read,admin> | keys revoke <id>
 
 exec   runs one program in a fresh isolate with the servers' tools as globals: the result as
        JSON on stdout, console output on stderr; exit 0 on success, 1 when the program fails.
@@ -35,7 +37,9 @@ mcp    serves Turtle's MCP tools (search_tools, execute, get_job) over stdio, fo
        REDIS_URL from the environment or .env; start workers with "npm start" or "npm run
        worker"). --servers registers that file's servers first, as MCP_SERVERS_FILE does.
 
-submit, jobs, logs, cancel and resume talk to a running Turtle: --url (or TURTLE_URL, default
+keys   lists, creates or revokes the API keys of the --key's project (it must be an admin key);
+       a new key is printed once, on stdout.
+submit, jobs, logs, cancel, resume and keys talk to a running Turtle: --url (or TURTLE_URL, default
 http://127.0.0.1:$PORT) and --key (or TURTLE_API_KEY), from the environment or .env.
 submit --wait shows a live progress line and the job's logs on stderr, then its result on
 stdout; logs -f follows a running job's lines until it ends.`;
@@ -74,6 +78,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       case "cancel":
       case "resume":
         return await jobCommand(command, rest, io);
+      case "keys":
+        return await keysCommand(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -182,7 +188,8 @@ async function mcp(args: string[], io: CliIo): Promise<number> {
     io.stderr(`turtle: cannot start: ${oneLine(error)}\n`);
     return 1;
   }
-  const server = createFacade(app);
+  // Over stdio, with no key: the operator's own access to the default project.
+  const server = createFacade(app, localAuth(config));
   const closed = new Promise<void>((resolve) => {
     server.onclose = resolve;
   });
@@ -256,6 +263,44 @@ async function jobCommand(
       const body = code === undefined ? {} : { code: await readText(code, "program") };
       return control(remote, "resume", target, body, values.wait === true, io);
     }
+  }
+}
+
+async function keysCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseMixed(args, {
+    ...REMOTE_FLAGS,
+    scopes: { type: "string" },
+    revoked: { type: "boolean" },
+  });
+  const text = (name: string) => values[name] as string | undefined;
+  const remote = remoteFrom({ url: text("url"), key: text("key") });
+  const [action, target, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  switch (action) {
+    case undefined:
+    case "list":
+      if (target !== undefined) throw new UsageError(`unexpected argument "${target}"`);
+      return listKeys(remote, values.revoked === true, io);
+    case "create": {
+      const scopes = text("scopes");
+      if (target === undefined || scopes === undefined) {
+        throw new UsageError(
+          "keys create needs a name and scopes: turtle keys create <name> --scopes submit,read",
+        );
+      }
+      return createKey(
+        remote,
+        target,
+        scopes.split(",").map((scope) => scope.trim()),
+        io,
+      );
+    }
+    case "revoke":
+      if (target === undefined)
+        throw new UsageError("keys revoke needs a key id: turtle keys revoke <id>");
+      return revokeKey(remote, target, io);
+    default:
+      throw new UsageError(`unknown keys action "${action}": list, create or revoke`);
   }
 }
 

@@ -113,6 +113,8 @@ export interface WorkerInfo {
   pid: number;
   concurrency: number;
   startedAt: string;
+  /** Jobs it runs now, of every project (`running` lists only this project's). */
+  busy: number;
   running: Array<{ jobId: string; since: string }>;
   finished: Record<string, number>;
 }
@@ -123,7 +125,9 @@ export interface Throughput {
 }
 
 export interface Session {
-  key: { name: string; prefix: string };
+  key: { id: string; name: string; prefix: string; scopes: Array<"submit" | "read" | "admin"> };
+  /** The key's project: everything the dashboard shows is this project's. */
+  project: { id: string; name: string; operator: boolean };
   authenticatedBy: "bearer" | "session";
   expiresAt: string | null;
 }

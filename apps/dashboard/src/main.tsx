@@ -27,15 +27,20 @@ function Nav({ session, onLogout }: { session: Session; onLogout: () => void }) 
       {tab("/dashboard", "Jobs", (p) => p === "/dashboard" || p.startsWith("/dashboard/jobs"))}
       {tab("/dashboard/servers", "Servers", (p) => p.startsWith("/dashboard/servers"))}
       {tab("/dashboard/workers", "Workers", (p) => p.startsWith("/dashboard/workers"))}
-      <a href="/admin/queues" class="tab" target="_blank" rel="noopener">
-        Queue ↗
-      </a>
+      {session.project.operator && (
+        <a href="/admin/queues" class="tab" target="_blank" rel="noopener">
+          Queue ↗
+        </a>
+      )}
       <a href="/docs" class="tab" target="_blank" rel="noopener">
         API ↗
       </a>
       <span class="spacer" />
-      <span class="who" title={`API key ${session.key.prefix}…`}>
-        {session.key.name}
+      <span
+        class="who"
+        title={`API key ${session.key.prefix}… (${session.key.scopes.join(", ")}) of project ${session.project.name}`}
+      >
+        <span class="project">{session.project.name}</span> · {session.key.name}
       </span>
       {session.authenticatedBy === "session" && (
         <button type="button" class="ghost" onClick={onLogout}>

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type ResolvedMethod,
@@ -7,6 +8,7 @@ import {
 } from "@turtle/bindings";
 import type { JobActivityItem, PolicyTable } from "@turtle/core";
 import type { ToolCall } from "@turtle/sandbox";
+import { stringify } from "safe-stable-stringify";
 import type { CheckpointWriter } from "./checkpoints.ts";
 
 /** What a run knows of a job's earlier checkpoints. */
@@ -19,6 +21,8 @@ export interface PriorSteps {
 
 export interface DurableStepsInit {
   jobId: string;
+  /** The job's project: its audit log gets every call. */
+  projectId: string;
   attempt: number;
   host: ToolHost;
   prior: PriorSteps;
@@ -78,7 +82,7 @@ export class DurableSteps {
 
   /** The sandbox's invoker. */
   readonly invoke = async (call: ToolCall): Promise<unknown> => {
-    const { host, jobId, attempt, checkpoints, limit, onStep } = this.init;
+    const { host, jobId, projectId, attempt, checkpoints, limit, onStep } = this.init;
     const target = resolveMethod(host.catalog, call.namespace, call.method);
     const key = call.key;
     if (target === undefined || key === undefined) return host.invoke(call);
@@ -88,11 +92,22 @@ export class DurableSteps {
       this.init.onReplay?.();
       return results.get(key);
     }
-    const refused = this.checkPolicy(key, target, call.args);
+    const argsHash = hashArgs(call.args);
+    const refused = this.checkPolicy(key, target, call.args, argsHash);
     if (refused !== undefined) return refused;
     const seq = this.nextSeq++;
     const startedAt = new Date();
-    const base = { jobId, key, seq, server: target.server, tool: target.tool, attempt, startedAt };
+    const base = {
+      projectId,
+      jobId,
+      key,
+      seq,
+      server: target.server,
+      tool: target.tool,
+      argsHash,
+      attempt,
+      startedAt,
+    };
     const step = {
       type: "step" as const,
       key,
@@ -163,29 +178,38 @@ export class DurableSteps {
     key: string,
     target: ResolvedMethod,
     args: unknown,
+    argsHash: string,
   ): Promise<never> | undefined {
     const { policies, approvals, requestApproval } = this.init;
     if (policies === undefined) return undefined;
     const { server, tool } = target;
     const { policy } = policies.resolve(server, tool, target.annotations);
     if (policy === "allow") return undefined;
-    if (policy === "deny") {
-      return Promise.reject(
-        new ToolRefusedError(
-          server,
-          tool,
-          "denied",
-          `${server}.${tool} is denied by its tool policy`,
-        ),
-      );
-    }
+    const refuse = (code: "denied" | "rejected", message: string) => {
+      const now = new Date();
+      const { jobId, projectId, attempt } = this.init;
+      this.init.checkpoints.audit({
+        projectId,
+        jobId,
+        key,
+        server,
+        tool,
+        argsHash,
+        status: code,
+        error: { code, message },
+        attempt,
+        startedAt: now,
+        finishedAt: now,
+      });
+      return Promise.reject(new ToolRefusedError(server, tool, code, message));
+    };
+    if (policy === "deny")
+      return refuse("denied", `${server}.${tool} is denied by its tool policy`);
     const decision = approvals?.get(key);
     if (decision?.status === "approved") return undefined;
     if (decision?.status === "rejected") {
       const why = decision.reason ? `: ${decision.reason}` : "";
-      return Promise.reject(
-        new ToolRefusedError(server, tool, "rejected", `${server}.${tool} was rejected${why}`),
-      );
+      return refuse("rejected", `${server}.${tool} was rejected${why}`);
     }
     requestApproval?.({ key, server, tool, args });
     return new Promise<never>(() => {});
@@ -205,6 +229,16 @@ export class ToolRefusedError extends Error {
     this.tool = tool;
     this.code = code;
   }
+}
+
+/**
+ * The audit log's fingerprint of a call's arguments: SHA-256 of their canonical JSON (keys
+ * sorted at every level), so the same arguments always hash the same whatever their key order.
+ */
+export function hashArgs(args: unknown): string {
+  return createHash("sha256")
+    .update(stringify(args ?? null) ?? "null")
+    .digest("hex");
 }
 
 /** A step's end as live watchers (and metrics) see it. */

@@ -1,4 +1,10 @@
-import { type Config, type PolicyTable, publishJobEvent, type QueuedJob } from "@turtle/core";
+import {
+  type ActiveJobs,
+  type Config,
+  type PolicyTable,
+  publishJobEvent,
+  type QueuedJob,
+} from "@turtle/core";
 import type { Db, Prisma } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
@@ -23,8 +29,10 @@ export interface RunJobDeps {
   log: (fields: Record<string, unknown>, message: string) => void;
   /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
   metrics?: WorkerMetrics;
-  /** The tool policies in force (cached by the worker until they change). */
-  policies?: () => Promise<PolicyTable>;
+  /** A project's tool policies in force (cached by the worker until they change). */
+  policies?: (projectId: string) => Promise<PolicyTable>;
+  /** Each project's active jobs: a job that ends (or waits for a person) gives its slot back. */
+  activeJobs?: ActiveJobs;
 }
 
 interface Prior {
@@ -74,8 +82,9 @@ export async function runJob(
     .start(jobId, run)
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
   if (job === undefined) return;
+  const { projectId } = job;
   const finish = (data: FinishData) =>
-    finishJob(deps, jobId, run, data).catch((error: unknown) =>
+    finishJob(deps, { jobId, projectId }, run, data).catch((error: unknown) =>
       retryLater(deps, entry, token, jobId, error),
     );
 
@@ -92,7 +101,11 @@ export async function runJob(
     });
   }
   if (job.cancelRequestedAt !== null) return finish(cancelledBefore());
-  await publishJobEvent(deps.publisher, config.TURTLE_QUEUE, { jobId, status: "running" });
+  await publishJobEvent(deps.publisher, config.TURTLE_QUEUE, {
+    jobId,
+    projectId,
+    status: "running",
+  });
 
   const controller = new AbortController();
   const untrack = deps.track(jobId, controller);
@@ -104,7 +117,7 @@ export async function runJob(
   try {
     const prior =
       job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
-    const policies = await deps.policies?.();
+    const policies = await deps.policies?.(projectId);
     // Decisions on calls that waited for a person (a job that waited runs again as a new run).
     const approvals = new Map(
       (job.run > 0 ? await db.approval.findMany({ where: { jobId } }) : []).map((row) => [
@@ -114,7 +127,7 @@ export async function runJob(
     );
     const requested: Array<{ key: string; server: string; tool: string; args: unknown }> = [];
     try {
-      lease = await deps.toolHosts.acquire(job.servers);
+      lease = await deps.toolHosts.acquire(projectId, job.servers);
     } catch (error) {
       return await finish({
         status: "failed",
@@ -146,6 +159,7 @@ export async function runJob(
     };
     const steps = new DurableSteps({
       jobId,
+      projectId,
       attempt: job.attempts,
       host: lease.host,
       prior: prior.steps,
@@ -190,12 +204,12 @@ export async function runJob(
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
       await deps.checkpoints.flush();
-      return await handBack(deps, entry, token, jobId, run);
+      return await handBack(deps, entry, token, { jobId, projectId }, run);
     }
     if (controller.signal.aborted && reason === ABORT_APPROVAL) {
       await deps.checkpoints.flush();
       // Not recorded (Postgres away): delivered again later, the run asks again.
-      return await waitForApproval(deps, jobId, run, requested, {
+      return await waitForApproval(deps, { jobId, projectId }, run, requested, {
         executedSteps: job.executedSteps + steps.executed,
         replayedSteps: job.replayedSteps + replayedKeys.length,
         logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
@@ -240,7 +254,7 @@ export async function runJob(
  */
 async function waitForApproval(
   deps: RunJobDeps,
-  jobId: string,
+  { jobId, projectId }: { jobId: string; projectId: string },
   run: number,
   requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
   progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
@@ -265,7 +279,13 @@ async function waitForApproval(
   });
   deps.log({ jobId, approvals: requested.map((request) => request.key) }, "job waits for approval");
   if (paused.count === 1) {
-    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: "waiting" });
+    // A waiting job holds no worker, and no concurrent-job slot of its project.
+    await freeSlot(deps, projectId, jobId);
+    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
+      jobId,
+      projectId,
+      status: "waiting",
+    });
   }
 }
 
@@ -274,14 +294,18 @@ async function handBack(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
-  jobId: string,
+  { jobId, projectId }: { jobId: string; projectId: string },
   run: number,
 ): Promise<never> {
   await deps.db.job.updateMany({
     where: { id: jobId, run, status: "running" },
     data: { status: "queued", deliveries: { decrement: 1 } },
   });
-  await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: "queued" });
+  await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
+    jobId,
+    projectId,
+    status: "queued",
+  });
   await entry.moveToWait(token);
   throw new WaitingError();
 }
@@ -365,9 +389,32 @@ function capLogs(logs: LogEntry[], maxBytes: number): LogEntry[] {
   return kept;
 }
 
-async function finishJob(deps: RunJobDeps, jobId: string, run: number, data: FinishData) {
+async function finishJob(
+  deps: RunJobDeps,
+  { jobId, projectId }: { jobId: string; projectId: string },
+  run: number,
+  data: FinishData,
+) {
   const applied = await deps.checkpoints.finish({ jobId, run, ...data });
   if (applied) {
-    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, { jobId, status: data.status });
+    // Both go out together: one round trip's wait.
+    await Promise.all([
+      freeSlot(deps, projectId, jobId),
+      publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
+        jobId,
+        projectId,
+        status: data.status,
+      }),
+    ]);
   }
+}
+
+/**
+ * Gives the job's concurrent-job slot back. Not fatal: the job is recorded, and a slot left
+ * behind is freed when the project's slots next look full (the API reconciles with Postgres).
+ */
+async function freeSlot(deps: RunJobDeps, projectId: string, jobId: string): Promise<void> {
+  await deps.activeJobs?.release(projectId, jobId).catch((error: unknown) => {
+    deps.log({ jobId, err: (error as Error).message }, "could not free a concurrent-job slot");
+  });
 }

@@ -29,12 +29,13 @@ export interface Lease {
 }
 
 /**
- * The worker's MCP connections, shared by all its jobs. Registrations are read from Postgres;
- * when one changes (the API announces it on Redis) the next job gets a fresh generation of
- * clients and the old one closes once its last job is done.
+ * The worker's MCP connections, shared by the jobs of each project (a project's servers, with its
+ * secrets, serve only its own jobs). Registrations are read from Postgres; when one of a
+ * project's changes (the API announces it on Redis) the project's next job gets a fresh
+ * generation of clients and the old one closes once its last job is done.
  */
 export class ToolHosts {
-  private current: Promise<Generation> | null = null;
+  private readonly current = new Map<string, Promise<Generation>>();
   private readonly db: Db;
   private readonly box: SecretBox;
 
@@ -43,10 +44,17 @@ export class ToolHosts {
     this.box = box;
   }
 
-  /** A tool host over the given servers (every registered one when the list is empty). */
-  async acquire(servers: readonly string[]): Promise<Lease> {
-    this.current ??= this.load();
-    const generation = await this.current;
+  /**
+   * A tool host over the project's given servers (every one it registered when the list is
+   * empty).
+   */
+  async acquire(projectId: string, servers: readonly string[]): Promise<Lease> {
+    let loading = this.current.get(projectId);
+    if (loading === undefined) {
+      loading = this.load(projectId);
+      this.current.set(projectId, loading);
+    }
+    const generation = await loading;
     const missing = servers.filter((name) => !(name in generation.configs));
     if (missing.length > 0) {
       throw new UnknownServerError(
@@ -77,10 +85,10 @@ export class ToolHosts {
     }
   }
 
-  /** A registration changed: later jobs connect afresh. */
-  invalidate(): void {
-    const previous = this.current;
-    this.current = null;
+  /** A registration of the project changed: its later jobs connect afresh. */
+  invalidate(projectId: string): void {
+    const previous = this.current.get(projectId);
+    this.current.delete(projectId);
     void previous?.then((generation) => {
       generation.stale = true;
       if (generation.users === 0) void generation.pool.close();
@@ -88,20 +96,22 @@ export class ToolHosts {
   }
 
   async close(): Promise<void> {
-    const previous = this.current;
-    this.current = null;
-    const generation = await previous?.catch(() => null);
-    await generation?.pool.close();
+    const previous = [...this.current.values()];
+    this.current.clear();
+    for (const loading of previous) {
+      const generation = await loading.catch(() => null);
+      await generation?.pool.close();
+    }
   }
 
-  private async load(): Promise<Generation> {
+  private async load(projectId: string): Promise<Generation> {
     try {
-      const configs = await loadServerConfigs(this.db, this.box);
+      const configs = await loadServerConfigs(this.db, this.box, projectId);
       const hosts = new Map<string, Promise<ToolHost>>();
       const pool = createClientPool(configs, { onToolListChanged: () => hosts.clear() });
       return { configs, pool, hosts, users: 0, stale: false };
     } catch (error) {
-      this.current = null;
+      this.current.delete(projectId);
       throw error;
     }
   }

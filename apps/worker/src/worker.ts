@@ -1,12 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import {
+  ActiveJobs,
   type Config,
   channels,
   createSecretBox,
   metricsIndexKey,
   metricsKey,
   PolicyTable,
+  parseServerRef,
   type QueuedJob,
   type SecretBox,
   type WorkerInfo,
@@ -63,6 +65,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const startedAt = new Date();
   const shutdown = new AbortController();
 
+  // Keyed by server ref (project and name).
   const limiters = new Map<string, LimitFunction>();
   const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
     let limiter = limiters.get(server);
@@ -74,14 +77,17 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   };
 
   const names = channels(config.TURTLE_QUEUE);
-  // The tool policies, read once and again after any change.
-  let policyTable: Promise<PolicyTable> | null = null;
-  const policies = () => {
-    if (policyTable !== null) return policyTable;
-    const loading = db.toolPolicy.findMany().then((rows) => new PolicyTable(rows));
-    policyTable = loading;
+  // Each project's tool policies, read once and again after any change to them.
+  const policyTables = new Map<string, Promise<PolicyTable>>();
+  const policies = (projectId: string) => {
+    const cached = policyTables.get(projectId);
+    if (cached !== undefined) return cached;
+    const loading = db.toolPolicy
+      .findMany({ where: { projectId } })
+      .then((rows) => new PolicyTable(rows));
+    policyTables.set(projectId, loading);
     loading.catch(() => {
-      if (policyTable === loading) policyTable = null;
+      if (policyTables.get(projectId) === loading) policyTables.delete(projectId);
     });
     return loading;
   };
@@ -89,9 +95,12 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
     if (channel === names.cancel) running.get(message)?.controller.abort(ABORT_CANCEL);
-    else if (channel === names.servers) toolHosts.invalidate();
-    else if (channel === names.policies) policyTable = null;
+    else if (channel === names.servers) {
+      const ref = parseServerRef(message);
+      if (ref !== null) toolHosts.invalidate(ref.projectId);
+    } else if (channel === names.policies) policyTables.delete(message);
   });
+  const activeJobs = new ActiveJobs(deps.publisher ?? redis, config.TURTLE_QUEUE);
 
   const bull = new Worker<QueuedJob, void, "run">(
     config.TURTLE_QUEUE,
@@ -110,6 +119,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           log,
           metrics,
           policies,
+          activeJobs,
           track: (jobId, controller) => {
             running.set(jobId, { controller, since: new Date() });
             return () => running.delete(jobId);

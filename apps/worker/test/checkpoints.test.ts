@@ -1,7 +1,9 @@
+import { DEFAULT_PROJECT_ID } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Checkpoint, CheckpointsLostError, CheckpointWriter } from "../src/checkpoints.ts";
+import { hashArgs } from "../src/durable-steps.ts";
 
 let database: TestDatabase;
 let db: Db;
@@ -18,18 +20,27 @@ afterAll(async () => {
 
 async function runningJob() {
   return db.job.create({
-    data: { code: "return 1", servers: [], timeoutMs: 1000, memoryMb: 32, status: "running" },
+    data: {
+      projectId: DEFAULT_PROJECT_ID,
+      code: "return 1",
+      servers: [],
+      timeoutMs: 1000,
+      memoryMb: 32,
+      status: "running",
+    },
   });
 }
 
 function step(jobId: string, key: string): Checkpoint {
   const at = new Date();
   return {
+    projectId: DEFAULT_PROJECT_ID,
     jobId,
     key,
     seq: 0,
     server: "s",
     tool: "t",
+    argsHash: hashArgs({ key }),
     status: "succeeded",
     result: { key },
     error: null,

@@ -13,6 +13,7 @@ import {
   createJobQueue,
   createRedis,
   createSecretBox,
+  DEFAULT_PROJECT_ID,
   generateSecretsKey,
   type JobQueue,
   type NewJob,
@@ -76,11 +77,16 @@ export async function createPlatform(
   redis.on("error", () => {});
   const queue = createJobQueue(queueName, redis);
   queue.on("error", () => {});
-  await saveServer(db, createSecretBox(platformEnv), "control", {
-    command: process.execPath,
-    args: [CONTROL_SERVER],
-    env: { COUNT_FILE: countFile },
-  });
+  await saveServer(
+    db,
+    createSecretBox(platformEnv),
+    { projectId: DEFAULT_PROJECT_ID, name: "control" },
+    {
+      command: process.execPath,
+      args: [CONTROL_SERVER],
+      env: { COUNT_FILE: countFile },
+    },
+  );
   const workers: WorkerProcess[] = [];
 
   return {
@@ -121,7 +127,12 @@ export async function createPlatform(
       return worker;
     },
     async submit(job) {
-      const { job: row } = await submitJob(db, queue, { timeoutMs: 60_000, memoryMb: 64, ...job });
+      const { job: row } = await submitJob(db, queue, {
+        projectId: DEFAULT_PROJECT_ID,
+        timeoutMs: 60_000,
+        memoryMb: 64,
+        ...job,
+      });
       return row;
     },
     async waitFor(jobId, statuses, timeoutMs = 60_000) {

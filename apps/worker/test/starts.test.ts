@@ -1,3 +1,4 @@
+import { DEFAULT_PROJECT_ID } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +18,16 @@ afterAll(async () => {
 });
 
 const queuedJob = (run = 0) =>
-  db.job.create({ data: { code: "return 1", servers: [], timeoutMs: 1000, memoryMb: 32, run } });
+  db.job.create({
+    data: {
+      projectId: DEFAULT_PROJECT_ID,
+      code: "return 1",
+      servers: [],
+      timeoutMs: 1000,
+      memoryMb: 32,
+      run,
+    },
+  });
 
 describe("the run starter", () => {
   it("starts the entries of one turn together; a stale run and a junk entry get nothing", async () => {

@@ -47,6 +47,13 @@ export const ConfigSchema = z.object({
   SECRETS_READ_KEYS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
+  /**
+   * Each project's limits, unless its own are set (PATCH /v1/projects/:id): jobs queued or
+   * running at once (more answer 429), and API requests per minute over all its keys.
+   */
+  PROJECT_MAX_CONCURRENT_JOBS: int(5_000),
+  PROJECT_REQUESTS_PER_MINUTE: int(6_000),
+
   MAX_CODE_BYTES: int(256 * 1024),
   MAX_BODY_BYTES: int(2 * 1024 * 1024),
   MAX_QUEUE_DEPTH: int(100_000),

@@ -4,6 +4,8 @@ import { channels } from "./queue.ts";
 
 export interface JobEvent {
   jobId: string;
+  /** The job's project: live lists (GET /v1/events) show a project only its own jobs. */
+  projectId: string;
   status: JobStatus;
 }
 

@@ -18,6 +18,17 @@ export {
   PolicyTable,
 } from "./policies.ts";
 export {
+  ActiveJobs,
+  activeJobsKey,
+  DEFAULT_PROJECT_ID,
+  DEFAULT_PROJECT_NAME,
+  PROJECT_NAME,
+  parseServerRef,
+  SCOPES,
+  type Scope,
+  serverRef,
+} from "./projects.ts";
+export {
   channels,
   createJobQueue,
   createRedis,
@@ -33,6 +44,7 @@ export {
   type SealedSecrets,
   SecretBox,
   SecretsError,
+  type ServerKey,
   secretsKeyId,
 } from "./secrets.ts";
 export {

@@ -2,9 +2,12 @@ import { type Db, type Job, Prisma } from "@turtle/db";
 import { type JobQueue, queueEntryId } from "./queue.ts";
 
 export interface NewJob {
+  /** Made by the caller when it must know the id before the row exists (a concurrency slot). */
+  id?: string;
+  projectId: string;
   code: string;
   input?: unknown;
-  /** Registered server names; empty for all. */
+  /** The project's server names; empty for all. */
   servers?: string[];
   timeoutMs: number;
   memoryMb: number;
@@ -25,6 +28,8 @@ export class EnqueueError extends Error {
 
 function rowOf(job: NewJob) {
   return {
+    ...(job.id === undefined ? {} : { id: job.id }),
+    projectId: job.projectId,
     code: job.code,
     input:
       job.input === undefined || job.input === null
@@ -40,7 +45,7 @@ function rowOf(job: NewJob) {
 /**
  * Records a job in Postgres, then queues it. Postgres first: a job is accepted once it is
  * recorded, and the queue entry (deduplicated by id) only carries the work. A repeated
- * idempotency key returns the first job, which is not queued again.
+ * idempotency key (within the project) returns the first job, which is not queued again.
  */
 export async function submitJob(
   db: Db,
@@ -56,7 +61,14 @@ export async function submitJob(
       error instanceof Prisma.PrismaClientKnownRequestError &&
       error.code === "P2002"
     ) {
-      const first = await db.job.findUnique({ where: { idempotencyKey: job.idempotencyKey } });
+      const first = await db.job.findUnique({
+        where: {
+          projectId_idempotencyKey: {
+            projectId: job.projectId,
+            idempotencyKey: job.idempotencyKey,
+          },
+        },
+      });
       if (first !== null) return { job: first, created: false };
     }
     throw error;

@@ -54,9 +54,9 @@ export function channels(queue: string) {
     jobEvents: `${queue}:job-events`,
     /** A job id: stop it if you are running it. */
     cancel: `${queue}:cancel`,
-    /** A server name: its registration changed. */
+    /** A server ref (`projectId/name`, see serverRef): its registration changed. */
     servers: `${queue}:servers`,
-    /** A server name: its tool policies changed. */
+    /** A project id: its tool policies changed. */
     policies: `${queue}:policies`,
     /** JobActivity[] JSON of one job: its steps starting and ending, its log lines. */
     activity: (jobId: string) => `${queue}:job:${jobId}:activity`,

@@ -1,17 +1,19 @@
 // MCP servers' secret `env` and `headers` values, encrypted at rest: AES-256-GCM under
-// SECRETS_KEY, each sealed value bound to its server's name (a row's secrets copied onto another
-// server do not open). A sealed value names its key by an id (the start of the key's SHA-256), so
+// SECRETS_KEY, each sealed value bound to its server's project and name (a row's secrets copied
+// onto another server, or into another project, do not open). A sealed value names its key by an id (the start of the key's SHA-256), so
 // a rotation can be rolled out with no downtime: every process first learns the new key as one
 // it may open with (SECRETS_READ_KEYS), then seals with it (SECRETS_KEY), then
 // `npm run secrets:rotate` seals every row again under it, and the old key can go.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import type { Db, Prisma } from "@turtle/db";
 import { ConfigError } from "./config.ts";
+import { DEFAULT_PROJECT_ID, serverRef } from "./projects.ts";
 import type { ServerSecrets } from "./servers.ts";
 
 /** How sealed secrets are stored in `Server.secrets`. */
 export interface SealedSecrets {
-  v: 1;
+  /** 2: bound to the server's project and name; 1 (before projects): to its name alone. */
+  v: 1 | 2;
   /** The key's id: the first 16 hex digits of its SHA-256. */
   kid: string;
   iv: string;
@@ -25,6 +27,24 @@ export class SecretsError extends Error {
 }
 
 const ALGORITHM = "aes-256-gcm";
+
+/** Which server a sealed value belongs to. */
+export interface ServerKey {
+  projectId: string;
+  name: string;
+}
+
+/**
+ * The additional data a value is sealed with. Version 1 values were sealed before projects, when
+ * every server was in what is now the default project: they open there only.
+ */
+function boundTo(server: ServerKey, version: 1 | 2): Buffer | null {
+  if (version === 2)
+    return Buffer.from(`turtle-server:${serverRef(server.projectId, server.name)}`);
+  return server.projectId === DEFAULT_PROJECT_ID
+    ? Buffer.from(`turtle-server:${server.name}`)
+    : null;
+}
 
 /** A key from its text: 32 bytes as base64 (standard or url-safe) or as 64 hex digits. */
 export function parseSecretsKey(text: string, variable: string): Buffer {
@@ -53,7 +73,7 @@ function isSealed(value: unknown): value is SealedSecrets {
   return (
     typeof sealed === "object" &&
     sealed !== null &&
-    sealed.v === 1 &&
+    (sealed.v === 1 || sealed.v === 2) &&
     typeof sealed.kid === "string" &&
     typeof sealed.iv === "string" &&
     typeof sealed.tag === "string" &&
@@ -73,14 +93,14 @@ export class SecretBox {
     this.keys = new Map([...readKeys, sealKey].map((key) => [secretsKeyId(key), key]));
   }
 
-  /** Seals a server's secrets under the current key, bound to the server's name. */
-  seal(server: string, secrets: ServerSecrets): SealedSecrets {
+  /** Seals a server's secrets under the current key, bound to the server's project and name. */
+  seal(server: ServerKey, secrets: ServerSecrets): SealedSecrets {
     const iv = randomBytes(12);
     const cipher = createCipheriv(ALGORITHM, this.sealKey, iv);
-    cipher.setAAD(Buffer.from(`turtle-server:${server}`));
+    cipher.setAAD(boundTo(server, 2) as Buffer);
     const data = Buffer.concat([cipher.update(JSON.stringify(secrets), "utf8"), cipher.final()]);
     return {
-      v: 1,
+      v: 2,
       kid: this.keyId,
       iv: iv.toString("base64"),
       tag: cipher.getAuthTag().toString("base64"),
@@ -92,17 +112,19 @@ export class SecretBox {
    * A server's secrets from what is stored. Rows written before secrets were encrypted hold them
    * in the clear; they are read as they are (and sealed by the next rotation).
    */
-  open(server: string, stored: unknown): ServerSecrets {
+  open(server: ServerKey, stored: unknown): ServerSecrets {
     if (!isSealed(stored)) return (stored ?? {}) as ServerSecrets;
     const key = this.keys.get(stored.kid);
     if (key === undefined) {
       throw new SecretsError(
-        `the secrets of server "${server}" are sealed with key ${stored.kid}, which is neither SECRETS_KEY (${this.keyId}) nor in SECRETS_READ_KEYS: give this process that key`,
+        `the secrets of server "${server.name}" are sealed with key ${stored.kid}, which is neither SECRETS_KEY (${this.keyId}) nor in SECRETS_READ_KEYS: give this process that key`,
       );
     }
     try {
+      const aad = boundTo(server, stored.v);
+      if (aad === null) throw new Error("sealed before projects, outside the default project");
       const decipher = createDecipheriv(ALGORITHM, key, Buffer.from(stored.iv, "base64"));
-      decipher.setAAD(Buffer.from(`turtle-server:${server}`));
+      decipher.setAAD(aad);
       decipher.setAuthTag(Buffer.from(stored.tag, "base64"));
       const text = Buffer.concat([
         decipher.update(Buffer.from(stored.data, "base64")),
@@ -111,7 +133,7 @@ export class SecretBox {
       return JSON.parse(text) as ServerSecrets;
     } catch {
       throw new SecretsError(
-        `the secrets of server "${server}" do not open: they were altered, or belong to another server; register the server again`,
+        `the secrets of server "${server.name}" do not open: they were altered, or belong to another server; register the server again`,
       );
     }
   }
@@ -121,9 +143,12 @@ export class SecretBox {
     return isSealed(stored);
   }
 
-  /** Whether what is stored is sealed under the current key (else a rotation seals it again). */
+  /**
+   * Whether what is stored is sealed under the current key, bound to its project (else a
+   * rotation seals it again).
+   */
   isCurrent(stored: unknown): boolean {
-    return isSealed(stored) && stored.kid === this.keyId;
+    return isSealed(stored) && stored.v === 2 && stored.kid === this.keyId;
   }
 }
 
@@ -137,14 +162,14 @@ export async function resealServers(
   box: SecretBox,
   options: { all: boolean },
 ): Promise<string[]> {
-  const rows = await db.server.findMany({ orderBy: { name: "asc" } });
+  const rows = await db.server.findMany({ orderBy: [{ projectId: "asc" }, { name: "asc" }] });
   const resealed: string[] = [];
   for (const row of rows) {
     const clear = !box.isSealed(row.secrets);
     if (!clear && (!options.all || box.isCurrent(row.secrets))) continue;
-    const sealed = box.seal(row.name, box.open(row.name, row.secrets));
+    const sealed = box.seal(row, box.open(row, row.secrets));
     const written = await db.server.updateMany({
-      where: { name: row.name, updatedAt: row.updatedAt },
+      where: { projectId: row.projectId, name: row.name, updatedAt: row.updatedAt },
       data: { secrets: sealed as unknown as Prisma.InputJsonValue },
     });
     if (written.count === 1) resealed.push(row.name);

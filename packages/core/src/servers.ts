@@ -1,6 +1,6 @@
 import { isStdioServerConfig, type McpServerConfig } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
-import type { SecretBox } from "./secrets.ts";
+import type { SecretBox, ServerKey } from "./secrets.ts";
 
 /** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
 export interface ServerSecrets {
@@ -48,11 +48,11 @@ export function splitSecrets(config: McpServerConfig): {
 
 /** A registration's whole entry, its secrets opened: for MCP clients only. */
 export function joinSecrets(
-  row: Pick<Server, "name" | "config" | "secrets">,
+  row: Pick<Server, "projectId" | "name" | "config" | "secrets">,
   box: SecretBox,
 ): McpServerConfig {
   const { envNames: _env, headerNames: _headers, ...config } = row.config as PublicConfig;
-  const secrets = box.open(row.name, row.secrets);
+  const secrets = box.open(row, row.secrets);
   return { ...config, ...secrets } as McpServerConfig;
 }
 
@@ -80,30 +80,38 @@ export function serverView(row: Server): ServerView {
 }
 
 /** What a registration stores: its public part, and its secrets sealed. */
-export function serverData(box: SecretBox, name: string, entry: McpServerConfig) {
+export function serverData(box: SecretBox, server: ServerKey, entry: McpServerConfig) {
   const { config, secrets } = splitSecrets(entry);
   return {
     config: config as Prisma.InputJsonValue,
-    secrets: box.seal(name, secrets) as unknown as Prisma.InputJsonValue,
+    secrets: box.seal(server, secrets) as unknown as Prisma.InputJsonValue,
   };
 }
 
-/** Creates or replaces a registration. */
+/** Creates or replaces a project's registration. */
 export async function saveServer(
   db: Db,
   box: SecretBox,
-  name: string,
+  server: ServerKey,
   entry: McpServerConfig,
 ): Promise<Server> {
-  const data = serverData(box, name, entry);
-  return db.server.upsert({ where: { name }, create: { name, ...data }, update: data });
+  const data = serverData(box, server, entry);
+  return db.server.upsert({
+    where: { projectId_name: server },
+    create: { ...server, ...data },
+    update: data,
+  });
 }
 
-/** Every registered server's full entry, secrets included: for the workers' MCP clients only. */
+/**
+ * Every server a project registered, its full entry, secrets included: for the workers' MCP
+ * clients only.
+ */
 export async function loadServerConfigs(
   db: Db,
   box: SecretBox,
+  projectId: string,
 ): Promise<Record<string, McpServerConfig>> {
-  const rows = await db.server.findMany({ orderBy: { name: "asc" } });
+  const rows = await db.server.findMany({ where: { projectId }, orderBy: { name: "asc" } });
   return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row, box)]));
 }

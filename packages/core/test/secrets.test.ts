@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   ConfigError,
   createSecretBox,
+  DEFAULT_PROJECT_ID,
   generateSecretsKey,
   SecretBox,
   SecretsError,
@@ -9,36 +10,41 @@ import {
 } from "../src/index.ts";
 
 const secrets = { env: { API_TOKEN: "very-secret", OTHER: "ünïcødé ✓" } };
+const server = (name: string, projectId = DEFAULT_PROJECT_ID) => ({ projectId, name });
+const crm = server("crm");
 
 describe("SecretBox", () => {
   it("seals with AES-256-GCM under the key's id, and opens what it sealed", () => {
     const key = generateSecretsKey();
     const box = createSecretBox({ SECRETS_KEY: key });
-    const sealed = box.seal("crm", secrets);
+    const sealed = box.seal(crm, secrets);
     expect(sealed).toEqual({
-      v: 1,
+      v: 2,
       kid: secretsKeyId(Buffer.from(key, "base64")),
       iv: expect.stringMatching(/^[A-Za-z0-9+/]{16}$/),
       tag: expect.stringMatching(/^[A-Za-z0-9+/]{22}==$/),
       data: expect.any(String),
     });
     expect(JSON.stringify(sealed)).not.toMatch(/very-secret|API_TOKEN/);
-    expect(box.open("crm", sealed)).toEqual(secrets);
+    expect(box.open(crm, sealed)).toEqual(secrets);
     // A fresh IV each time: the same secrets never seal to the same text.
-    expect(box.seal("crm", secrets).data).not.toBe(sealed.data);
+    expect(box.seal(crm, secrets).data).not.toBe(sealed.data);
     expect(box.isCurrent(sealed)).toBe(true);
   });
 
   it("refuses secrets altered, or moved to another server", () => {
     const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
-    const sealed = box.seal("crm", secrets);
-    expect(() => box.open("billing", sealed)).toThrow(SecretsError);
+    const sealed = box.seal(crm, secrets);
+    expect(() => box.open(server("billing"), sealed)).toThrow(SecretsError);
+    // The same name in another project is another server.
+    const elsewhere = server("crm", "00000000-0000-4000-8000-0000000000aa");
+    expect(() => box.open(elsewhere, sealed)).toThrow(SecretsError);
     const data = Buffer.from(sealed.data, "base64");
     data[0] = (data[0] ?? 0) ^ 1;
-    expect(() => box.open("crm", { ...sealed, data: data.toString("base64") })).toThrow(
+    expect(() => box.open(crm, { ...sealed, data: data.toString("base64") })).toThrow(
       'the secrets of server "crm" do not open',
     );
-    expect(() => box.open("crm", { ...sealed, tag: Buffer.alloc(16).toString("base64") })).toThrow(
+    expect(() => box.open(crm, { ...sealed, tag: Buffer.alloc(16).toString("base64") })).toThrow(
       SecretsError,
     );
   });
@@ -46,22 +52,22 @@ describe("SecretBox", () => {
   it("opens with a read key during a rotation, and names a key it lacks", () => {
     const oldKey = generateSecretsKey();
     const newKey = generateSecretsKey();
-    const sealedOld = createSecretBox({ SECRETS_KEY: oldKey }).seal("crm", secrets);
+    const sealedOld = createSecretBox({ SECRETS_KEY: oldKey }).seal(crm, secrets);
     const rolling = createSecretBox({ SECRETS_KEY: newKey, SECRETS_READ_KEYS: ` ${oldKey} ,` });
-    expect(rolling.open("crm", sealedOld)).toEqual(secrets);
+    expect(rolling.open(crm, sealedOld)).toEqual(secrets);
     expect(rolling.isCurrent(sealedOld)).toBe(false);
     const stranger = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
-    expect(() => stranger.open("crm", sealedOld)).toThrow(
+    expect(() => stranger.open(crm, sealedOld)).toThrow(
       `sealed with key ${secretsKeyId(Buffer.from(oldKey, "base64"))}, which is neither SECRETS_KEY`,
     );
   });
 
   it("reads secrets stored before encryption as they are", () => {
     const box = new SecretBox(Buffer.alloc(32, 7));
-    expect(box.open("old", { headers: { Authorization: "Bearer x" } })).toEqual({
+    expect(box.open(server("old"), { headers: { Authorization: "Bearer x" } })).toEqual({
       headers: { Authorization: "Bearer x" },
     });
-    expect(box.open("old", {})).toEqual({});
+    expect(box.open(server("old"), {})).toEqual({});
     expect(box.isSealed({ env: {} })).toBe(false);
   });
 

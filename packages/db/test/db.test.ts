@@ -6,6 +6,9 @@ import { createTestDatabase, type TestDatabase } from "../src/testing.ts";
 let database: TestDatabase;
 let db: Db;
 
+/** The operator's project, which the migration that introduced projects creates. */
+const DEFAULT_PROJECT_ID = "00000000-0000-4000-8000-000000000001";
+
 beforeAll(async () => {
   database = await createTestDatabase("db");
   db = createDb(database.url);
@@ -33,11 +36,18 @@ describe("migrations", () => {
   });
 
   it("match the schema: every model round-trips through Prisma Client", async () => {
-    const key = await db.apiKey.create({ data: { name: "ci", prefix: "tt_abc", hash: "h1" } });
+    const project = await db.project.findUniqueOrThrow({ where: { id: DEFAULT_PROJECT_ID } });
+    expect(project).toMatchObject({ name: "default", operator: true, maxConcurrentJobs: null });
+    const projectId = project.id;
+    const key = await db.apiKey.create({
+      data: { projectId, scopes: ["read"], name: "ci", prefix: "tt_abc", hash: "h1" },
+    });
     expect(key.revokedAt).toBeNull();
-    await db.server.create({ data: { name: "files", config: { command: "node" } } });
+    expect(key.scopes).toEqual(["read"]);
+    await db.server.create({ data: { projectId, name: "files", config: { command: "node" } } });
     const job = await db.job.create({
       data: {
+        projectId,
         code: "return 1",
         servers: ["files"],
         timeoutMs: 1000,
@@ -65,6 +75,22 @@ describe("migrations", () => {
       include: { steps: true },
     });
     expect(loaded.steps.map((step) => step.result)).toEqual([{ seq: 0 }, { seq: 1 }]);
+    const entry = await db.auditEntry.create({
+      data: {
+        projectId,
+        jobId: job.id,
+        stepKey: "files/read#0",
+        server: "files",
+        tool: "read",
+        argsHash: "0".repeat(64),
+        outcome: "succeeded",
+        attempt: 1,
+        startedAt: new Date(),
+        finishedAt: new Date(),
+        durationMs: 0,
+      },
+    });
+    expect(typeof entry.id).toBe("bigint");
     await db.job.delete({ where: { id: job.id } });
     expect(await db.step.count({ where: { jobId: job.id } })).toBe(0);
   });

@@ -1,5 +1,7 @@
 // The moves the API makes on jobs: submitting (over REST and MCP alike), the checks submit and
 // resume share, putting a run on the queue, announcing status changes, waiting for a job to end.
+
+import { randomUUID } from "node:crypto";
 import {
   type Config,
   EnqueueError,
@@ -12,6 +14,7 @@ import type { Job, JobStatus } from "@turtle/db";
 import type { TypeDiagnostic } from "@turtle/typecheck";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ApiError, badRequest } from "../errors.ts";
+import type { Auth } from "../plugins/auth.ts";
 import { TERMINAL_STATUSES } from "./views.ts";
 
 /** Rejects code the schema cannot: blank, or over MAX_CODE_BYTES once UTF-8 encoded. */
@@ -59,35 +62,45 @@ export function programProperties(config: Config) {
 }
 
 /**
- * Checks a job request and queues it: 400 for bad code, unknown servers or (when asked) type
- * errors, 429 while the queue is full, 503 when it cannot be queued. A repeated idempotency key
- * returns the first job, with `created: false`, before any other check costs time.
+ * Checks a job request and queues it in the caller's project: 400 for bad code, unknown servers
+ * or (when asked) type errors, 429 while the queue or the project's concurrent jobs are full,
+ * 503 when it cannot be queued. A repeated idempotency key returns the project's first job, with
+ * `created: false`, before any other check costs time.
  */
 export async function submit(
   app: FastifyInstance,
+  auth: Auth,
   request: JobRequest,
 ): Promise<{ id: string; status: JobStatus; created: boolean }> {
   const { config } = app;
+  const { projectId } = auth;
   checkCode(app, request.code);
   checkLimits(app, request);
   const servers = request.servers ?? [];
-  await checkServers(app, servers, "body.servers");
+  await checkServers(app, projectId, servers, "body.servers");
   if (request.idempotencyKey !== undefined) {
     // A repeat is answered even while the queue is full: it adds no work.
     const first = await app.db.job.findUnique({
-      where: { idempotencyKey: request.idempotencyKey },
+      where: {
+        projectId_idempotencyKey: { projectId, idempotencyKey: request.idempotencyKey },
+      },
       select: { id: true, status: true },
     });
     if (first !== null) return { ...first, created: false };
   }
   if (request.typecheck === true) {
-    const names = servers.length > 0 ? servers : await app.catalogs.names(undefined, "");
-    const checked = await app.catalogs.check(request.code, names);
+    const names = servers.length > 0 ? servers : await app.catalogs.names(projectId, undefined, "");
+    const checked = await app.catalogs.check(projectId, request.code, names);
     if (!checked.ok) throw typeErrors(checked.diagnostics, checked.truncated);
   }
   await checkQueueDepth(app);
+  const id = randomUUID();
+  await takeSlot(app, auth, id);
+  let created = false;
   try {
-    const { job, created } = await submitJob(app.db, app.queue, {
+    const submitted = await submitJob(app.db, app.queue, {
+      id,
+      projectId,
       code: request.code,
       ...(request.input === undefined ? {} : { input: request.input }),
       servers,
@@ -95,15 +108,56 @@ export async function submit(
       memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
       ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
     });
+    const { job } = submitted;
+    created = submitted.created;
     // Live lists (GET /v1/events) hear of it; not awaited: nothing waits on a job just queued.
-    if (created) void announce(app, job.id, job.status);
+    if (created) void announce(app, job, job.status);
     // Created, or the first job of a key submitted concurrently (the unique index decided).
     return { id: job.id, status: job.status, created };
   } catch (error) {
     // No event: only a racing duplicate could be waiting, and it reads the row at its deadline.
     if (error instanceof EnqueueError) throw enqueueFailed();
     throw error;
+  } finally {
+    // A job not made (a duplicate, an error) or failed at once holds no slot.
+    if (!created) void freeSlot(app, projectId, id);
   }
+}
+
+/**
+ * Takes one of the project's concurrent-job slots for a job about to be made, or answers 429.
+ * When the slots look full, those of jobs that ended without giving theirs back (a worker died
+ * between the two) are freed first, from what Postgres says is still active.
+ */
+export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string): Promise<void> {
+  const limit = auth.maxConcurrentJobs;
+  try {
+    if (await app.activeJobs.take(auth.projectId, jobId, limit)) return;
+    const freed = await app.activeJobs.reconcile(auth.projectId, async (ids) => {
+      const rows = await app.db.job.findMany({
+        where: { id: { in: ids }, status: { in: ["queued", "running"] } },
+        select: { id: true },
+      });
+      return new Set(rows.map((row) => row.id));
+    });
+    if (freed > 0 && (await app.activeJobs.take(auth.projectId, jobId, limit))) return;
+  } catch (error) {
+    app.log.error({ err: error }, "could not count the project's active jobs");
+    throw new ApiError(503, "queue_unavailable", "the queue (Redis) is unavailable: retry later");
+  }
+  throw new ApiError(
+    429,
+    "concurrency_limit",
+    `project "${auth.projectName}" has ${limit} jobs queued or running, its limit (maxConcurrentJobs): retry after the Retry-After seconds, once some have ended`,
+    { "retry-after": "1" },
+  );
+}
+
+/** Gives a job's concurrent-job slot back; a slot left behind is freed by the next reconcile. */
+export async function freeSlot(app: FastifyInstance, projectId: string, jobId: string) {
+  await app.activeJobs.release(projectId, jobId).catch((error: unknown) => {
+    app.log.warn({ err: error, jobId }, "could not free a concurrent-job slot");
+  });
 }
 
 /** Deepest nesting of arrays and objects a job's input may have. */
@@ -173,17 +227,23 @@ export function typeErrors(diagnostics: TypeDiagnostic[], truncated: boolean): A
   );
 }
 
-/** Rejects names that are not registered, listing them (and what is registered). */
-export async function checkServers(app: FastifyInstance, names: string[], field: string) {
+/** Rejects names the project has not registered, listing them (and what it has). */
+export async function checkServers(
+  app: FastifyInstance,
+  projectId: string,
+  names: string[],
+  field: string,
+) {
   if (names.length === 0) return;
   const found = await app.db.server.findMany({
-    where: { name: { in: names } },
+    where: { projectId, name: { in: names } },
     select: { name: true },
   });
   const known = new Set(found.map((row) => row.name));
   const unknown = [...new Set(names.filter((name) => !known.has(name)))];
   if (unknown.length === 0) return;
   const registered = await app.db.server.findMany({
+    where: { projectId },
     select: { name: true },
     orderBy: { name: "asc" },
     take: 50,
@@ -215,11 +275,15 @@ export async function checkQueueDepth(app: FastifyInstance): Promise<void> {
   }
 }
 
-export async function announce(app: FastifyInstance, jobId: string, status: JobStatus) {
-  const event: JobEvent = { jobId, status };
+export async function announce(
+  app: FastifyInstance,
+  job: { id: string; projectId: string },
+  status: JobStatus,
+) {
+  const event: JobEvent = { jobId: job.id, projectId: job.projectId, status };
   await publishJobEvent(app.redis, app.config.TURTLE_QUEUE, event).catch((error: unknown) => {
     // Waiters elsewhere then answer at their deadline from Postgres, which is still right.
-    app.log.warn({ err: error, jobId }, "could not publish a job event");
+    app.log.warn({ err: error, jobId: job.id }, "could not publish a job event");
   });
 }
 
@@ -237,13 +301,17 @@ export function enqueueFailed(jobId?: string): ApiError {
 }
 
 /** Queues a job's current run (see core's enqueueRun); a refusal fails the job and answers 503. */
-export async function enqueue(app: FastifyInstance, job: { id: string; run: number }) {
+export async function enqueue(
+  app: FastifyInstance,
+  job: { id: string; projectId: string; run: number },
+) {
   try {
     await enqueueRun(app.db, app.queue, job);
   } catch (error) {
     if (!(error instanceof EnqueueError)) throw error;
     app.log.error({ err: error, jobId: job.id }, "could not enqueue a job");
-    await announce(app, job.id, "failed");
+    void freeSlot(app, job.projectId, job.id);
+    await announce(app, job, "failed");
     throw enqueueFailed(job.id);
   }
 }
@@ -324,9 +392,12 @@ export const WaitQuerySchema = {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A job by id, or 404 — also for ids that are not UUIDs, which no job can have. */
-export async function findJob(app: FastifyInstance, id: string): Promise<Job> {
-  const job = UUID.test(id) ? await app.db.job.findUnique({ where: { id } }) : null;
+/**
+ * A job of the project by id, or 404 — also for another project's jobs, and for ids that are not
+ * UUIDs, which no job can have.
+ */
+export async function findJob(app: FastifyInstance, projectId: string, id: string): Promise<Job> {
+  const job = UUID.test(id) ? await app.db.job.findFirst({ where: { id, projectId } }) : null;
   if (job === null) throw new ApiError(404, "not_found", `no job ${JSON.stringify(id)}`);
   return job;
 }

@@ -20,6 +20,7 @@ import type { SearchDetail } from "../catalog/search.ts";
 import { ApiError } from "../errors.ts";
 import { findJob, submit, waitForJob } from "../jobs/lifecycle.ts";
 import { TERMINAL_STATUSES } from "../jobs/views.ts";
+import type { Auth } from "../plugins/auth.ts";
 import { describeJob, type JobPart, logsText, page, resultText } from "./shaping.ts";
 
 /** Namespaces named in the tool list; the rest are counted, and search_tools finds them. */
@@ -145,7 +146,8 @@ const text = (value: string, isError = false): CallToolResult => ({
 });
 
 /** A new façade server, for one MCP session (or one stateless HTTP request). */
-export function createFacade(app: FastifyInstance): Server {
+export function createFacade(app: FastifyInstance, auth: Auth): Server {
+  const { projectId } = auth;
   const { config } = app;
   const limits = { resultChars: config.MCP_RESULT_MAX_CHARS, logsChars: config.MCP_LOGS_MAX_CHARS };
   const waitSeconds = config.MCP_WAIT_MS / 1000;
@@ -155,12 +157,12 @@ export function createFacade(app: FastifyInstance): Server {
   );
 
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: facadeTools(await app.catalogs.names(undefined, ""), waitSeconds),
+    tools: facadeTools(await app.catalogs.names(projectId, undefined, ""), waitSeconds),
   }));
 
   async function searchTools(args: SearchArgs, signal: AbortSignal): Promise<CallToolResult> {
-    const names = await app.catalogs.names(args.servers, "servers");
-    const { loaded, unavailable } = await app.catalogs.loadAvailable(names, signal);
+    const names = await app.catalogs.names(projectId, args.servers, "servers");
+    const { loaded, unavailable } = await app.catalogs.loadAvailable(projectId, names, signal);
     const { index } = loaded;
     const down = unavailable.map(
       ({ server, message }) =>
@@ -184,7 +186,13 @@ export function createFacade(app: FastifyInstance): Server {
   async function execute(args: ExecuteArgs, signal: AbortSignal): Promise<CallToolResult> {
     let submitted: Awaited<ReturnType<typeof submit>>;
     try {
-      submitted = await submit(app, {
+      if (!auth.scopes.includes("submit")) {
+        return text(
+          `execute: this API key lacks the \`submit\` scope (it has: ${auth.scopes.join(", ") || "none"}); connect with a key that may submit jobs`,
+          true,
+        );
+      }
+      submitted = await submit(app, auth, {
         code: args.code,
         ...(args.input === undefined ? {} : { input: args.input }),
         ...(args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs }),
@@ -202,7 +210,7 @@ export function createFacade(app: FastifyInstance): Server {
   }
 
   async function getJob(args: GetJobArgs, signal: AbortSignal): Promise<CallToolResult> {
-    const found = await findJob(app, args.id);
+    const found = await findJob(app, projectId, args.id);
     const job =
       args.wait !== undefined && args.wait > 0
         ? ((await waitForJob(app, found.id, args.wait, signal)) ?? found)

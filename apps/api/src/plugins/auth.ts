@@ -1,29 +1,110 @@
 // `Authorization: Bearer <key>` on every route that is not marked `config: { public: true }`,
 // or, from a browser, the session cookie that logging in to the dashboard sets (sessions.ts).
+// A key belongs to one project and carries scopes; each route says the scope it needs
+// (`config: { scope }`, by default `read` for GET and `submit` otherwise), and every handler
+// reads and writes only `request.auth.projectId`'s rows.
 import cookie from "@fastify/cookie";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import {
+  type Config,
+  DEFAULT_PROJECT_ID,
+  DEFAULT_PROJECT_NAME,
+  SCOPES,
+  type Scope,
+} from "@turtle/core";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { hashApiKey } from "../api-keys.ts";
 import { ApiError } from "../errors.ts";
 import { SESSION_COOKIE, sessionKeyId } from "../sessions.ts";
 
+/** What a request may do, and in which project: from its key, looked up once per 10 s. */
+export interface Auth {
+  keyId: string;
+  projectId: string;
+  projectName: string;
+  scopes: readonly Scope[];
+  /** The key's project is the operator's (it may manage projects) and the key is admin. */
+  operator: boolean;
+  /** The project's limits in force (its own, else the configured defaults). */
+  maxConcurrentJobs: number;
+  requestsPerMinute: number;
+}
+
+/** A route's requirement: a scope, an operator's admin key, or any valid key. */
+export type RouteScope = Scope | "operator" | "any";
+
 declare module "fastify" {
   interface FastifyContextConfig {
     /** Served without an API key. */
     public?: boolean;
+    /** What the key must allow (default: `read` for GET and HEAD, `submit` otherwise). */
+    scope?: RouteScope;
   }
   interface FastifyInstance {
-    /** The id of the valid (not revoked) API key with this hash, or null. */
-    apiKeyIdOf(hash: string): Promise<string | null>;
+    /** The valid (not revoked) API key with this hash, or null. */
+    authOf(hash: string): Promise<Auth | null>;
     /** Drops a session token from the cache of valid ones (at logout). */
     forgetSession(token: string): void;
+    /** Drops a key from the cache of valid ones here (at once; other instances within 10 s). */
+    forgetKey(keyId: string): void;
   }
   interface FastifyRequest {
-    /** The id of the ApiKey row that authenticated the request. */
-    apiKeyId: string | null;
+    /** The key that authenticated the request (null on public routes). */
+    auth: Auth | null;
     /** How it was authenticated: the Authorization header, or a browser's session cookie. */
     authenticatedBy: "bearer" | "session" | null;
   }
+}
+
+const SCOPE_USES: Record<Scope, string> = {
+  read: "reading jobs, servers and tools",
+  submit: "submitting and controlling jobs",
+  admin: "managing servers, policies, keys and approvals",
+};
+
+/**
+ * The operator's own access, for a process that serves one local user with no key (`turtle mcp`
+ * over stdio): every scope in the default project.
+ */
+export function localAuth(config: Config): Auth {
+  return {
+    keyId: "local",
+    projectId: DEFAULT_PROJECT_ID,
+    projectName: DEFAULT_PROJECT_NAME,
+    scopes: SCOPES,
+    operator: true,
+    maxConcurrentJobs: config.PROJECT_MAX_CONCURRENT_JOBS,
+    requestsPerMinute: config.PROJECT_REQUESTS_PER_MINUTE,
+  };
+}
+
+/** The request's auth on a route that is not public (where the auth hook has run). */
+export function authOf(request: FastifyRequest): Auth {
+  if (request.auth === null) throw new ApiError(401, "unauthorized", "an API key is required");
+  return request.auth;
+}
+
+/** The project whose rows the request may see. */
+export const projectOf = (request: FastifyRequest): string => authOf(request).projectId;
+
+/** 403 unless the request's key has the scope. */
+export function requireScope(request: FastifyRequest, scope: RouteScope): void {
+  const auth = authOf(request);
+  if (scope === "any") return;
+  if (scope === "operator") {
+    if (auth.operator) return;
+    throw new ApiError(
+      403,
+      "forbidden",
+      "only an admin key of the operator's project (the one `npm run setup` made) may do this",
+    );
+  }
+  if (auth.scopes.includes(scope)) return;
+  throw new ApiError(
+    403,
+    "forbidden",
+    `this API key lacks the \`${scope}\` scope (needed for ${SCOPE_USES[scope]}); it has: ${auth.scopes.join(", ") || "none"}. Use a key with that scope (an admin makes one with POST /v1/keys)`,
+  );
 }
 
 /** A valid key is trusted this long before it is looked up again (so revoking takes this long). */
@@ -62,43 +143,82 @@ function isSameOrigin(request: FastifyRequest): boolean {
   }
 }
 
+/**
+ * 403 unless the key has the route's scope: answered here, in the API's error shape, also on
+ * routes whose plugin answers errors its own way (bull-board).
+ */
+function checkScope(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  try {
+    requireScope(request, scopeOf(request));
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return reply
+      .code(error.statusCode)
+      .send({ error: { code: error.code, message: error.message } });
+  }
+}
+
+function scopeOf(request: FastifyRequest): RouteScope {
+  const { scope } = request.routeOptions.config;
+  if (scope !== undefined) return scope;
+  return request.method === "GET" || request.method === "HEAD" ? "read" : "submit";
+}
+
 export default fp(
   async function auth(app: FastifyInstance) {
-    const valid = new Map<string, { id: string; until: number }>();
+    const valid = new Map<string, { auth: Auth; until: number }>();
     const lastUsedWrites = new Map<string, number>();
+    const { PROJECT_MAX_CONCURRENT_JOBS, PROJECT_REQUESTS_PER_MINUTE } = app.config;
 
-    /** The key's id if it is valid: `cacheKey` names it in the cache, `find` looks it up. */
-    async function cachedKeyId(
+    /** The key's auth if it is valid: `cacheKey` names it in the cache, `where` finds it. */
+    async function cachedAuth(
       cacheKey: string,
-      find: () => Promise<{ id: string } | null>,
-    ): Promise<string | null> {
+      where: () => Promise<{ hash: string } | { id: string } | null>,
+    ): Promise<Auth | null> {
       const now = Date.now();
       const cached = valid.get(cacheKey);
-      if (cached !== undefined && cached.until > now) return cached.id;
-      const row = await find();
+      if (cached !== undefined && cached.until > now) return cached.auth;
+      const unique = await where();
+      const row =
+        unique === null
+          ? null
+          : await app.db.apiKey.findFirst({
+              where: { ...unique, revokedAt: null },
+              select: { id: true, scopes: true, project: true },
+            });
       if (row === null) {
         valid.delete(cacheKey);
         return null;
       }
+      const { project } = row;
+      const auth: Auth = {
+        keyId: row.id,
+        projectId: project.id,
+        projectName: project.name,
+        scopes: row.scopes,
+        operator: project.operator && row.scopes.includes("admin"),
+        maxConcurrentJobs: project.maxConcurrentJobs ?? PROJECT_MAX_CONCURRENT_JOBS,
+        requestsPerMinute: project.requestsPerMinute ?? PROJECT_REQUESTS_PER_MINUTE,
+      };
       if (valid.size >= CACHE_MAX) valid.clear();
-      valid.set(cacheKey, { id: row.id, until: now + CACHE_MS });
-      return row.id;
+      valid.set(cacheKey, { auth, until: now + CACHE_MS });
+      return auth;
     }
 
-    const keyId = (hash: string) =>
-      cachedKeyId(`key:${hash}`, () =>
-        app.db.apiKey.findFirst({ where: { hash, revokedAt: null }, select: { id: true } }),
-      );
+    const keyAuth = (hash: string) => cachedAuth(`key:${hash}`, async () => ({ hash }));
     /** A session's key, while the session lasts and the key is not revoked. */
-    const sessionId = (token: string) =>
-      cachedKeyId(`session:${token}`, async () => {
+    const sessionAuth = (token: string) =>
+      cachedAuth(`session:${token}`, async () => {
         const id = await sessionKeyId(app.redis, app.config.TURTLE_QUEUE, token);
-        if (id === null) return null;
-        return app.db.apiKey.findFirst({ where: { id, revokedAt: null }, select: { id: true } });
+        return id === null ? null : { id };
       });
-    app.decorate("apiKeyIdOf", keyId);
+    app.decorate("authOf", keyAuth);
     app.decorate("forgetSession", (token: string) => {
       valid.delete(`session:${token}`);
+    });
+    app.decorate("forgetKey", (keyId: string) => {
+      for (const [cacheKey, entry] of valid) if (entry.auth.keyId === keyId) valid.delete(cacheKey);
     });
 
     function touch(id: string): void {
@@ -112,15 +232,16 @@ export default fp(
     }
 
     await app.register(cookie);
-    app.decorateRequest("apiKeyId", null);
+    app.decorateRequest("auth", null);
     app.decorateRequest("authenticatedBy", null);
     app.addHook("onRequest", async (request, reply) => {
-      if (request.routeOptions.config.public) return;
+      const { config } = request.routeOptions;
+      if (config.public) return;
       const header = request.headers.authorization;
       if (header === undefined) {
         const token = request.cookies[SESSION_COOKIE];
-        const id = token === undefined ? null : await sessionId(token);
-        if (id !== null) {
+        const auth = token === undefined ? null : await sessionAuth(token);
+        if (auth !== null) {
           const safe = request.method === "GET" || request.method === "HEAD";
           if (!safe && !isSameOrigin(request)) {
             throw new ApiError(
@@ -129,9 +250,9 @@ export default fp(
               "a request made with the dashboard's session cookie must come from the dashboard's own pages (its Origin header must match the host)",
             );
           }
-          request.apiKeyId = id;
+          request.auth = auth;
           request.authenticatedBy = "session";
-          return;
+          return checkScope(request, reply);
         }
         if (isPageNavigation(request)) {
           return reply.redirect(`/dashboard/login?next=${encodeURIComponent(request.url)}`);
@@ -148,15 +269,16 @@ export default fp(
           "malformed Authorization header: send `Authorization: Bearer <API key>`",
         );
       }
-      const id = await keyId(hashApiKey(match[1]));
-      if (id === null) {
+      const auth = await keyAuth(hashApiKey(match[1]));
+      if (auth === null) {
         throw unauthorized(
           "invalid or revoked API key: check TURTLE_API_KEY, or create one with `npm run setup -- --new-key`",
         );
       }
-      request.apiKeyId = id;
+      request.auth = auth;
       request.authenticatedBy = "bearer";
-      touch(id);
+      touch(auth.keyId);
+      return checkScope(request, reply);
     });
   },
   { name: "auth", dependencies: ["db", "redis"] },

@@ -9,6 +9,7 @@ import {
   type Tool,
   toIdentifier,
 } from "@turtle/bindings";
+import { serverRef } from "@turtle/core";
 import type { CheckResult } from "@turtle/typecheck";
 import {
   createThreadedTypeChecker,
@@ -34,15 +35,27 @@ export interface AvailableCatalog {
   unavailable: Array<{ server: string; message: string }>;
 }
 
+/** Each method works on one project's servers. */
 export interface Catalogs {
-  /** Every registered server's name, or the `asked` ones once checked (400 naming `field`). */
-  names(asked: readonly string[] | undefined, field: string): Promise<string[]>;
+  /**
+   * Every server the project registered, or the `asked` ones once checked (400 naming `field`).
+   */
+  names(projectId: string, asked: readonly string[] | undefined, field: string): Promise<string[]>;
   /** Those servers' tools as one program API; fails when one of them cannot be listed. */
-  load(names: readonly string[], signal?: AbortSignal): Promise<LoadedCatalog>;
+  load(projectId: string, names: readonly string[], signal?: AbortSignal): Promise<LoadedCatalog>;
   /** The same, of the servers that can be listed now; the others are named with the reason. */
-  loadAvailable(names: readonly string[], signal?: AbortSignal): Promise<AvailableCatalog>;
+  loadAvailable(
+    projectId: string,
+    names: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<AvailableCatalog>;
   /** Type-checks a program against those servers' declarations. */
-  check(code: string, names: readonly string[], signal?: AbortSignal): Promise<CheckResult>;
+  check(
+    projectId: string,
+    code: string,
+    names: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<CheckResult>;
 }
 
 declare module "fastify" {
@@ -91,13 +104,13 @@ export default fp(
   async function catalogs(app: FastifyInstance) {
     const cache = new Map<string, Cached>();
     const failures = new Map<string, { until: number; error: unknown }>();
-    // A server registered anew is tried again at once.
-    app.mcp.onChange((server) => failures.delete(server));
+    // A server registered anew is tried again at once (failures are keyed by server ref).
+    app.mcp.onChange((ref) => failures.delete(ref));
 
     /** The catalog of those servers' listings, cached while the listings stay the same. */
-    function build(names: readonly string[], listings: Tool[][]): LoadedCatalog {
+    function build(projectId: string, names: readonly string[], listings: Tool[][]): LoadedCatalog {
       // In order: the listings are matched to the names by position.
-      const key = names.join("\u0000");
+      const key = [projectId, ...names].join("\u0000");
       const hit = cache.get(key);
       if (hit?.listings.every((tools, i) => tools === listings[i])) {
         // Most recently used last, so the oldest is the first to go.
@@ -115,33 +128,37 @@ export default fp(
     let checker: ThreadedTypeChecker | undefined;
 
     const service: Catalogs = {
-      async names(asked, field) {
+      async names(projectId, asked, field) {
         if (asked !== undefined && asked.length > 0) {
           const names = [...new Set(asked)];
-          await checkServers(app, names, field);
+          await checkServers(app, projectId, names, field);
           return names;
         }
         const rows = await app.db.server.findMany({
+          where: { projectId },
           select: { name: true },
           orderBy: { name: "asc" },
         });
         return rows.map((row) => row.name);
       },
 
-      async load(names, signal) {
-        const listings = await Promise.all(names.map((name) => app.mcp.listTools(name, signal)));
-        return build(names, listings);
+      async load(projectId, names, signal) {
+        const listings = await Promise.all(
+          names.map((name) => app.mcp.listTools(projectId, name, signal)),
+        );
+        return build(projectId, names, listings);
       },
 
-      async loadAvailable(names, signal) {
+      async loadAvailable(projectId, names, signal) {
         const now = Date.now();
         const listed = await Promise.allSettled(
           names.map((name) => {
-            const down = failures.get(name);
+            const ref = serverRef(projectId, name);
+            const down = failures.get(ref);
             if (down !== undefined && down.until > now) return Promise.reject(down.error);
             const deadline = AbortSignal.timeout(AVAILABLE_LIST_MS);
             return app.mcp
-              .listTools(name, signal ? AbortSignal.any([signal, deadline]) : deadline)
+              .listTools(projectId, name, signal ? AbortSignal.any([signal, deadline]) : deadline)
               .catch((error: unknown) => {
                 if (signal?.aborted) throw error;
                 const failure = deadline.aborted
@@ -150,7 +167,7 @@ export default fp(
                     )
                   : error;
                 // Remembered for a while, so one dead server does not cost every search a wait.
-                failures.set(name, { until: Date.now() + FAILURE_MEMORY_MS, error: failure });
+                failures.set(ref, { until: Date.now() + FAILURE_MEMORY_MS, error: failure });
                 throw failure;
               });
           }),
@@ -162,20 +179,24 @@ export default fp(
         listed.forEach((outcome, i) => {
           const server = names[i] as string;
           if (outcome.status === "fulfilled") {
-            failures.delete(server);
+            failures.delete(serverRef(projectId, server));
             up.push(server);
             listings.push(outcome.value);
           } else {
             unavailable.push({ server, message: errorMessage(outcome.reason) });
           }
         });
-        return { loaded: build(up, listings), unavailable };
+        return { loaded: build(projectId, up, listings), unavailable };
       },
 
-      async check(code, names, signal) {
+      async check(projectId, code, names, signal) {
         // A server that is down must not fail the check of a program that may not even use it:
         // its namespace is checked as \`any\`, and the run finds out whether it is back.
-        const { loaded: available, unavailable } = await service.loadAvailable(names, signal);
+        const { loaded: available, unavailable } = await service.loadAvailable(
+          projectId,
+          names,
+          signal,
+        );
         const declared = new Set(available.catalog.namespaces.map((ns) => ns.identifier));
         const stubs = unavailable.flatMap(({ server }) => {
           const identifier = toIdentifier(server);

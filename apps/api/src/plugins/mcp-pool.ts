@@ -1,20 +1,26 @@
-// MCP sessions the API holds to list servers' tools. One ClientPool per server, built from its
-// registration on first use and dropped when the registration changes — here or on any other API
-// instance, which announces the change by publishing the server's name on the queue's `servers`
-// channel (workers listen there too).
+// MCP sessions the API holds to list servers' tools. One ClientPool per server (of a project),
+// built from its registration on first use and dropped when the registration changes — here or on
+// any other API instance, which announces the change by publishing the server's ref
+// (`projectId/name`) on the queue's `servers` channel (workers listen there too).
 import { type ClientPool, createClientPool, type Tool } from "@turtle/bindings";
-import { channels, createRedis, joinSecrets } from "@turtle/core";
+import { channels, createRedis, joinSecrets, parseServerRef, serverRef } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { notFound } from "../errors.ts";
 
 export interface McpPool {
-  /** A registered server's tools, listed live (cached by the session until the list changes). */
-  listTools(server: string, signal?: AbortSignal): Promise<Tool[]>;
+  /**
+   * A project's registered server's tools, listed live (cached by the session until the list
+   * changes).
+   */
+  listTools(projectId: string, server: string, signal?: AbortSignal): Promise<Tool[]>;
   /** Call after changing a registration: drops the server's session here and everywhere. */
-  changed(server: string): Promise<void>;
-  /** Calls `listener` whenever a server's registration changed, here or on another instance. */
-  onChange(listener: (server: string) => void): void;
+  changed(projectId: string, server: string): Promise<void>;
+  /**
+   * Calls `listener` with the server's ref (serverRef) whenever a registration changed, here or
+   * on another instance.
+   */
+  onChange(listener: (ref: string) => void): void;
 }
 
 declare module "fastify" {
@@ -44,27 +50,30 @@ export default fp(
     const echoes = new Map<string, number>();
     const channel = channels(options.queue).servers;
 
-    function entryFor(name: string): Entry {
-      const existing = entries.get(name);
+    function entryFor(ref: string): Entry {
+      const existing = entries.get(ref);
       if (existing !== undefined) return existing;
-      const pool = app.db.server.findUnique({ where: { name } }).then((row) =>
-        row === null
-          ? null
-          : createClientPool(
-              { [name]: joinSecrets(row, app.secrets) },
-              {
-                clientInfo: { name: "turtle-api", version: "0.1.0" },
-                connectTimeoutMs: options.timeoutMs,
-                callTimeoutMs: options.timeoutMs,
-              },
-            ),
-      );
+      const { projectId, name } = parseServerRef(ref) ?? { projectId: "", name: ref };
+      const pool = app.db.server
+        .findUnique({ where: { projectId_name: { projectId, name } } })
+        .then((row) =>
+          row === null
+            ? null
+            : createClientPool(
+                { [name]: joinSecrets(row, app.secrets) },
+                {
+                  clientInfo: { name: "turtle-api", version: "0.1.0" },
+                  connectTimeoutMs: options.timeoutMs,
+                  callTimeoutMs: options.timeoutMs,
+                },
+              ),
+        );
       const entry: Entry = { pool, users: 0, dropped: false };
       const forget = () => {
-        if (entries.get(name) === entry) entries.delete(name);
+        if (entries.get(ref) === entry) entries.delete(ref);
       };
       pool.then((result) => result ?? forget(), forget);
-      entries.set(name, entry);
+      entries.set(ref, entry);
       return entry;
     }
 
@@ -74,35 +83,35 @@ export default fp(
       }
     }
 
-    const listeners: Array<(server: string) => void> = [];
+    const listeners: Array<(ref: string) => void> = [];
 
-    function drop(name: string): void {
-      for (const listener of listeners) listener(name);
-      const entry = entries.get(name);
+    function drop(ref: string): void {
+      for (const listener of listeners) listener(ref);
+      const entry = entries.get(ref);
       if (entry === undefined) return;
-      entries.delete(name);
+      entries.delete(ref);
       entry.dropped = true;
       release(entry);
     }
 
     const subscriber = createRedis(options.redisUrl, "turtle-api-servers");
     subscriber.on("error", (error) => app.log.debug({ err: error }, "redis subscriber error"));
-    subscriber.on("message", (from: string, name: string) => {
+    subscriber.on("message", (from: string, ref: string) => {
       if (from !== channel) return;
-      const pending = echoes.get(name) ?? 0;
+      const pending = echoes.get(ref) ?? 0;
       if (pending > 0) {
         // Ours (or one as good: any announcement arriving now follows its change).
-        if (pending === 1) echoes.delete(name);
-        else echoes.set(name, pending - 1);
+        if (pending === 1) echoes.delete(ref);
+        else echoes.set(ref, pending - 1);
         return;
       }
-      drop(name);
+      drop(ref);
     });
     await subscriber.subscribe(channel);
 
     app.decorate("mcp", {
-      async listTools(server, signal) {
-        const entry = entryFor(server);
+      async listTools(projectId, server, signal) {
+        const entry = entryFor(serverRef(projectId, server));
         entry.users++;
         try {
           const pool = await entry.pool;
@@ -116,11 +125,12 @@ export default fp(
       onChange(listener) {
         listeners.push(listener);
       },
-      async changed(server) {
-        drop(server);
-        echoes.set(server, (echoes.get(server) ?? 0) + 1);
-        await app.redis.publish(channel, server).catch((error: unknown) => {
-          echoes.set(server, (echoes.get(server) ?? 1) - 1);
+      async changed(projectId, server) {
+        const ref = serverRef(projectId, server);
+        drop(ref);
+        echoes.set(ref, (echoes.get(ref) ?? 0) + 1);
+        await app.redis.publish(channel, ref).catch((error: unknown) => {
+          echoes.set(ref, (echoes.get(ref) ?? 1) - 1);
           // Other instances keep their session to the old registration until they restart.
           app.log.warn({ err: error, server }, "could not announce a server change");
         });

@@ -1,10 +1,12 @@
-import { createJobQueue, type JobQueue } from "@turtle/core";
+import { ActiveJobs, createJobQueue, type JobQueue } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 
 declare module "fastify" {
   interface FastifyInstance {
     queue: JobQueue;
+    /** Each project's jobs queued or running, for its concurrency limit. */
+    activeJobs: ActiveJobs;
     /** Entries waiting in the queue, read at most once per `depthCacheMs` for all requests. */
     queueDepth(): Promise<number>;
   }
@@ -20,6 +22,7 @@ export default fp(
     const jobs = createJobQueue(options.name, app.redis);
     let cached: { at: number; depth: Promise<number> } | undefined;
     app.decorate("queue", jobs);
+    app.decorate("activeJobs", new ActiveJobs(app.redis, options.name));
     app.decorate("queueDepth", () => {
       const now = Date.now();
       if (cached === undefined || now - cached.at >= options.depthCacheMs) {

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from "fastify";
 import { conflict, ErrorResponseSchema, notFound } from "../errors.ts";
 import { announce, enqueue, findJob } from "../jobs/lifecycle.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 const ApprovalSchema = {
   type: "object",
@@ -56,7 +57,7 @@ export default async function approvalRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const job = await findJob(app, request.params.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
       const rows = await app.db.approval.findMany({
         where: { jobId: job.id },
         orderBy: { requestedAt: "asc" },
@@ -71,6 +72,8 @@ export default async function approvalRoutes(app: FastifyInstance) {
   }>(
     "/jobs/:id/approvals/:stepKey",
     {
+      // A key that may only submit must not approve its own job's dangerous calls.
+      config: { scope: "admin" },
       schema: {
         summary: "Approve or reject a tool call a job waits on; the job goes on once none waits",
         params: {
@@ -98,6 +101,7 @@ export default async function approvalRoutes(app: FastifyInstance) {
         response: {
           200: ApprovalSchema,
           400: ErrorResponseSchema,
+          403: ErrorResponseSchema,
           404: ErrorResponseSchema,
           409: ErrorResponseSchema,
           429: ErrorResponseSchema,
@@ -105,7 +109,7 @@ export default async function approvalRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const job = await findJob(app, request.params.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
       const { stepKey } = request.params;
       const { decision, reason } = request.body;
       const where = { jobId_stepKey: { jobId: job.id, stepKey } };
@@ -134,8 +138,10 @@ export default async function approvalRoutes(app: FastifyInstance) {
           data: { status: "queued", run: { increment: 1 }, deliveries: 0 },
         });
         if (woken.count === 1) {
-          await announce(app, job.id, "queued");
-          await enqueue(app, { id: job.id, run: job.run + 1 });
+          // Accepted long ago: it runs again whatever the project's concurrent jobs.
+          await app.activeJobs.hold(job.projectId, job.id).catch(() => {});
+          await announce(app, job, "queued");
+          await enqueue(app, { ...job, run: job.run + 1 });
         }
       }
       request.log.info({ jobId: job.id, stepKey, decision }, "approval decided");

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import { DiagnosticSchema, ErrorResponseSchema } from "../errors.ts";
 import { checkCode, describeTypeErrors, programProperties } from "../jobs/lifecycle.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 interface CheckBody {
   code: string;
@@ -13,6 +14,8 @@ export default async function checkRoutes(app: FastifyInstance) {
   app.post<{ Body: CheckBody }>(
     "/check",
     {
+      // Nothing runs and nothing is stored: a key that may read may check.
+      config: { scope: "read" },
       schema: {
         summary: "Type-check a program against its servers' declarations (nothing runs)",
         body: {
@@ -41,10 +44,11 @@ export default async function checkRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { code } = request.body;
       checkCode(app, code);
-      const names = await app.catalogs.names(request.body.servers, "body.servers");
+      const projectId = projectOf(request);
+      const names = await app.catalogs.names(projectId, request.body.servers, "body.servers");
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      const checked = await app.catalogs.check(code, names, hungUp.signal);
+      const checked = await app.catalogs.check(projectId, code, names, hungUp.signal);
       return {
         ...checked,
         ...(checked.ok

@@ -2,7 +2,7 @@
 // and its files are public — they hold no data — and it reads everything through /v1 with the
 // session cookie that logging in sets. /admin/queues is BullMQ's board (bull-board), read-only
 // (removing or retrying a queue entry behind Turtle's back would lose or repeat an accepted
-// job), behind the same authentication.
+// job), behind the same authentication, for the operator only: its entries are every project's.
 
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
@@ -44,6 +44,7 @@ export default async function dashboardRoutes(app: FastifyInstance) {
 
   await app.register(async (board) => {
     board.addHook("onRoute", (route) => {
+      route.config = { ...route.config, scope: "operator" };
       route.schema = { ...route.schema, hide: true };
     });
     const adapter = new FastifyAdapter();

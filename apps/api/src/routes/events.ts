@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { isUuid } from "../jobs/lifecycle.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 /** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
@@ -30,17 +31,19 @@ export default async function eventRoutes(app: FastifyInstance) {
     "/events",
     {
       schema: {
-        summary: "Stream every job's status changes (server-sent events)",
+        summary: "Stream the status changes of every job of the project (server-sent events)",
         description:
-          "One `job` event { id, status } each time any job is queued, starts, ends or is cancelled, from any worker. Meant for live lists: read the jobs again on an event. The stream never ends by itself.",
+          "One `job` event { id, status } each time any of the project's jobs is queued, starts, ends or is cancelled, from any worker. Meant for live lists: read the jobs again on an event. The stream never ends by itself.",
         response: { 200: { type: "string", description: "text/event-stream" } },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
+      const projectId = projectOf(request);
       reply.hijack();
       reply.raw.writeHead(200, SSE_HEADERS);
       reply.raw.write(": streaming job status events\n\n");
       const stopListening = app.jobEvents.listenAll((event) => {
+        if (event.projectId !== projectId) return;
         if (reply.raw.writableEnded || reply.raw.destroyed) return;
         const data = JSON.stringify({ id: event.jobId, status: event.status });
         reply.raw.write(`event: job\ndata: ${data}\n\n`);
@@ -76,6 +79,7 @@ export default async function eventRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
+      const projectId = projectOf(request);
       const missing = () => notFound(`no job ${JSON.stringify(id)}`);
       if (!isUuid(id)) throw missing();
 
@@ -138,14 +142,14 @@ export default async function eventRoutes(app: FastifyInstance) {
         send({ status: event.status });
         if (TERMINAL_STATUSES.has(event.status)) stop(true);
       });
-      let job: Awaited<ReturnType<typeof app.db.job.findUnique>>;
+      let job: Awaited<ReturnType<typeof app.db.job.findFirst>>;
       try {
         const stopWatching = await app.jobEvents.watch(id, (activity: JobActivity[]) => {
           for (const item of activity) send(item);
         });
         if (ended) stopWatching();
         else stopActivity = stopWatching;
-        job = await app.db.job.findUnique({ where: { id } });
+        job = await app.db.job.findFirst({ where: { id, projectId } });
       } catch (error) {
         stop(false);
         throw error;

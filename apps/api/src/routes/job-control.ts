@@ -10,10 +10,13 @@ import {
   checkQueueDepth,
   enqueue,
   findJob,
+  freeSlot,
   replyAfterWait,
+  takeSlot,
   WaitQuerySchema,
 } from "../jobs/lifecycle.ts";
 import { JobSchema, jobView } from "../jobs/views.ts";
+import { authOf, projectOf } from "../plugins/auth.ts";
 
 const schema = (summary: string, body?: object) => ({
   summary,
@@ -46,7 +49,8 @@ export default async function jobControlRoutes(app: FastifyInstance) {
     "/jobs/:id/cancel",
     { schema: schema("Cancel a queued, waiting or running job") },
     async (request, reply) => {
-      let job = await findJob(app, request.params.id);
+      const projectId = projectOf(request);
+      let job = await findJob(app, projectId, request.params.id);
       if (job.status === "queued" || job.status === "waiting") {
         const now = new Date();
         const cancelled = await app.db.job.updateMany({
@@ -67,11 +71,12 @@ export default async function jobControlRoutes(app: FastifyInstance) {
           await app.queue.remove(queueEntryId(job.id, job.run)).catch((error: unknown) => {
             request.log.warn({ err: error, jobId: job.id }, "could not remove a queue entry");
           });
-          await announce(app, job.id, "cancelled");
+          void freeSlot(app, projectId, job.id);
+          await announce(app, job, "cancelled");
           return answer(reply, { id: job.id, status: "cancelled" }, request.query.wait);
         }
         // A worker started it meanwhile.
-        job = await findJob(app, job.id);
+        job = await findJob(app, projectId, job.id);
       }
       if (job.status === "running") {
         const requested = await app.db.job.updateMany({
@@ -83,7 +88,7 @@ export default async function jobControlRoutes(app: FastifyInstance) {
           await app.redis.publish(channels(app.config.TURTLE_QUEUE).cancel, job.id);
           return answer(reply, { id: job.id, status: "running" }, request.query.wait);
         }
-        job = await findJob(app, job.id);
+        job = await findJob(app, projectId, job.id);
       }
       throw conflict(
         "not_cancellable",
@@ -108,7 +113,8 @@ export default async function jobControlRoutes(app: FastifyInstance) {
       }),
     },
     async (request, reply) => {
-      const job = await findJob(app, request.params.id);
+      const auth = authOf(request);
+      const job = await findJob(app, auth.projectId, request.params.id);
       const code = request.body?.code;
       if (code !== undefined) checkCode(app, code);
       if (job.status !== "failed" && job.status !== "cancelled") {
@@ -118,6 +124,7 @@ export default async function jobControlRoutes(app: FastifyInstance) {
         );
       }
       await checkQueueDepth(app);
+      await takeSlot(app, auth, job.id);
       const resumed = await app.db.job.updateMany({
         where: { id: job.id, status: job.status, run: job.run },
         data: {
@@ -133,13 +140,14 @@ export default async function jobControlRoutes(app: FastifyInstance) {
         },
       });
       if (resumed.count === 0) {
+        void freeSlot(app, auth.projectId, job.id);
         throw conflict(
           "not_resumable",
           `job ${job.id} was resumed or changed meanwhile: read it again`,
         );
       }
-      await announce(app, job.id, "queued");
-      await enqueue(app, { id: job.id, run: job.run + 1 });
+      await announce(app, job, "queued");
+      await enqueue(app, { ...job, run: job.run + 1 });
       return answer(reply, { id: job.id, status: "queued" }, request.query.wait);
     },
   );

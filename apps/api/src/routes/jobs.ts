@@ -1,7 +1,7 @@
 // Submitting, listing and reading jobs.
 import type { JobStatus, Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
-import { badRequest, ErrorResponseSchema } from "../errors.ts";
+import { ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import {
   findJob,
@@ -12,23 +12,10 @@ import {
   WaitQuerySchema,
 } from "../jobs/lifecycle.ts";
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
+import { authOf, projectOf } from "../plugins/auth.ts";
+import { parseTime } from "../validation.ts";
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
-
-/** A date and time with its zone (Z or an offset), years 1000 to 9999. */
-const ISO_TIME = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** A time in a query (ISO 8601 with its zone), or 400 naming the field. */
-function parseTime(text: string, field: string): Date {
-  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN;
-  if (Number.isNaN(time)) {
-    throw badRequest(
-      "invalid_request",
-      `query.${field} must be a date and time such as 2026-11-24T08:00:00Z (got ${JSON.stringify(text)})`,
-    );
-  }
-  return new Date(time);
-}
 
 export default async function jobRoutes(app: FastifyInstance) {
   const { config } = app;
@@ -82,6 +69,7 @@ export default async function jobRoutes(app: FastifyInstance) {
           200: JobSchema,
           202: JobSchema,
           ...errors,
+          403: ErrorResponseSchema,
           429: ErrorResponseSchema,
           503: ErrorResponseSchema,
         },
@@ -89,7 +77,7 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const { wait } = request.query;
-      const { id, status, created } = await submit(app, request.body);
+      const { id, status, created } = await submit(app, authOf(request), request.body);
       // The request's own log lines from here on (its "request completed" too) name the job.
       request.log = reply.log = request.log.child({ jobId: id });
       if (wait === undefined) return reply.code(created ? 202 : 200).send({ id, status });
@@ -152,7 +140,7 @@ export default async function jobRoutes(app: FastifyInstance) {
     async (request) => {
       const { status, server, since, until, limit, cursor } = request.query;
       const after = cursor === undefined ? undefined : parseJobCursor(cursor);
-      const conditions: Prisma.JobWhereInput[] = [];
+      const conditions: Prisma.JobWhereInput[] = [{ projectId: projectOf(request) }];
       if (status !== undefined) conditions.push({ status });
       if (server !== undefined) {
         conditions.push({ OR: [{ servers: { has: server } }, { steps: { some: { server } } }] });
@@ -197,7 +185,7 @@ export default async function jobRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const job = await findJob(app, request.params.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
       const { wait } = request.query;
       if (wait === undefined) return jobView(job);
       const waited = await replyAfterWait(app, reply, job.id, wait);
@@ -230,7 +218,7 @@ export default async function jobRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const job = await findJob(app, request.params.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
       return {
         id: job.id,
         code: job.code,

@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { FastifyInstance } from "fastify";
 import { createFacade } from "../mcp/facade.ts";
+import { authOf } from "../plugins/auth.ts";
 
 const notAllowed = {
   jsonrpc: "2.0",
@@ -28,6 +29,8 @@ export default async function mcpRoutes(app: FastifyInstance) {
   app.post(
     "/mcp",
     {
+      // Searching and reading jobs need `read`; the execute tool checks for `submit` itself.
+      config: { scope: "read" },
       schema: {
         summary: "MCP over Streamable HTTP: the tools search_tools, execute and get_job",
         description:
@@ -35,7 +38,7 @@ export default async function mcpRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const server = createFacade(app);
+      const server = createFacade(app, authOf(request));
       const transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: undefined,
         enableJsonResponse: true,

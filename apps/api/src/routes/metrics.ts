@@ -74,6 +74,8 @@ export default async function metricsRoutes(app: FastifyInstance) {
   app.get(
     "/metrics",
     {
+      // The whole fleet's figures, every project's: for the operator.
+      config: { scope: "operator" },
       schema: {
         summary: "Prometheus metrics of the whole fleet",
         response: { 200: { type: "string", description: "Prometheus text format" } },

@@ -3,6 +3,7 @@
 import { channels, EVERY_TOOL, POLICY_KINDS, type PolicyKind, PolicyTable } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
+import { projectOf } from "../plugins/auth.ts";
 import { nameParams } from "./servers.ts";
 
 const kindOrNull = {
@@ -12,10 +13,10 @@ const kindOrNull = {
 } as const;
 
 export default async function policyRoutes(app: FastifyInstance) {
-  async function describe(server: string, signal: AbortSignal) {
-    const rows = await app.db.toolPolicy.findMany({ where: { server } });
+  async function describe(projectId: string, server: string, signal: AbortSignal) {
+    const rows = await app.db.toolPolicy.findMany({ where: { projectId, server } });
     const table = new PolicyTable(rows);
-    const tools = await app.mcp.listTools(server, signal);
+    const tools = await app.mcp.listTools(projectId, server, signal);
     return {
       server,
       default: rows.find((row) => row.tool === EVERY_TOOL)?.policy ?? null,
@@ -64,7 +65,7 @@ export default async function policyRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      return describe(request.params.name, hungUp.signal);
+      return describe(projectOf(request), request.params.name, hungUp.signal);
     },
   );
 
@@ -74,8 +75,9 @@ export default async function policyRoutes(app: FastifyInstance) {
   }>(
     "/servers/:name/policies",
     {
+      config: { scope: "admin" },
       schema: {
-        summary: "Set or remove policy rules for a server's tools (and its default)",
+        summary: "Set or remove this project's policy rules for a server's tools (and its default)",
         params: nameParams,
         body: {
           type: "object",
@@ -90,12 +92,18 @@ export default async function policyRoutes(app: FastifyInstance) {
             },
           },
         },
-        response: { 200: PoliciesSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
+        response: {
+          200: PoliciesSchema,
+          400: ErrorResponseSchema,
+          403: ErrorResponseSchema,
+          404: ErrorResponseSchema,
+        },
       },
     },
     async (request, reply) => {
+      const projectId = projectOf(request);
       const server = request.params.name;
-      if ((await app.db.server.count({ where: { name: server } })) === 0) {
+      if ((await app.db.server.count({ where: { projectId, name: server } })) === 0) {
         throw notFound(`no server ${JSON.stringify(server)}`);
       }
       const rules: Array<[string, PolicyKind | null]> = [
@@ -107,18 +115,18 @@ export default async function policyRoutes(app: FastifyInstance) {
       await app.db.$transaction(
         rules.map(([tool, policy]) =>
           policy === null
-            ? app.db.toolPolicy.deleteMany({ where: { server, tool } })
+            ? app.db.toolPolicy.deleteMany({ where: { projectId, server, tool } })
             : app.db.toolPolicy.upsert({
-                where: { server_tool: { server, tool } },
-                create: { server, tool, policy },
+                where: { projectId_server_tool: { projectId, server, tool } },
+                create: { projectId, server, tool, policy },
                 update: { policy },
               }),
         ),
       );
-      await app.redis.publish(channels(app.config.TURTLE_QUEUE).policies, server);
+      await app.redis.publish(channels(app.config.TURTLE_QUEUE).policies, projectId);
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      return describe(server, hungUp.signal);
+      return describe(projectId, server, hungUp.signal);
     },
   );
 }

@@ -15,6 +15,7 @@ import {
   isUniqueViolation,
   notFound,
 } from "../errors.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 type Entry = Record<string, unknown>;
 
@@ -85,11 +86,17 @@ function parseEntry(name: string, entry: Entry): McpServerConfig {
 }
 
 export default async function serverRoutes(app: FastifyInstance) {
-  const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema };
+  const errors = {
+    400: ErrorResponseSchema,
+    403: ErrorResponseSchema,
+    404: ErrorResponseSchema,
+    409: ErrorResponseSchema,
+  };
 
   app.post<{ Body: Entry & { name: string } }>(
     "/servers",
     {
+      config: { scope: "admin" },
       schema: {
         summary: "Register an MCP server (one mcpServers entry plus its name)",
         body: {
@@ -107,11 +114,12 @@ export default async function serverRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
+      const projectId = projectOf(request);
       const { name, ...entry } = request.body;
-      const data = serverData(app.secrets, name, parseEntry(name, entry));
+      const data = serverData(app.secrets, { projectId, name }, parseEntry(name, entry));
       try {
-        const row = await app.db.server.create({ data: { name, ...data } });
-        await app.mcp.changed(name);
+        const row = await app.db.server.create({ data: { projectId, name, ...data } });
+        await app.mcp.changed(projectId, name);
         return reply.code(201).send(serverView(row));
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
@@ -126,6 +134,7 @@ export default async function serverRoutes(app: FastifyInstance) {
   app.put<{ Params: { name: string }; Body: Entry }>(
     "/servers/:name",
     {
+      config: { scope: "admin" },
       schema: {
         summary: "Register or replace an MCP server",
         params: nameParams,
@@ -148,10 +157,11 @@ export default async function serverRoutes(app: FastifyInstance) {
           `body.name ${JSON.stringify(bodyName)} differs from the name in the path ("${name}"): drop it or make them equal`,
         );
       }
+      const projectId = projectOf(request);
       const config = parseEntry(name, entry);
-      const existed = (await app.db.server.count({ where: { name } })) > 0;
-      const row = await saveServer(app.db, app.secrets, name, config);
-      await app.mcp.changed(name);
+      const existed = (await app.db.server.count({ where: { projectId, name } })) > 0;
+      const row = await saveServer(app.db, app.secrets, { projectId, name }, config);
+      await app.mcp.changed(projectId, name);
       return reply.code(existed ? 200 : 201).send(serverView(row));
     },
   );
@@ -170,8 +180,11 @@ export default async function serverRoutes(app: FastifyInstance) {
         },
       },
     },
-    async () => {
-      const rows = await app.db.server.findMany({ orderBy: { name: "asc" } });
+    async (request) => {
+      const rows = await app.db.server.findMany({
+        where: { projectId: projectOf(request) },
+        orderBy: { name: "asc" },
+      });
       return { servers: rows.map(serverView) };
     },
   );
@@ -214,13 +227,17 @@ export default async function serverRoutes(app: FastifyInstance) {
       const { name } = request.params;
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      return { server: name, tools: await app.mcp.listTools(name, hungUp.signal) };
+      return {
+        server: name,
+        tools: await app.mcp.listTools(projectOf(request), name, hungUp.signal),
+      };
     },
   );
 
   app.delete<{ Params: { name: string } }>(
     "/servers/:name",
     {
+      config: { scope: "admin" },
       schema: {
         summary: "Remove an MCP server",
         params: nameParams,
@@ -228,10 +245,11 @@ export default async function serverRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
+      const projectId = projectOf(request);
       const { name } = request.params;
-      const deleted = await app.db.server.deleteMany({ where: { name } });
+      const deleted = await app.db.server.deleteMany({ where: { projectId, name } });
       if (deleted.count === 0) throw notFound(`no MCP server is registered as "${name}"`);
-      await app.mcp.changed(name);
+      await app.mcp.changed(projectId, name);
       return reply.code(204).send();
     },
   );

@@ -3,18 +3,33 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hashApiKey } from "../api-keys.ts";
 import { ApiError, ErrorResponseSchema } from "../errors.ts";
+import { type Auth, authOf } from "../plugins/auth.ts";
 import { createSession, deleteSession, SESSION_COOKIE, SESSION_TTL_S } from "../sessions.ts";
 
 const SessionSchema = {
   type: "object",
-  required: ["key", "authenticatedBy"],
+  required: ["key", "project", "authenticatedBy"],
   properties: {
     key: {
       type: "object",
-      required: ["name", "prefix"],
+      required: ["id", "name", "prefix", "scopes"],
       properties: {
+        id: { type: "string" },
         name: { type: "string" },
         prefix: { type: "string", description: "the key's first characters" },
+        scopes: { type: "array", items: { type: "string", enum: ["submit", "read", "admin"] } },
+      },
+    },
+    project: {
+      type: "object",
+      required: ["id", "name", "operator"],
+      properties: {
+        id: { type: "string" },
+        name: { type: "string" },
+        operator: {
+          type: "boolean",
+          description: "the key is an admin key of the operator's project (it manages projects)",
+        },
       },
     },
     authenticatedBy: { type: "string", enum: ["bearer", "session"] },
@@ -25,13 +40,16 @@ const SessionSchema = {
 export default async function sessionRoutes(app: FastifyInstance) {
   const queue = app.config.TURTLE_QUEUE;
 
-  async function describeKey(id: string) {
+  async function describe(auth: Auth) {
     const key = await app.db.apiKey.findUnique({
-      where: { id },
-      select: { name: true, prefix: true },
+      where: { id: auth.keyId },
+      select: { id: true, name: true, prefix: true, scopes: true },
     });
     if (key === null) throw new ApiError(401, "unauthorized", "the API key was removed");
-    return key;
+    return {
+      key,
+      project: { id: auth.projectId, name: auth.projectName, operator: auth.operator },
+    };
   }
 
   const cookieOptions = (request: FastifyRequest) => ({
@@ -57,18 +75,18 @@ export default async function sessionRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply: FastifyReply) => {
-      const id = await app.apiKeyIdOf(hashApiKey(request.body.key.trim()));
-      if (id === null) {
+      const auth = await app.authOf(hashApiKey(request.body.key.trim()));
+      if (auth === null) {
         throw new ApiError(
           401,
           "unauthorized",
           "that API key is not valid (or was revoked): use the key `npm run setup` wrote to .env, or make one with `npm run setup -- --new-key`",
         );
       }
-      const token = await createSession(app.redis, queue, id);
+      const token = await createSession(app.redis, queue, auth.keyId);
       reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), maxAge: SESSION_TTL_S });
       return {
-        key: await describeKey(id),
+        ...(await describe(auth)),
         authenticatedBy: "session",
         expiresAt: new Date(Date.now() + SESSION_TTL_S * 1000).toISOString(),
       };
@@ -78,13 +96,14 @@ export default async function sessionRoutes(app: FastifyInstance) {
   app.get(
     "/session",
     {
+      config: { scope: "any" },
       schema: {
-        summary: "Who is calling: the API key behind this request",
+        summary: "Who is calling: the API key behind this request, its scopes and its project",
         response: { 200: SessionSchema, 401: ErrorResponseSchema },
       },
     },
     async (request) => ({
-      key: await describeKey(request.apiKeyId ?? ""),
+      ...(await describe(authOf(request))),
       authenticatedBy: request.authenticatedBy ?? "bearer",
       expiresAt: null,
     }),

@@ -4,6 +4,7 @@ import { ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties, parseStepCursor, stepCursor } from "../jobs/cursors.ts";
 import { findJob } from "../jobs/lifecycle.ts";
 import { StepSchema, stepView } from "../jobs/views.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 export default async function stepRoutes(app: FastifyInstance) {
   app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
@@ -34,7 +35,7 @@ export default async function stepRoutes(app: FastifyInstance) {
     async (request) => {
       const { limit, cursor } = request.query;
       const after = cursor === undefined ? undefined : parseStepCursor(cursor);
-      const job = await findJob(app, request.params.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
       const rows = await app.db.step.findMany({
         where: {
           jobId: job.id,

@@ -1,6 +1,7 @@
 // The program API as TypeScript declarations: the text an agent puts in front of its LLM.
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
+import { projectOf } from "../plugins/auth.ts";
 
 export default async function typeRoutes(app: FastifyInstance) {
   app.get<{ Querystring: { servers?: string } }>(
@@ -31,10 +32,11 @@ export default async function typeRoutes(app: FastifyInstance) {
         ?.split(",")
         .map((name) => name.trim())
         .filter((name) => name !== "");
-      const names = await app.catalogs.names(asked, "query.servers");
+      const projectId = projectOf(request);
+      const names = await app.catalogs.names(projectId, asked, "query.servers");
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      const { declarations } = await app.catalogs.load(names, hungUp.signal);
+      const { declarations } = await app.catalogs.load(projectId, names, hungUp.signal);
       return reply.type("text/plain; charset=utf-8").send(declarations);
     },
   );

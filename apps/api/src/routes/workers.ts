@@ -1,21 +1,25 @@
 // The fleet as the dashboard's workers page shows it: the workers alive now (what each runs),
-// and how many jobs ended per interval, over time — whether adding workers helped.
+// and how many jobs ended per interval, over time — whether adding workers helped. The workers
+// serve every project: each one's load is shown whole, but a project sees which jobs run only
+// of its own (the operator sees them all).
 import { readWorkers } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
+import { authOf, projectOf } from "../plugins/auth.ts";
 
 const WorkerSchema = {
   type: "object",
-  required: ["id", "host", "pid", "concurrency", "startedAt", "running", "finished"],
+  required: ["id", "host", "pid", "concurrency", "startedAt", "busy", "running", "finished"],
   properties: {
     id: { type: "string" },
     host: { type: "string" },
     pid: { type: "integer" },
     concurrency: { type: "integer", description: "jobs it runs at once, at most" },
     startedAt: { type: "string" },
+    busy: { type: "integer", description: "jobs it runs now, of every project" },
     running: {
       type: "array",
-      description: "the jobs it runs now",
+      description: "the jobs of this project it runs now (of every project, for the operator)",
       items: {
         type: "object",
         required: ["jobId", "since"],
@@ -51,14 +55,36 @@ export default async function workerRoutes(app: FastifyInstance) {
         },
       },
     },
-    async () => ({ workers: await readWorkers(app.redis, queue) }),
+    async (request) => {
+      const auth = authOf(request);
+      const workers = await readWorkers(app.redis, queue);
+      const ids = workers.flatMap((worker) => worker.running.map((run) => run.jobId));
+      const own =
+        auth.operator || ids.length === 0
+          ? null
+          : new Set(
+              (
+                await app.db.job.findMany({
+                  where: { id: { in: ids }, projectId: auth.projectId },
+                  select: { id: true },
+                })
+              ).map((row) => row.id),
+            );
+      return {
+        workers: workers.map((worker) => ({
+          ...worker,
+          busy: worker.running.length,
+          running: own === null ? worker.running : worker.running.filter((r) => own.has(r.jobId)),
+        })),
+      };
+    },
   );
 
   app.get<{ Querystring: { minutes: number; bucketSeconds: number } }>(
     "/stats/throughput",
     {
       schema: {
-        summary: "Jobs ended per interval, by status, over the last minutes",
+        summary: "The project's jobs ended per interval, by status, over the last minutes",
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -121,7 +147,7 @@ export default async function workerRoutes(app: FastifyInstance) {
         SELECT (floor(extract(epoch FROM "finishedAt") * 1000 / ${width}) * ${width})::bigint AS at,
                status::text AS status, count(*)::int AS n
         FROM "Job"
-        WHERE "finishedAt" >= ${new Date(first)}
+        WHERE "projectId" = ${projectOf(request)}::uuid AND "finishedAt" >= ${new Date(first)}
         GROUP BY 1, 2`;
       const buckets = Array.from({ length: count }, (_, i) => ({
         at: new Date(first + i * width).toISOString(),

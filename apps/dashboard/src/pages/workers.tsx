@@ -97,7 +97,7 @@ export function WorkersPage(_props: { path?: string }) {
   }, [window]);
 
   const capacity = (workers ?? []).reduce((sum, w) => sum + w.concurrency, 0);
-  const busy = (workers ?? []).reduce((sum, w) => sum + w.running.length, 0);
+  const busy = (workers ?? []).reduce((sum, w) => sum + w.busy, 0);
   const recent = throughput?.buckets.slice(-6) ?? [];
   const recentRate =
     recent.length === 0
@@ -173,15 +173,15 @@ export function WorkersPage(_props: { path?: string }) {
                   </td>
                   <td title={worker.startedAt}>{duration(now - Date.parse(worker.startedAt))}</td>
                   <td>
-                    <div class="meter" title={`${worker.running.length} of ${worker.concurrency}`}>
+                    <div class="meter" title={`${worker.busy} of ${worker.concurrency}`}>
                       <span
                         style={{
-                          width: `${(worker.running.length / Math.max(1, worker.concurrency)) * 100}%`,
+                          width: `${(worker.busy / Math.max(1, worker.concurrency)) * 100}%`,
                         }}
                       />
                     </div>
                     <span class="small">
-                      {worker.running.length} / {worker.concurrency}
+                      {worker.busy} / {worker.concurrency}
                     </span>
                   </td>
                   <td class="running-jobs">

@@ -1,0 +1,368 @@
+// Projects (tenants) and their API keys. The operator (an admin key of the project `npm run
+// setup` made) creates projects, each with a first admin key, and sets their limits; a project's
+// admin keys create, list and revoke its keys. Another project's keys and ids answer 404.
+import { PROJECT_NAME, SCOPES, type Scope } from "@turtle/core";
+import type { ApiKey, Project } from "@turtle/db";
+import type { FastifyInstance } from "fastify";
+import { createApiKey } from "../api-keys.ts";
+import { conflict, ErrorResponseSchema, isUniqueViolation, notFound } from "../errors.ts";
+import { isUuid } from "../jobs/lifecycle.ts";
+import { authOf } from "../plugins/auth.ts";
+
+const errors = {
+  400: ErrorResponseSchema,
+  403: ErrorResponseSchema,
+  404: ErrorResponseSchema,
+  409: ErrorResponseSchema,
+} as const;
+
+const ScopesSchema = {
+  type: "array",
+  items: { type: "string", enum: SCOPES },
+  minItems: 1,
+  uniqueItems: true,
+  description:
+    "what the key may do: submit (submit and control jobs), read (read everything in the project), admin (servers, policies, keys, approvals, the audit log)",
+} as const;
+
+const KeySchema = {
+  type: "object",
+  required: ["id", "name", "prefix", "scopes", "createdAt", "lastUsedAt", "revokedAt"],
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    prefix: { type: "string", description: "the key's first characters, to tell keys apart" },
+    scopes: { type: "array", items: { type: "string" } },
+    createdAt: { type: "string" },
+    lastUsedAt: {
+      type: ["string", "null"],
+      description: "about when it was last used (written at most once a minute)",
+    },
+    revokedAt: { type: ["string", "null"] },
+  },
+} as const;
+
+/** A key just made: the only time the key itself is shown. */
+const NewKeySchema = {
+  ...KeySchema,
+  required: [...KeySchema.required, "key"],
+  properties: {
+    ...KeySchema.properties,
+    key: { type: "string", description: "the key: shown this once, only its hash is kept" },
+  },
+} as const;
+
+const limitProperty = (what: string, max: number) =>
+  ({
+    type: ["integer", "null"],
+    minimum: 1,
+    maximum: max,
+    description: `${what}: an integer from 1 to ${max}, or null for the configured default`,
+  }) as const;
+
+const limitProperties = {
+  maxConcurrentJobs: limitProperty("jobs queued or running at once", 1_000_000),
+  requestsPerMinute: limitProperty("API requests per minute over all the project's keys", 1e7),
+} as const;
+
+const ProjectSchema = {
+  type: "object",
+  required: [
+    "id",
+    "name",
+    "operator",
+    "maxConcurrentJobs",
+    "requestsPerMinute",
+    "customLimits",
+    "createdAt",
+  ],
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    operator: { type: "boolean", description: "the operator's project: it manages projects" },
+    maxConcurrentJobs: { type: "integer", description: "in force" },
+    requestsPerMinute: { type: "integer", description: "in force" },
+    customLimits: {
+      type: "object",
+      description: "the project's own limits; null where the configured default applies",
+      properties: {
+        maxConcurrentJobs: { type: ["integer", "null"] },
+        requestsPerMinute: { type: ["integer", "null"] },
+      },
+    },
+    activeJobs: { type: "integer", description: "jobs queued or running now" },
+    createdAt: { type: "string" },
+  },
+} as const;
+
+function keyView(row: ApiKey) {
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    scopes: row.scopes,
+    createdAt: row.createdAt.toISOString(),
+    lastUsedAt: row.lastUsedAt?.toISOString() ?? null,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+  };
+}
+
+interface Limits {
+  maxConcurrentJobs?: number | null;
+  requestsPerMinute?: number | null;
+}
+
+export default async function projectRoutes(app: FastifyInstance) {
+  const { PROJECT_MAX_CONCURRENT_JOBS, PROJECT_REQUESTS_PER_MINUTE } = app.config;
+
+  async function projectView(row: Project) {
+    return {
+      id: row.id,
+      name: row.name,
+      operator: row.operator,
+      maxConcurrentJobs: row.maxConcurrentJobs ?? PROJECT_MAX_CONCURRENT_JOBS,
+      requestsPerMinute: row.requestsPerMinute ?? PROJECT_REQUESTS_PER_MINUTE,
+      customLimits: {
+        maxConcurrentJobs: row.maxConcurrentJobs,
+        requestsPerMinute: row.requestsPerMinute,
+      },
+      activeJobs: await app.activeJobs.count(row.id).catch(() => 0),
+      createdAt: row.createdAt.toISOString(),
+    };
+  }
+
+  const missingProject = (id: string) => notFound(`no project ${JSON.stringify(id)}`);
+
+  app.get(
+    "/project",
+    {
+      config: { scope: "any" },
+      schema: {
+        summary: "The project of the calling key: its limits and how many jobs it runs",
+        response: { 200: ProjectSchema },
+      },
+    },
+    async (request) => {
+      const row = await app.db.project.findUniqueOrThrow({
+        where: { id: authOf(request).projectId },
+      });
+      return projectView(row);
+    },
+  );
+
+  app.get(
+    "/projects",
+    {
+      config: { scope: "operator" },
+      schema: {
+        summary: "Every project (operator only)",
+        response: {
+          200: {
+            type: "object",
+            required: ["projects"],
+            properties: { projects: { type: "array", items: ProjectSchema } },
+          },
+          403: ErrorResponseSchema,
+        },
+      },
+    },
+    async () => {
+      const rows = await app.db.project.findMany({ orderBy: { name: "asc" } });
+      return { projects: await Promise.all(rows.map(projectView)) };
+    },
+  );
+
+  app.post<{ Body: Limits & { name: string; keyName?: string } }>(
+    "/projects",
+    {
+      config: { scope: "operator" },
+      schema: {
+        summary: "Create a project and its first admin key (operator only)",
+        body: {
+          type: "object",
+          required: ["name"],
+          additionalProperties: false,
+          properties: {
+            name: {
+              type: "string",
+              pattern: PROJECT_NAME.source,
+              description:
+                "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit",
+            },
+            keyName: {
+              type: "string",
+              minLength: 1,
+              maxLength: 100,
+              description: "a name for its first key (default: admin)",
+            },
+            ...limitProperties,
+          },
+        },
+        response: {
+          201: {
+            type: "object",
+            required: ["project", "key"],
+            properties: { project: ProjectSchema, key: NewKeySchema },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name, keyName, maxConcurrentJobs, requestsPerMinute } = request.body;
+      try {
+        const { project, key } = await app.db.$transaction(async (tx) => {
+          const created = await tx.project.create({
+            data: {
+              name,
+              maxConcurrentJobs: maxConcurrentJobs ?? null,
+              requestsPerMinute: requestsPerMinute ?? null,
+            },
+          });
+          const made = await createApiKey(tx as typeof app.db, keyName ?? "admin", {
+            projectId: created.id,
+            scopes: SCOPES,
+          });
+          return { project: created, key: made };
+        });
+        request.log.info({ projectId: project.id, name }, "project created");
+        return reply.code(201).send({
+          project: await projectView(project),
+          key: { ...keyView(key.row), key: key.key },
+        });
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        throw conflict("project_exists", `a project named "${name}" exists already`);
+      }
+    },
+  );
+
+  app.patch<{ Params: { id: string }; Body: Limits }>(
+    "/projects/:id",
+    {
+      config: { scope: "operator" },
+      schema: {
+        summary: "Set a project's limits (operator only); they apply within 10 s everywhere",
+        params: { type: "object", properties: { id: { type: "string" } } },
+        body: {
+          type: "object",
+          additionalProperties: false,
+          minProperties: 1,
+          properties: limitProperties,
+        },
+        response: { 200: ProjectSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!isUuid(id)) throw missingProject(id);
+      const updated = await app.db.project.updateMany({ where: { id }, data: request.body });
+      if (updated.count === 0) throw missingProject(id);
+      request.log.info({ projectId: id, limits: request.body }, "project limits set");
+      return projectView(await app.db.project.findUniqueOrThrow({ where: { id } }));
+    },
+  );
+
+  app.get<{ Querystring: { revoked?: boolean } }>(
+    "/keys",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "The project's API keys (never the keys themselves)",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            revoked: { type: "boolean", description: "include revoked keys (default false)" },
+          },
+        },
+        response: {
+          200: {
+            type: "object",
+            required: ["keys"],
+            properties: { keys: { type: "array", items: KeySchema } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const rows = await app.db.apiKey.findMany({
+        where: {
+          projectId: authOf(request).projectId,
+          ...(request.query.revoked === true ? {} : { revokedAt: null }),
+        },
+        orderBy: { createdAt: "asc" },
+      });
+      return { keys: rows.map(keyView) };
+    },
+  );
+
+  app.post<{ Body: { name: string; scopes: Scope[] } }>(
+    "/keys",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Create an API key in the project (the key is shown once)",
+        body: {
+          type: "object",
+          required: ["name", "scopes"],
+          additionalProperties: false,
+          properties: {
+            name: { type: "string", minLength: 1, maxLength: 100 },
+            scopes: ScopesSchema,
+          },
+        },
+        response: { 201: NewKeySchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { name, scopes } = request.body;
+      const { key, row } = await createApiKey(app.db, name, {
+        projectId: authOf(request).projectId,
+        scopes,
+      });
+      request.log.info({ keyId: row.id, scopes }, "API key created");
+      return reply.code(201).send({ ...keyView(row), key });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/keys/:id",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Revoke one of the project's API keys (within 10 s on every API instance)",
+        params: { type: "object", properties: { id: { type: "string" } } },
+        response: { 200: KeySchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const { projectId } = authOf(request);
+      const missing = notFound(`no API key ${JSON.stringify(id)} in this project`);
+      if (!isUuid(id)) throw missing;
+      const key = await app.db.apiKey.findFirst({ where: { id, projectId } });
+      if (key === null) throw missing;
+      if (key.revokedAt !== null) return keyView(key);
+      if (key.scopes.includes("admin")) {
+        const admins = await app.db.apiKey.count({
+          where: { projectId, revokedAt: null, scopes: { has: "admin" } },
+        });
+        if (admins <= 1) {
+          throw conflict(
+            "last_admin_key",
+            "this is the project's last admin key: create another admin key first (POST /v1/keys), or the project could never be managed again",
+          );
+        }
+      }
+      const revoked = await app.db.apiKey.update({
+        where: { id },
+        data: { revokedAt: new Date() },
+      });
+      app.forgetKey(id);
+      request.log.info({ keyId: id }, "API key revoked");
+      return keyView(revoked);
+    },
+  );
+}

@@ -1,0 +1,102 @@
+// Projects (tenants) and what the API and workers share about them: the project everything
+// stored before projects existed belongs to, the scopes of API keys, how a server is named across
+// projects, and the count of each project's active jobs that its concurrency limit reads.
+import type { Redis } from "ioredis";
+
+/** The operator's project, made by the migration that introduced projects (and by setup). */
+export const DEFAULT_PROJECT_ID = "00000000-0000-4000-8000-000000000001";
+export const DEFAULT_PROJECT_NAME = "default";
+
+export type Scope = "submit" | "read" | "admin";
+export const SCOPES: readonly Scope[] = ["submit", "read", "admin"];
+
+/** Project names: lowercase letters, digits and dashes, starting with a letter or digit. */
+export const PROJECT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * A server across projects: the key of connection pools, limiters and the `servers` channel, and
+ * what a server's sealed secrets are bound to (so a row's secrets do not open in another project).
+ */
+export function serverRef(projectId: string, name: string): string {
+  return `${projectId}/${name}`;
+}
+
+/** The project and name of a server ref (see serverRef). */
+export function parseServerRef(ref: string): { projectId: string; name: string } | null {
+  const slash = ref.indexOf("/");
+  if (slash <= 0) return null;
+  return { projectId: ref.slice(0, slash), name: ref.slice(slash + 1) };
+}
+
+/**
+ * A project's active jobs (queued or running) as a Redis sorted set: job id → when its slot was
+ * taken. Submissions take a slot atomically against the project's limit; a job's end gives it
+ * back. Postgres stays the record: a slot whose job is no longer active (a worker died between
+ * the two) is found and freed when the set looks full (see ActiveJobs.reconcile).
+ */
+export function activeJobsKey(queue: string, projectId: string): string {
+  return `${queue}:project:${projectId}:active`;
+}
+
+/** KEYS[1] the set; ARGV: limit, job id, now (ms). 1 when the slot is taken (or already held). */
+const TAKE_SLOT = `
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+return 1`;
+
+export class ActiveJobs {
+  private readonly redis: Redis;
+  private readonly queue: string;
+
+  constructor(redis: Redis, queue: string) {
+    this.redis = redis;
+    this.queue = queue;
+    if (typeof (redis as { takeSlot?: unknown }).takeSlot !== "function") {
+      redis.defineCommand("takeSlot", { numberOfKeys: 1, lua: TAKE_SLOT });
+    }
+  }
+
+  /** Takes a slot for the job if the project has fewer than `limit` active jobs. */
+  async take(projectId: string, jobId: string, limit: number): Promise<boolean> {
+    const taken = await (
+      this.redis as unknown as {
+        takeSlot(key: string, limit: number, jobId: string, now: number): Promise<number>;
+      }
+    ).takeSlot(activeJobsKey(this.queue, projectId), limit, jobId, Date.now());
+    return taken === 1;
+  }
+
+  /** Takes a slot whatever the limit: for a job already accepted that runs again. */
+  async hold(projectId: string, jobId: string): Promise<void> {
+    await this.redis.zadd(activeJobsKey(this.queue, projectId), "NX", Date.now(), jobId);
+  }
+
+  /** Gives the job's slot back (the job ended, waits for a person, or was never recorded). */
+  async release(projectId: string, jobId: string): Promise<void> {
+    await this.redis.zrem(activeJobsKey(this.queue, projectId), jobId);
+  }
+
+  async count(projectId: string): Promise<number> {
+    return this.redis.zcard(activeJobsKey(this.queue, projectId));
+  }
+
+  /**
+   * Frees the slots of jobs that are not active any more: `stillActive` says which of the given
+   * ids are queued or running in Postgres. Slots taken in the last `graceMs` are kept (their
+   * submission may not have recorded its job yet). Returns how many were freed.
+   */
+  async reconcile(
+    projectId: string,
+    stillActive: (jobIds: string[]) => Promise<Set<string>>,
+    graceMs = 10_000,
+  ): Promise<number> {
+    const key = activeJobsKey(this.queue, projectId);
+    const members = await this.redis.zrangebyscore(key, "-inf", Date.now() - graceMs);
+    if (members.length === 0) return 0;
+    const active = await stillActive(members);
+    const ended = members.filter((id) => !active.has(id));
+    if (ended.length === 0) return 0;
+    return this.redis.zrem(key, ...ended);
+  }
+}
