@@ -100,4 +100,50 @@ describe("the checkpoint writer", () => {
     expect(done).toMatchObject({ status: "succeeded", result: 7 });
     expect(await db.step.count({ where: { jobId: job.id } })).toBe(30);
   });
+
+  it("writes an audit entry for every checkpoint and refusal, in the same statement, and never edits one", async () => {
+    const writer = new CheckpointWriter(db, { flushMs: 1, batchMax: 100 });
+    const job = await runningJob();
+    const failed: Checkpoint = {
+      ...step(job.id, "t:x#0"),
+      status: "failed",
+      result: null,
+      error: { code: "server_unavailable", message: "gone" },
+    };
+    writer.add(failed);
+    const at = new Date();
+    writer.audit({
+      projectId: DEFAULT_PROJECT_ID,
+      jobId: job.id,
+      key: "t:y#0",
+      server: "s",
+      tool: "drop",
+      argsHash: hashArgs({ table: "users" }),
+      status: "denied",
+      error: { code: "denied", message: "s.drop is denied by its tool policy" },
+      attempt: 1,
+      startedAt: at,
+      finishedAt: at,
+    });
+    await writer.flush();
+    // A later attempt makes the failed call again, and it succeeds: the step is overwritten,
+    // the audit log gets a second entry.
+    writer.add({ ...step(job.id, "t:x#0"), attempt: 2 });
+    await expect(writer.finish({ jobId: job.id, run: 0, status: "succeeded" })).resolves.toBe(true);
+
+    const steps = await db.step.findMany({ where: { jobId: job.id } });
+    expect(steps.map((s) => [s.key, s.status, s.attempt])).toEqual([["t:x#0", "succeeded", 2]]);
+    const audit = await db.auditEntry.findMany({
+      where: { jobId: job.id },
+      orderBy: { id: "asc" },
+    });
+    expect(
+      audit.map((e) => [e.stepKey, e.tool, e.outcome, e.errorCode, e.attempt, e.argsHash]),
+    ).toEqual([
+      ["t:x#0", "t", "failed", "server_unavailable", 1, hashArgs({ key: "t:x#0" })],
+      ["t:y#0", "drop", "denied", "denied", 1, hashArgs({ table: "users" })],
+      ["t:x#0", "t", "succeeded", null, 2, hashArgs({ key: "t:x#0" })],
+    ]);
+    expect(audit.every((e) => e.projectId === DEFAULT_PROJECT_ID && e.durationMs >= 0)).toBe(true);
+  });
 });

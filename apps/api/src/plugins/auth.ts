@@ -45,8 +45,11 @@ declare module "fastify" {
     authOf(hash: string): Promise<Auth | null>;
     /** Drops a session token from the cache of valid ones (at logout). */
     forgetSession(token: string): void;
-    /** Drops a key from the cache of valid ones here (at once; other instances within 10 s). */
-    forgetKey(keyId: string): void;
+    /**
+     * Drops the cached keys `which` matches (a revoked key, a project whose limits changed):
+     * they are read again here at once, on other instances within 10 s.
+     */
+    forgetKeys(which: (auth: Auth) => boolean): void;
   }
   interface FastifyRequest {
     /** The key that authenticated the request (null on public routes). */
@@ -217,8 +220,8 @@ export default fp(
     app.decorate("forgetSession", (token: string) => {
       valid.delete(`session:${token}`);
     });
-    app.decorate("forgetKey", (keyId: string) => {
-      for (const [cacheKey, entry] of valid) if (entry.auth.keyId === keyId) valid.delete(cacheKey);
+    app.decorate("forgetKeys", (which: (auth: Auth) => boolean) => {
+      for (const [cacheKey, entry] of valid) if (which(entry.auth)) valid.delete(cacheKey);
     });
 
     function touch(id: string): void {

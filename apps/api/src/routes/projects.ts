@@ -258,6 +258,7 @@ export default async function projectRoutes(app: FastifyInstance) {
       if (!isUuid(id)) throw missingProject(id);
       const updated = await app.db.project.updateMany({ where: { id }, data: request.body });
       if (updated.count === 0) throw missingProject(id);
+      app.forgetKeys((auth) => auth.projectId === id);
       request.log.info({ projectId: id, limits: request.body }, "project limits set");
       return projectView(await app.db.project.findUniqueOrThrow({ where: { id } }));
     },
@@ -360,7 +361,7 @@ export default async function projectRoutes(app: FastifyInstance) {
         where: { id },
         data: { revokedAt: new Date() },
       });
-      app.forgetKey(id);
+      app.forgetKeys((auth) => auth.keyId === id);
       request.log.info({ keyId: id }, "API key revoked");
       return keyView(revoked);
     },
