@@ -4,6 +4,7 @@
 import type { Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
+import { pageQueryProperties } from "../jobs/cursors.ts";
 import { isUuid } from "../jobs/lifecycle.ts";
 import { projectOf } from "../plugins/auth.ts";
 import { parseTime } from "../validation.ts";
@@ -81,14 +82,7 @@ export default async function auditRoutes(app: FastifyInstance) {
               maxLength: 40,
               description: "only calls started before this time (ISO 8601)",
             },
-            limit: {
-              type: "integer",
-              minimum: 1,
-              maximum: 1000,
-              default: 100,
-              description: "entries per page: an integer from 1 to 1000 (default 100)",
-            },
-            cursor: { type: "string", description: "nextCursor from the previous page" },
+            ...pageQueryProperties("entries", 1000, 100),
           },
         },
         response: {
