@@ -21,6 +21,8 @@ interface Generation {
   hosts: Map<string, Promise<ToolHost>>;
   users: number;
   stale: boolean;
+  /** Closes the generation when no job has used it for a while. */
+  idle?: NodeJS.Timeout;
 }
 
 export interface Lease {
@@ -32,16 +34,20 @@ export interface Lease {
  * The worker's MCP connections, shared by the jobs of each project (a project's servers, with its
  * secrets, serve only its own jobs). Registrations are read from Postgres; when one of a
  * project's changes (the API announces it on Redis) the project's next job gets a fresh
- * generation of clients and the old one closes once its last job is done.
+ * generation of clients and the old one closes once its last job is done. A generation no job
+ * has used for `idleMs` closes too (its servers' processes end), so a worker serving many
+ * projects holds servers only for those at work.
  */
 export class ToolHosts {
   private readonly current = new Map<string, Promise<Generation>>();
   private readonly db: Db;
   private readonly box: SecretBox;
+  private readonly idleMs: number;
 
-  constructor(db: Db, box: SecretBox) {
+  constructor(db: Db, box: SecretBox, options: { idleMs?: number } = {}) {
     this.db = db;
     this.box = box;
+    this.idleMs = options.idleMs ?? 300_000;
   }
 
   /**
@@ -49,11 +55,8 @@ export class ToolHosts {
    * empty).
    */
   async acquire(projectId: string, servers: readonly string[]): Promise<Lease> {
-    let loading = this.current.get(projectId);
-    if (loading === undefined) {
-      loading = this.load(projectId);
-      this.current.set(projectId, loading);
-    }
+    const loading = this.current.get(projectId) ?? this.load(projectId);
+    this.current.set(projectId, loading);
     const generation = await loading;
     const missing = servers.filter((name) => !(name in generation.configs));
     if (missing.length > 0) {
@@ -62,12 +65,15 @@ export class ToolHosts {
       );
     }
     generation.users++;
+    clearTimeout(generation.idle);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       generation.users--;
-      if (generation.stale && generation.users === 0) void generation.pool.close();
+      if (generation.users > 0) return;
+      if (generation.stale) void generation.pool.close();
+      else this.closeWhenIdle(projectId, loading, generation);
     };
     try {
       const names = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
@@ -85,12 +91,28 @@ export class ToolHosts {
     }
   }
 
+  private closeWhenIdle(
+    projectId: string,
+    loading: Promise<Generation>,
+    generation: Generation,
+  ): void {
+    clearTimeout(generation.idle);
+    generation.idle = setTimeout(() => {
+      if (generation.users > 0 || this.current.get(projectId) !== loading) return;
+      this.current.delete(projectId);
+      generation.stale = true;
+      void generation.pool.close();
+    }, this.idleMs);
+    generation.idle.unref();
+  }
+
   /** A registration of the project changed: its later jobs connect afresh. */
   invalidate(projectId: string): void {
     const previous = this.current.get(projectId);
     this.current.delete(projectId);
     void previous?.then((generation) => {
       generation.stale = true;
+      clearTimeout(generation.idle);
       if (generation.users === 0) void generation.pool.close();
     });
   }
@@ -100,6 +122,7 @@ export class ToolHosts {
     this.current.clear();
     for (const loading of previous) {
       const generation = await loading.catch(() => null);
+      if (generation) clearTimeout(generation.idle);
       await generation?.pool.close();
     }
   }

@@ -60,7 +60,9 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   });
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
-  const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config));
+  const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
+    idleMs: config.SERVER_IDLE_MS,
+  });
   const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();
   const shutdown = new AbortController();

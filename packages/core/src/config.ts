@@ -93,6 +93,8 @@ export const ConfigSchema = z.object({
   STEP_RETRY_BACKOFF_MS: int(250, 0),
   /** Concurrent calls one worker makes to one MCP server. */
   SERVER_CONCURRENCY: int(64),
+  /** A project's MCP connections (and stdio servers) a worker closes after no job used them. */
+  SERVER_IDLE_MS: int(300_000, 100),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

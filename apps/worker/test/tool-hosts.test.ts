@@ -1,0 +1,91 @@
+// The worker's MCP connections per project: a project's servers serve only its own jobs, and a
+// project no job has used for SERVER_IDLE_MS has its servers' processes closed.
+import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
+import { createDb, type Db } from "@turtle/db";
+import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ToolHosts } from "../src/tool-hosts.ts";
+import { CONTROL_SERVER } from "./platform.ts";
+
+let database: TestDatabase;
+let db: Db;
+const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
+let other: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase("tool_hosts");
+  db = createDb(database.url);
+  other = (await db.project.create({ data: { name: "other" } })).id;
+  const control = { command: process.execPath, args: [CONTROL_SERVER] };
+  await saveServer(db, box, { projectId: DEFAULT_PROJECT_ID, name: "control" }, control);
+  await saveServer(db, box, { projectId: other, name: "theirs" }, control);
+});
+
+afterAll(async () => {
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+/** The pid of the `control`-like server's process that answers a call of the project. */
+async function serverPid(hosts: ToolHosts, projectId: string, server: string) {
+  const lease = await hosts.acquire(projectId, [server]);
+  try {
+    const stats = (await lease.host.invoke({ namespace: server, method: "stats", args: {} })) as {
+      pid: number;
+    };
+    return { pid: stats.pid, lease };
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("the worker's tool hosts", () => {
+  it("give a project only its own servers", async () => {
+    const hosts = new ToolHosts(db, box);
+    try {
+      await expect(hosts.acquire(DEFAULT_PROJECT_ID, ["theirs"])).rejects.toThrow(
+        /"theirs" is not registered/,
+      );
+      const lease = await hosts.acquire(other, []);
+      expect(Object.keys(lease.host.namespaces)).toEqual(["theirs"]);
+      lease.release();
+    } finally {
+      await hosts.close();
+    }
+  });
+
+  it("close a project's servers once no job has used them for idleMs, never while one does", async () => {
+    const hosts = new ToolHosts(db, box, { idleMs: 300 });
+    try {
+      const first = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
+      // Held by a job: not idle, however long it takes.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const second = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
+      expect(second.pid).toBe(first.pid);
+      second.lease.release();
+      expect(alive(first.pid)).toBe(true);
+      first.lease.release();
+      const until = Date.now() + 10_000;
+      while (alive(first.pid) && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(alive(first.pid)).toBe(false);
+      // The next job connects afresh.
+      const later = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
+      expect(later.pid).not.toBe(first.pid);
+      later.lease.release();
+    } finally {
+      await hosts.close();
+    }
+  });
+});
