@@ -488,5 +488,22 @@ describe("tool policies per project, and the audit log", () => {
     expect(ran).toMatchObject({ status: "succeeded", result: "ran" });
     const audit = (await other.call({ method: "GET", url: `/v1/audit?jobId=${ran.id}` })).json();
     expect(audit.entries).toMatchObject([{ tool: "noop", outcome: "succeeded" }]);
+
+    // A server's policies go with it: registered again, it starts from its annotations.
+    const set = await other.call({
+      method: "PUT",
+      url: "/v1/servers/control/policies",
+      payload: { default: "deny" },
+    });
+    expect(set.json().default).toBe("deny");
+    expect((await other.call({ method: "DELETE", url: "/v1/servers/control" })).statusCode).toBe(
+      204,
+    );
+    expect(
+      (await other.call({ method: "POST", url: "/v1/servers", payload: control() })).statusCode,
+    ).toBe(201);
+    const fresh = (await other.call({ method: "GET", url: "/v1/servers/control/policies" })).json();
+    expect(fresh.default).toBeNull();
+    expect((await run(other.call, "await control.noop({}); return 'ran';")).result).toBe("ran");
   });
 });

@@ -6,7 +6,7 @@ import {
   parseMcpServersFile,
   ServerNameSchema,
 } from "@turtle/bindings";
-import { saveServer, serverData, serverView } from "@turtle/core";
+import { channels, saveServer, serverData, serverView } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import {
   badRequest,
@@ -239,7 +239,7 @@ export default async function serverRoutes(app: FastifyInstance) {
     {
       config: { scope: "admin" },
       schema: {
-        summary: "Remove an MCP server",
+        summary: "Remove an MCP server (and its tool policies)",
         params: nameParams,
         response: { 204: { type: "null" }, 404: ErrorResponseSchema },
       },
@@ -247,9 +247,14 @@ export default async function serverRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const projectId = projectOf(request);
       const { name } = request.params;
-      const deleted = await app.db.server.deleteMany({ where: { projectId, name } });
+      // Its tool policies go with it: a server registered later under the name starts afresh.
+      const [deleted] = await app.db.$transaction([
+        app.db.server.deleteMany({ where: { projectId, name } }),
+        app.db.toolPolicy.deleteMany({ where: { projectId, server: name } }),
+      ]);
       if (deleted.count === 0) throw notFound(`no MCP server is registered as "${name}"`);
       await app.mcp.changed(projectId, name);
+      await app.redis.publish(channels(app.config.TURTLE_QUEUE).policies, projectId);
       return reply.code(204).send();
     },
   );
