@@ -229,7 +229,9 @@ describe("GET /metrics", () => {
       const jobs = sum(scraped, 'turtle_job_duration_seconds_count{status="succeeded"');
       return jobs >= 1 ? scraped : undefined;
     });
-    expect(value(text, 'turtle_jobs{status="succeeded"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'turtle_jobs{project="default",status="succeeded"}')).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(value(text, 'turtle_queue_depth{state="waiting"}')).toBe(0);
     expect(value(text, "turtle_workers")).toBe(1);
     expect(text).toMatch(

@@ -26,14 +26,23 @@ export default async function metricsRoutes(app: FastifyInstance) {
 
   new Gauge({
     name: "turtle_jobs",
-    help: "Jobs by status (from Postgres)",
-    labelNames: ["status"],
+    help: "Jobs by project and status (from Postgres)",
+    labelNames: ["project", "status"],
     registers: [registry],
     async collect() {
-      const counts = await app.db.job.groupBy({ by: ["status"], _count: { _all: true } });
-      for (const status of JOB_STATUSES) {
-        const row = counts.find((count) => count.status === status);
-        this.set({ status }, row?._count._all ?? 0);
+      const [counts, projects] = await Promise.all([
+        app.db.job.groupBy({ by: ["projectId", "status"], _count: { _all: true } }),
+        app.db.project.findMany({ select: { id: true, name: true } }),
+      ]);
+      const count = new Map(
+        counts.map((row) => [`${row.projectId}/${row.status}`, row._count._all]),
+      );
+      // A project removed since the last scrape leaves no series behind.
+      this.reset();
+      for (const project of projects) {
+        for (const status of JOB_STATUSES) {
+          this.set({ project: project.name, status }, count.get(`${project.id}/${status}`) ?? 0);
+        }
       }
     },
   });
