@@ -1,9 +1,10 @@
 // MCP servers' secret `env` and `headers` values, encrypted at rest: AES-256-GCM under
 // SECRETS_KEY, each sealed value bound to its server's project and name (a row's secrets copied
-// onto another server, or into another project, do not open). A sealed value names its key by an id (the start of the key's SHA-256), so
-// a rotation can be rolled out with no downtime: every process first learns the new key as one
-// it may open with (SECRETS_READ_KEYS), then seals with it (SECRETS_KEY), then
-// `npm run secrets:rotate` seals every row again under it, and the old key can go.
+// onto another server, or into another project, do not open). A sealed value names its key by an
+// id (the start of the key's SHA-256), so a rotation can be rolled out with no downtime: every
+// process first learns the new key as one it may open with (SECRETS_READ_KEYS), then seals with
+// it (SECRETS_KEY), then `npm run secrets:rotate` seals every row again under it, and the old key
+// can go.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import type { Db, Prisma } from "@turtle/db";
 import { ConfigError } from "./config.ts";
