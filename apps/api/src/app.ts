@@ -1,5 +1,6 @@
 // The API as one fastify instance: resources as named plugins (each closes its own connections),
 // then authentication, then one route plugin per resource. server.ts only adds the process.
+import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
 import { type Config, createSecretBox, type SecretBox } from "@turtle/core";
 import Fastify, {
@@ -114,6 +115,36 @@ function parseJsonBody(
   else done(new ApiError(400, "invalid_json", problem), undefined);
 }
 
+/**
+ * A request Node's HTTP parser refuses (a header with a line break or a NUL, a bad request
+ * line, headers over the limit) never reaches fastify: answered here, in the API's error shape,
+ * and the connection closed.
+ */
+function answerMalformedHttp(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [
+          431,
+          "Request Header Fields Too Large",
+          "the request's headers are too large: send fewer or shorter headers",
+        ]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", "the request was not sent in time: send it whole, promptly"]
+        : [
+            400,
+            "Bad Request",
+            `the HTTP request is malformed (${error.code ?? "unreadable"}): check its request line and headers — a header value may not hold a line break or a NUL (a key copied with its line ending, say)`,
+          ];
+  const body = JSON.stringify({ error: { code: "malformed_request", message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   // Before anything starts: without its key the API could not register a server.
@@ -125,6 +156,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     schemaErrorFormatter: formatValidationError,
     // Long `?wait=` requests end at close (see plugins/job-events.ts); idle keep-alives now.
     forceCloseConnections: "idle",
+    clientErrorHandler: answerMalformedHttp,
     // A URL the router cannot take (a parameter over maxParamLength, bad percent-encoding)
     // answers in the API's own error shape.
     frameworkErrors(error, _request, raw) {

@@ -266,6 +266,18 @@ describe("the API under hostile input", () => {
       const answer = await raw(text);
       expect(answer, JSON.stringify(text.slice(0, 80))).not.toMatch(/^HTTP\/1\.1 5\d\d/);
     }
+    // A key pasted with the line before it (a header holding a line break): our error shape.
+    const split = await raw(
+      "GET /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer # a comment\n tt_abc\r\n\r\n",
+    );
+    expect(split).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    const body = JSON.parse(split.slice(split.indexOf("\r\n\r\n") + 4));
+    expect(body.error.code).toBe("malformed_request");
+    expect(body.error.message).toMatch(/header value may not hold a line break/);
+    const huge = await raw(
+      `GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`,
+    );
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
   });
