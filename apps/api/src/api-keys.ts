@@ -24,7 +24,7 @@ export interface KeyGrant {
 
 /** Stores a key's hash (once: storing the same key again returns the existing row). */
 export async function storeApiKey(
-  db: Db,
+  db: Pick<Db, "apiKey">,
   key: string,
   name: string,
   grant: KeyGrant = {},
@@ -45,7 +45,7 @@ export async function storeApiKey(
 
 /** Creates a new key; the caller shows it once, since only its hash is kept. */
 export async function createApiKey(
-  db: Db,
+  db: Pick<Db, "apiKey">,
   name: string,
   grant: KeyGrant = {},
 ): Promise<{ key: string; row: ApiKey }> {

@@ -2,6 +2,7 @@
 // project's ids answering 404 to another, per-project servers (and secrets), tool policies and
 // limits, and the audit log of tool calls.
 import { createHash } from "node:crypto";
+import { activeJobsKey } from "@turtle/core";
 import type { InjectOptions } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
@@ -348,7 +349,7 @@ describe("limits", () => {
     expect(done.status).toBe("succeeded");
     // As if a worker had died between recording the end and giving the slot back, 11 s ago.
     await api.app.redis.zadd(
-      `${api.config.TURTLE_QUEUE}:project:${leaky.id}:active`,
+      activeJobsKey(api.config.TURTLE_QUEUE, leaky.id),
       Date.now() - 11_000,
       done.id,
     );

@@ -55,8 +55,7 @@ export class ToolHosts {
    * empty).
    */
   async acquire(projectId: string, servers: readonly string[]): Promise<Lease> {
-    const loading = this.current.get(projectId) ?? this.load(projectId);
-    this.current.set(projectId, loading);
+    const loading = this.generationOf(projectId);
     const generation = await loading;
     const missing = servers.filter((name) => !(name in generation.configs));
     if (missing.length > 0) {
@@ -125,6 +124,16 @@ export class ToolHosts {
       if (generation) clearTimeout(generation.idle);
       await generation?.pool.close();
     }
+  }
+
+  /** The project's current generation, loaded on first use. */
+  private generationOf(projectId: string): Promise<Generation> {
+    let loading = this.current.get(projectId);
+    if (loading === undefined) {
+      loading = this.load(projectId);
+      this.current.set(projectId, loading);
+    }
+    return loading;
   }
 
   private async load(projectId: string): Promise<Generation> {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../../scripts/processes.ts";
+import { eventually } from "../../api/test/helpers.ts";
 import { createPlatform, type Platform } from "./platform.ts";
 
 let platform: Platform | undefined;
@@ -15,16 +16,6 @@ afterEach(async () => {
   await platform?.close();
   platform = undefined;
 });
-
-async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe("an MCP server killed in the middle of a call", () => {
   it("is started again and the call made again with its idempotency key; the job goes on", async () => {
@@ -40,7 +31,7 @@ describe("an MCP server killed in the middle of a call", () => {
       ].join("\n"),
     });
     // The server is killed while it sleeps on the job's second call.
-    const sleeping = await until("the sleep call", async () =>
+    const sleeping = await eventually("the sleep call", async () =>
       (await current.executions()).find((line) => line.tool === "sleep"),
     );
     process.kill(sleeping.pid, "SIGKILL");
@@ -72,7 +63,7 @@ describe("an MCP server killed in the middle of a call", () => {
         "}",
       ].join("\n"),
     });
-    const sleeping = await until("the sleep call", async () =>
+    const sleeping = await eventually("the sleep call", async () =>
       (await current.executions()).find((line) => line.tool === "sleep"),
     );
     process.kill(sleeping.pid, "SIGKILL");
@@ -94,7 +85,7 @@ async function ownRedis(): Promise<{ url: string; start(): Promise<void>; kill()
     child = spawn("redis-server", [...args, "--appendonly", "yes", "--appendfsync", "always"], {
       stdio: "ignore",
     });
-    await until("Redis to listen", () => listening(port));
+    await eventually("Redis to listen", () => listening(port));
   };
   await start();
   return {
@@ -118,7 +109,7 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
       const code = "await control.sleep({ ms: 20 });\nreturn input.n;";
       const jobs = [];
       for (let n = 0; n < 100; n++) jobs.push(await current.submit({ code, input: { n } }));
-      await until("some jobs to succeed", async () =>
+      await eventually("some jobs to succeed", async () =>
         (await current.db.job.count({ where: { status: "succeeded" } })) >= 10 ? true : undefined,
       );
       await redis.kill();
@@ -126,7 +117,7 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
       await redis.start();
       // More work queued once it is back.
       for (let n = 100; n < 150; n++) jobs.push(await current.submit({ code, input: { n } }));
-      const ended = await until("every job to end", async () => {
+      const ended = await eventually("every job to end", async () => {
         const rows = await current.db.job.findMany({ where: { status: { not: "queued" } } });
         return rows.every((row) => row.status !== "running") && rows.length === jobs.length
           ? rows
@@ -191,7 +182,7 @@ async function ownPostgres(): Promise<{
       ],
       { stdio: "ignore" },
     );
-    await until("Postgres to accept connections", async () => {
+    await eventually("Postgres to accept connections", async () => {
       try {
         execFileSync(`${bin}/pg_isready`, ["-q", "-h", "127.0.0.1", "-p", String(port)]);
         return true;
@@ -238,14 +229,14 @@ describe("Postgres crashed and started again while steps are checkpointed", () =
       ].join("\n");
       const jobs = [];
       for (let n = 0; n < 20; n++) jobs.push(await current.submit({ code, input: { n } }));
-      await until("steps to be checkpointed", async () =>
+      await eventually("steps to be checkpointed", async () =>
         (await current.db.step.count()) >= 40 ? true : undefined,
       );
       await postgres.crash();
       await new Promise((resolve) => setTimeout(resolve, 1000));
       await postgres.start();
 
-      const ended = await until("every job to end", async () => {
+      const ended = await eventually("every job to end", async () => {
         const rows = await current.db.job.findMany().catch(() => []);
         return rows.length === jobs.length &&
           rows.every((row) => row.status === "succeeded" || row.status === "failed")

@@ -91,7 +91,7 @@ export function authOf(request: FastifyRequest): Auth {
 export const projectOf = (request: FastifyRequest): string => authOf(request).projectId;
 
 /** 403 unless the request's key has the scope. */
-export function requireScope(request: FastifyRequest, scope: RouteScope): void {
+function requireScope(request: FastifyRequest, scope: RouteScope): void {
   const auth = authOf(request);
   if (scope === "any") return;
   if (scope === "operator") {

@@ -3,7 +3,7 @@
 // any other API instance, which announces the change by publishing the server's ref
 // (`projectId/name`) on the queue's `servers` channel (workers listen there too).
 import { type ClientPool, createClientPool, type Tool } from "@turtle/bindings";
-import { channels, createRedis, joinSecrets, parseServerRef, serverRef } from "@turtle/core";
+import { channels, createRedis, joinSecrets, serverRef } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { notFound } from "../errors.ts";
@@ -50,10 +50,10 @@ export default fp(
     const echoes = new Map<string, number>();
     const channel = channels(options.queue).servers;
 
-    function entryFor(ref: string): Entry {
+    function entryFor(projectId: string, name: string): Entry {
+      const ref = serverRef(projectId, name);
       const existing = entries.get(ref);
       if (existing !== undefined) return existing;
-      const { projectId, name } = parseServerRef(ref) ?? { projectId: "", name: ref };
       const pool = app.db.server
         .findUnique({ where: { projectId_name: { projectId, name } } })
         .then((row) =>
@@ -111,7 +111,7 @@ export default fp(
 
     app.decorate("mcp", {
       async listTools(projectId, server, signal) {
-        const entry = entryFor(serverRef(projectId, server));
+        const entry = entryFor(projectId, server);
         entry.users++;
         try {
           const pool = await entry.pool;

@@ -219,7 +219,7 @@ export default async function projectRoutes(app: FastifyInstance) {
               requestsPerMinute: requestsPerMinute ?? null,
             },
           });
-          const made = await createApiKey(tx as typeof app.db, keyName ?? "admin", {
+          const made = await createApiKey(tx, keyName ?? "admin", {
             projectId: created.id,
             scopes: SCOPES,
           });
