@@ -185,6 +185,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.decorate("config", config);
   app.decorate("secrets", secrets);
+  // Postgres text cannot hold U+0000, so no filter can contain one: a query string carrying one
+  // is refused here, once for every route, before it reaches a query. (Path ids and names are
+  // checked by their routes' own rules.)
+  app.addHook("onRequest", async (request) => {
+    const query = request.url.indexOf("?");
+    if (query !== -1 && /%00/i.test(request.url.slice(query))) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        "the query string holds a NUL character (%00), which no filter can contain: remove it",
+      );
+    }
+  });
 
   try {
     await app.register(errors, { bodyLimit: config.MAX_BODY_BYTES });

@@ -235,7 +235,14 @@ describe("the API under hostile input", () => {
           check(response, `GET ${url}?${new URLSearchParams(query)}`.slice(0, 300));
         },
       ),
-      { numRuns: 300 },
+      {
+        numRuns: 300,
+        // Found by this property once (a 500 from Postgres): tried on every run since.
+        examples: [
+          ["/v1/types", { servers: "\u0000" }],
+          ["/v1/jobs", { server: "\u0000" }],
+        ],
+      },
     );
   });
 

@@ -2,6 +2,7 @@
 // resume share, putting a run on the queue, announcing status changes, waiting for a job to end.
 
 import { randomUUID } from "node:crypto";
+import { ServerNameSchema } from "@turtle/bindings";
 import {
   type Config,
   EnqueueError,
@@ -235,8 +236,11 @@ export async function checkServers(
   field: string,
 ) {
   if (names.length === 0) return;
+  // A name no server could be registered under (a NUL, say, which Postgres would refuse as
+  // text) is simply unknown.
+  const possible = names.filter((name) => ServerNameSchema.safeParse(name).success);
   const found = await app.db.server.findMany({
-    where: { projectId, name: { in: names } },
+    where: { projectId, name: { in: possible } },
     select: { name: true },
   });
   const known = new Set(found.map((row) => row.name));
