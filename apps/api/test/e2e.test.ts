@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { channels, DEFAULT_PROJECT_ID, serverRef } from "@turtle/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
 
@@ -176,5 +177,41 @@ describe("jobs run by a real worker", () => {
       ...Array(6).fill(true),
       ...Array(4).fill(false),
     ]);
+  });
+
+  it("a server stored under a name that shadows a global does not break the project's other jobs", async () => {
+    // Registration refuses such names now; a row stored before that check is renamed in
+    // programs (toString → toString_) instead of making every run of the project fail.
+    await api.db.server.create({
+      data: {
+        projectId: DEFAULT_PROJECT_ID,
+        name: "toString",
+        config: { command: process.execPath, args: [CONTROL_SERVER] },
+      },
+    });
+    const changed = channels(api.config.TURTLE_QUEUE).servers;
+    await api.app.redis.publish(changed, serverRef(DEFAULT_PROJECT_ID, "toString"));
+    try {
+      // The worker hears of the new row on pub/sub; until then a run may not know toString_.
+      const job = await eventually("a job using both servers", async () => {
+        const response = await api.call({
+          method: "POST",
+          url: "/v1/jobs?wait=30",
+          payload: {
+            code: "const a = await control.echo({ n: 1 });\nconst b = await toString_.echo({ n: 2 });\nreturn [a.n, b.n, typeof toString];",
+          },
+        });
+        const body = response.json();
+        return body.status === "failed" && body.error.message.includes("toString_ is not defined")
+          ? undefined
+          : body;
+      });
+      expect(job).toMatchObject({ status: "succeeded", result: [1, 2, "function"] });
+    } finally {
+      await api.db.server.delete({
+        where: { projectId_name: { projectId: DEFAULT_PROJECT_ID, name: "toString" } },
+      });
+      await api.app.redis.publish(changed, serverRef(DEFAULT_PROJECT_ID, "toString"));
+    }
   });
 });

@@ -4,12 +4,23 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import { serverNameProblem } from "./identifiers.ts";
 
+/** A server's name: also its namespace in programs, so it may not shadow what is there. */
 export const ServerNameSchema = z
   .string()
   .min(1, "must not be empty")
   .max(64, "must be at most 64 characters")
-  .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.' and '-'");
+  .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.' and '-'")
+  .superRefine((name, context) => {
+    const problem = serverNameProblem(name);
+    if (problem !== undefined) {
+      context.addIssue({
+        code: "custom",
+        message: `${problem}; a server's name is its namespace in programs: choose another`,
+      });
+    }
+  });
 
 const StringMapSchema = z.record(z.string(), z.string({ error: "must be a string" }));
 
@@ -63,8 +74,11 @@ export function parseMcpServersFile(value: unknown): Record<string, McpServerCon
   for (const [name, raw] of Object.entries(entries)) {
     const nameResult = ServerNameSchema.safeParse(name);
     if (!nameResult.success) {
+      const issue = nameResult.error.issues[0];
       throw new ConfigError(
-        `mcpServers: server name ${JSON.stringify(name)} ${firstMessage(nameResult.error)} (allowed: 1-64 characters of A-Z a-z 0-9 _ . -)`,
+        issue?.code === "custom"
+          ? `mcpServers: server name ${issue.message}`
+          : `mcpServers: server name ${JSON.stringify(name)} ${firstMessage(nameResult.error)} (allowed: 1-64 characters of A-Z a-z 0-9 _ . -)`,
       );
     }
     servers[name] = parseServer(name, raw);

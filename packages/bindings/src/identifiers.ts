@@ -63,22 +63,52 @@ const SANDBOX_GLOBALS = new Set(
 );
 
 /**
+ * Names every object inherits (`toString`, `constructor`, `__proto__`…): a global of that name is
+ * already there in every context, so a namespace named so would shadow it or fail to install.
+ */
+const INHERITED_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/** Namespaces Turtle keeps for what it will put in programs itself. */
+const TURTLE_NAMESPACES = new Set(["turtle", "skills", "state"]);
+
+/**
+ * Why `name` cannot be a server's name, or undefined when it can. A server's name is its
+ * namespace in programs (after `-` and `.` become `_`), a global of the sandbox: it may not be a
+ * reserved word, shadow a global the sandbox provides or a name every object inherits, or take
+ * one Turtle keeps. Checked when a server is registered; a program would otherwise find the
+ * name meaning something else, or no run of the project could install its namespaces.
+ */
+export function serverNameProblem(name: string): string | undefined {
+  const id = name.replace(/[^A-Za-z0-9_$]/g, "_");
+  const named = id === name ? `"${name}"` : `"${name}" (namespace ${id})`;
+  if (RESERVED_WORDS.has(id)) return `${named} is a JavaScript reserved word`;
+  if (SANDBOX_GLOBALS.has(id)) return `${named} would shadow the sandbox's global ${id}`;
+  if (INHERITED_NAMES.has(id)) return `${named} would shadow ${id}, which every object inherits`;
+  if (TURTLE_NAMESPACES.has(id)) return `${named} is a namespace Turtle keeps for itself`;
+  return undefined;
+}
+
+/**
  * A name as a safe JavaScript identifier: characters outside `[A-Za-z0-9_$]` become `_`, a
- * leading digit gets a `_` prefix, and reserved words and sandbox globals get a trailing `_`.
- * `get-file` → `get_file`, `2fa` → `_2fa`, `delete` → `delete_`, `JSON` → `JSON_`.
+ * leading digit gets a `_` prefix, and reserved words, sandbox globals and names every object
+ * inherits get a trailing `_`. `get-file` → `get_file`, `2fa` → `_2fa`, `delete` → `delete_`,
+ * `JSON` → `JSON_`, `toString` → `toString_`.
  */
 export function toIdentifier(name: string): string {
   let id = name.replace(/[^A-Za-z0-9_$]/g, "_");
   if (id === "") return "_";
   if (/^[0-9]/.test(id)) id = `_${id}`;
-  if (RESERVED_WORDS.has(id) || SANDBOX_GLOBALS.has(id)) id = `${id}_`;
+  if (RESERVED_WORDS.has(id) || SANDBOX_GLOBALS.has(id) || INHERITED_NAMES.has(id)) id = `${id}_`;
   return id;
 }
 
 /** Whether `id` may be used as-is as a namespace, function or type name in the program API. */
 export function isSafeIdentifier(id: string): boolean {
   return (
-    /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id) && !RESERVED_WORDS.has(id) && !SANDBOX_GLOBALS.has(id)
+    /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id) &&
+    !RESERVED_WORDS.has(id) &&
+    !SANDBOX_GLOBALS.has(id) &&
+    !INHERITED_NAMES.has(id)
   );
 }
 

@@ -36,7 +36,7 @@ export async function createToolHost(
     names.map(async (name) => ({ name, tools: await pool.listTools(name) })),
   );
   const catalog = buildCatalog(servers);
-  const namespaces: Record<string, string[]> = {};
+  const namespaces: Record<string, string[]> = Object.create(null);
   for (const ns of catalog.namespaces) {
     namespaces[ns.identifier] = ns.methods.map((method) => method.identifier);
   }

@@ -1,6 +1,12 @@
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, it } from "vitest";
-import { buildCatalog, CatalogError, resolveMethod, toIdentifier } from "../src/index.ts";
+import {
+  buildCatalog,
+  CatalogError,
+  resolveMethod,
+  ServerNameSchema,
+  toIdentifier,
+} from "../src/index.ts";
 
 const tool = (name: string, extra: Partial<Tool> = {}): Tool => ({
   name,
@@ -101,6 +107,32 @@ describe("buildCatalog", () => {
     ).toThrow(
       'MCP servers "my-files" and "my.files" both map to the namespace "my_files"; rename one',
     );
+  });
+});
+
+describe("server names", () => {
+  it("appends _ to names every object inherits, so a tool named so cannot shadow them", () => {
+    for (const name of ["toString", "constructor", "__proto__", "valueOf", "hasOwnProperty"]) {
+      expect(toIdentifier(name)).toBe(`${name}_`);
+    }
+  });
+
+  it("refuses a server name that would shadow a global, an inherited name or Turtle's own", () => {
+    const problem = (name: string) => {
+      const parsed = ServerNameSchema.safeParse(name);
+      return parsed.success ? undefined : parsed.error.issues[0]?.message;
+    };
+    expect(problem("toString")).toBe(
+      '"toString" would shadow toString, which every object inherits; a server\'s name is its namespace in programs: choose another',
+    );
+    expect(problem("__proto__")).toContain("which every object inherits");
+    expect(problem("console")).toContain("would shadow the sandbox's global console");
+    expect(problem("input")).toContain("would shadow the sandbox's global input");
+    expect(problem("class")).toContain('"class" is a JavaScript reserved word');
+    expect(problem("state")).toContain("a namespace Turtle keeps for itself");
+    for (const ok of ["github", "server-everything", "my.files", "toStrings", "Console"]) {
+      expect(problem(ok)).toBeUndefined();
+    }
   });
 });
 

@@ -64,11 +64,13 @@ export const nameParams = {
 /** One `mcpServers` entry, validated as a file's would be, with messages naming body fields. */
 function parseEntry(name: string, entry: Entry): McpServerConfig {
   const named = ServerNameSchema.safeParse(name);
-  if (!named.success || name === "__proto__") {
-    const why = named.success ? "is reserved" : (named.error.issues[0]?.message ?? "is invalid");
+  if (!named.success) {
+    const issue = named.error.issues[0];
     throw badRequest(
       "invalid_server",
-      `body.name ${JSON.stringify(name)} ${why}: use 1-64 characters of A-Z a-z 0-9 _ . -`,
+      issue?.code === "custom"
+        ? `body.name ${issue.message}`
+        : `body.name ${JSON.stringify(name)} ${issue?.message ?? "is invalid"}: use 1-64 characters of A-Z a-z 0-9 _ . -`,
     );
   }
   try {
