@@ -128,6 +128,51 @@ describe("tool policies", () => {
     expect(again.json().error.message).toContain("was approved already");
   });
 
+  it("spends an approval only on the arguments it was given for, whatever a getter answers", async () => {
+    // Until switchAt every read of `id` says "a"; after it, the first read says "victim" and
+    // the others "a". A run that read the arguments twice (once for what the tool receives,
+    // once for the step key) would find the approval of { id: "a" } and delete "victim".
+    const switchAt = Date.now() + 3_000;
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: {
+        code: `let reads = 0;
+const args = { get id() { reads++; return Date.now() < input.switchAt || reads > 1 ? "a" : "victim"; } };
+return await control.delete_record(args);`,
+        input: { switchAt },
+      },
+    });
+    const id = response.json().id as string;
+    await status(id, "waiting");
+    expect(Date.now(), "the first run asked before the getter switched").toBeLessThan(switchAt);
+    const asked = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json();
+    expect(asked.approvals).toEqual([expect.objectContaining({ args: { id: "a" } })]);
+    await eventually("the getter to switch", () => (Date.now() > switchAt ? true : undefined));
+    expect((await decide(id, asked.approvals[0].stepKey, { decision: "approve" })).statusCode).toBe(
+      200,
+    );
+    // The next run's call has other arguments, so another key: it asks again, and "victim" is
+    // not deleted on the strength of the approval of "a".
+    const again = await eventually("a second approval request", async () => {
+      const listed = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json();
+      return listed.approvals.length === 2 ? listed.approvals : undefined;
+    });
+    expect(again).toContainEqual(
+      expect.objectContaining({ args: { id: "victim" }, status: "pending" }),
+    );
+    const deleted = readFileSync(join(fleet.dir, "calls.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { tool: string; args: { id?: string } })
+      .filter((call) => call.tool === "delete_record" && call.args.id === "victim");
+    expect(deleted).toEqual([]);
+    await decide(id, again.find((a: { status: string }) => a.status === "pending").stepKey, {
+      decision: "reject",
+    });
+    await status(id, "failed");
+  });
+
   it("turns a rejection into a ToolError (code rejected) the program can catch", async () => {
     const id = await submit(
       "try {\n  await control.delete_record({ id: 'b' });\n  return 'deleted';\n} catch (error) {\n  return { code: error.code, message: error.message };\n}",

@@ -26,6 +26,7 @@ export function guestRuntime(
   hostCall: GuestReference,
   hostLog: (level: string, text: string) => void,
   configJson: string,
+  hashArgs: (value: unknown) => string,
 ): (arg: string | (() => Promise<unknown>)) => Promise<string> | undefined {
   const parse = JSON.parse;
   const stringify = JSON.stringify;
@@ -209,71 +210,19 @@ export function guestRuntime(
   // ---- step keys ------------------------------------------------------------------------------
 
   // A step key names a call by what it asks: `namespace.method:<hash>#<n>`, the hash over the
-  // arguments as canonical JSON (keys sorted at every level), n the number of earlier calls in
-  // this run with the same method and arguments. Calls are made in program order, even under
+  // arguments as canonical JSON (see step-key.ts), n the number of earlier calls in this run
+  // with the same method and arguments. Calls are made in program order, even under
   // `Promise.all`, so a re-run derives the same keys, and an edited program that makes the same
-  // calls finds their checkpoints. Keys are the run's own business: the host scopes them to the
-  // job, so a program that forged them could only confuse itself.
-  const objectKeys = Object.keys;
+  // calls finds their checkpoints. The arguments are read once, into the JSON text that goes to
+  // the host; the key is made from that text parsed, never from the program's object again (a
+  // getter may answer differently on each read), and the host checks it against the same text.
   const hasOwn = Object.hasOwn;
-  const imul = Math.imul;
   const replay = config.replay;
   const replayed: string[] = [];
   const occurrences: Record<string, number> = createObject(null);
 
-  function canonical(value: unknown): string {
-    if (value === null || typeof value !== "object") return stringify(value) ?? "null";
-    if (isArray(value)) {
-      let out = "[";
-      for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonical(value[i]);
-      return `${out}]`;
-    }
-    const record = value as Record<string, unknown>;
-    const keys = objectKeys(record).sort();
-    let out = "{";
-    let first = true;
-    for (const name of keys) {
-      if (record[name] === undefined || typeof record[name] === "function") continue;
-      out += `${first ? "" : ","}${stringify(name)}:${canonical(record[name])}`;
-      first = false;
-    }
-    return `${out}}`;
-  }
-
-  const HEX = "0123456789abcdef";
-  function hex8(word: number): string {
-    let out = "";
-    for (let shift = 28; shift >= 0; shift -= 4) out += HEX[(word >>> shift) & 15];
-    return out;
-  }
-  function avalanche(word: number): number {
-    let x = word ^ (word >>> 16);
-    x = imul(x, 0x7feb352d);
-    x ^= x >>> 15;
-    x = imul(x, 0x846ca68b);
-    return x ^ (x >>> 16);
-  }
-
-  /** 128 bits from four independently multiplied lanes: not cryptographic, and need not be. */
-  function hash128(text: string): string {
-    let a = 0x811c9dc5 ^ text.length;
-    let b = 0x9e3779b9;
-    let c = 0x85ebca6b;
-    let d = 0xc2b2ae35;
-    for (let i = 0; i < text.length; i++) {
-      const unit = text.charCodeAt(i);
-      a = imul(a ^ unit, 0x01000193);
-      b = imul(b ^ unit, 0x5bd1e995);
-      c = imul(c ^ unit, 0x27d4eb2d);
-      d = imul(d ^ unit, 0x165667b1);
-    }
-    return (
-      hex8(avalanche(a)) + hex8(avalanche(b ^ a)) + hex8(avalanche(c ^ b)) + hex8(avalanche(d ^ c))
-    );
-  }
-
-  function stepKey(label: string, args: unknown): string {
-    const base = `${label}:${hash128(canonical(args))}`;
+  function stepKey(label: string, json: string): string {
+    const base = `${label}:${hashArgs(parse(json))}`;
     const n = occurrences[base] ?? 0;
     occurrences[base] = n + 1;
     return `${base}#${n}`;
@@ -325,7 +274,7 @@ export function guestRuntime(
       }
       let key: string | undefined;
       if (config.durable) {
-        key = stepKey(label, args);
+        key = stepKey(label, json);
         if (replay !== null && hasOwn(replay, key)) {
           replayed[replayed.length] = key;
           const value = replay[key];

@@ -3,6 +3,7 @@ import { type CompiledProgram, compileProgram } from "./compile.ts";
 import { GUEST_RUNTIME_SOURCE, type GuestConfig } from "./guest-runtime.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { INTERNAL_PREFIX, mapStack } from "./stack.ts";
+import { keyMatchesArguments, STEP_HASHER_SOURCE } from "./step-key.ts";
 
 /** One tool call as the program made it, addressed by the identifiers it used. */
 export interface ToolCall {
@@ -477,11 +478,33 @@ class Execution {
     if (invoke === undefined) {
       return this.reply(slot, 0, toolFailure("this run has no tools", namespace, method));
     }
+    let args: unknown;
+    try {
+      args = JSON.parse(json);
+    } catch {
+      return this.reply(
+        slot,
+        0,
+        toolFailure("a tool call's arguments must be JSON", namespace, method),
+      );
+    }
+    // The key finds checkpoints and approvals: it must name these arguments, the ones the tool
+    // is given. The guest runtime makes it so; a key that does not is refused, not trusted.
+    if (durable && !keyMatchesArguments(key, `${namespace}.${method}`, args)) {
+      return this.reply(
+        slot,
+        0,
+        toolFailure(
+          `${namespace}.${method}(): its step key does not match its arguments`,
+          namespace,
+          method,
+        ),
+      );
+    }
     const index = this.stats.toolCalls++;
     this.inFlight++;
     let pending: Promise<unknown>;
     try {
-      const args: unknown = JSON.parse(json);
       pending = invoke({
         namespace,
         method,
@@ -747,8 +770,9 @@ function closureSource(program: CompiledProgram): string {
   return `"use strict"; return $0.deref()(() => (function ($0) { ${helpers}return ${js.slice(start)}; })()\n());\n`;
 }
 
-// Strict: no function of the runtime can be named through a sloppy function's `.caller`.
-const RUNTIME_SCRIPT = `"use strict";\n(${GUEST_RUNTIME_SOURCE})`;
+// Strict: no function of the runtime can be named through a sloppy function's `.caller`. The
+// step hasher is made before the program runs, so it keeps the intrinsics it captured.
+const RUNTIME_SCRIPT = `"use strict";\n((hostCall, hostLog, configJson) => (${GUEST_RUNTIME_SOURCE})(hostCall, hostLog, configJson, (${STEP_HASHER_SOURCE})()))`;
 let runtimeCodeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
 
 /** The guest runtime, compiled from V8's code cache after the first isolate of the process. */

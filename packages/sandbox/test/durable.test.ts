@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runProgram, type ToolCall } from "../src/index.ts";
+import { keyMatchesArguments } from "../src/step-key.ts";
 
 const namespaces = { tools: ["echo"] };
 
@@ -37,6 +38,31 @@ describe("step keys", () => {
     );
     expect(new Set(fanOut.keys).size).toBe(50);
     expect(edited.keys).toEqual(fanOut.keys);
+  });
+
+  it("are made from the arguments as read once: a getter answering differently changes nothing", async () => {
+    const { run, keys } = await record(
+      "let reads = 0;\nconst args = { get n() { reads++; return reads === 1 ? 666 : 1; } };\nawait tools.echo(args);\nawait tools.echo({ n: 666 });\nreturn reads;",
+    );
+    expect(run.ok && run.result).toBe(1);
+    // The call received { n: 666 } and its key is that of { n: 666 }: the second call, with
+    // the same arguments, is its next occurrence.
+    expect(keys[1]).toBe(keys[0]?.replace("#0", "#1"));
+  });
+
+  it("name what the tool receives, checked on the host with the same hash", async () => {
+    const args = [
+      { a: 1, b: [2, { d: "é\u2028", c: null }], "\u00e9": true, "": -0.5 },
+      { big: 1e21, list: [[], {}], s: '"quoted"\\' },
+    ];
+    const { run, keys } = await record(
+      `for (const args of input) await tools.echo(args);`.replace("input", JSON.stringify(args)),
+    );
+    expect(run.ok).toBe(true);
+    keys.forEach((key, i) => {
+      expect(keyMatchesArguments(key ?? "", "tools.echo", args[i])).toBe(true);
+      expect(keyMatchesArguments(key ?? "", "tools.echo", { ...args[i], extra: 1 })).toBe(false);
+    });
   });
 
   it("answer calls from the replay table inside the isolate, reporting their keys", async () => {
