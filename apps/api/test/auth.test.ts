@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp, loggerOptions } from "../src/app.ts";
@@ -155,5 +156,74 @@ describe("logging", () => {
     expect(log).toContain("[redacted]");
     expect(log).not.toMatch(/secret-\d/);
     expect(log).not.toContain(api.key);
+  });
+});
+
+/** One real HTTP request from `from` (a loopback address), with `key` as its bearer key. */
+function fromAddress(
+  base: string,
+  from: string,
+  key: string,
+  path = "/v1/jobs",
+): Promise<{ status: number; retryAfter?: string; code?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${base}${path}`,
+      { localAddress: from, headers: { authorization: `Bearer ${key}` } },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => {
+          body += chunk;
+        });
+        res.on("end", () => {
+          const code = res.statusCode === 200 ? undefined : JSON.parse(body).error?.code;
+          resolve({
+            status: res.statusCode ?? 0,
+            ...(res.headers["retry-after"]
+              ? { retryAfter: String(res.headers["retry-after"]) }
+              : {}),
+            ...(code ? { code } : {}),
+          });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("failed authentication", () => {
+  it("is limited per client address: guesses get 429, valid keys and other addresses go on", async () => {
+    const limited = await startApi({ env: { AUTH_FAILURES_PER_MINUTE: "20" } });
+    try {
+      const base = await limited.app.listen({ host: "127.0.0.1", port: 0 });
+      // A valid key in use from the address before the guessing starts.
+      expect((await fromAddress(base, "127.0.0.1", limited.key)).status).toBe(200);
+      const answers = [];
+      for (let i = 0; i < 100; i++) {
+        answers.push(await fromAddress(base, "127.0.0.1", generateApiKey()));
+      }
+      expect(answers.slice(0, 20).every((answer) => answer.status === 401)).toBe(true);
+      for (const answer of answers.slice(20)) {
+        expect(answer).toMatchObject({ status: 429, code: "too_many_auth_failures" });
+        expect(Number(answer.retryAfter)).toBeGreaterThan(0);
+      }
+      // Logging in is guessing too.
+      const login = await limited.app.inject({
+        method: "POST",
+        url: "/v1/session",
+        remoteAddress: "127.0.0.1",
+        payload: { key: generateApiKey() },
+      });
+      expect(login.statusCode).toBe(429);
+      // The key already in use keeps working from the same address, at once.
+      expect((await fromAddress(base, "127.0.0.1", limited.key)).status).toBe(200);
+      // Another address is not blocked: its valid key works, its first wrong key is a 401.
+      const { key: other } = await createApiKey(limited.db, "other");
+      expect((await fromAddress(base, "127.0.0.2", other)).status).toBe(200);
+      expect((await fromAddress(base, "127.0.0.2", generateApiKey())).status).toBe(401);
+    } finally {
+      await limited.close();
+    }
   });
 });

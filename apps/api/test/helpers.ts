@@ -32,6 +32,8 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     TURTLE_QUEUE: testQueueName(),
     LOG_LEVEL: "silent",
     SECRETS_KEY: TEST_SECRETS_KEY,
+    // Tests send many requests without a valid key from one address on purpose.
+    AUTH_FAILURES_PER_MINUTE: "1000000",
     ...env,
   });
 }

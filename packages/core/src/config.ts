@@ -53,6 +53,12 @@ export const ConfigSchema = z.object({
    */
   PROJECT_MAX_CONCURRENT_JOBS: int(5_000),
   PROJECT_REQUESTS_PER_MINUTE: int(6_000),
+  /**
+   * Requests from one client address that may fail to authenticate (a wrong key, an ended
+   * session) per minute; past it the address gets 429 until the minute ends, keys already
+   * known valid excepted.
+   */
+  AUTH_FAILURES_PER_MINUTE: int(30),
 
   MAX_CODE_BYTES: int(256 * 1024),
   MAX_BODY_BYTES: int(2 * 1024 * 1024),

@@ -13,6 +13,7 @@ import {
 } from "@turtle/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
+import { RateLimiterRedis } from "rate-limiter-flexible";
 import { hashApiKey } from "../api-keys.ts";
 import { ApiError } from "../errors.ts";
 import { SESSION_COOKIE, sessionKeyId } from "../sessions.ts";
@@ -41,8 +42,11 @@ declare module "fastify" {
     scope?: RouteScope;
   }
   interface FastifyInstance {
-    /** The valid (not revoked) API key with this hash, or null. */
-    authOf(hash: string): Promise<Auth | null>;
+    /**
+     * The valid (not revoked) API key with this hash, or null; a request's failed attempts are
+     * counted per client address, and past AUTH_FAILURES_PER_MINUTE it answers 429 instead.
+     */
+    authOf(hash: string, request: FastifyRequest): Promise<Auth | null>;
     /** Drops a session token from the cache of valid ones (at logout). */
     forgetSession(token: string): void;
     /**
@@ -117,6 +121,58 @@ const CACHE_MAX = 10_000;
 const LAST_USED_EVERY_MS = 60_000;
 
 const unauthorized = (message: string) => new ApiError(401, "unauthorized", message);
+
+/** How long a look-up of the failure count may take before the request goes on without it. */
+const FAILURE_CHECK_MS = 250;
+
+/**
+ * Failed authentications per client address, counted in Redis so every API instance shares
+ * them: past the limit, an address gets 429 for the rest of the minute without its key being
+ * looked up, so guessing keys costs the guesser time and Turtle nothing. A key already known
+ * valid (seen within CACHE_MS) is let through: a client sharing the address (a NAT) keeps
+ * working. The counter is consulted only for keys not in that cache, so valid keys pay nothing.
+ */
+function createFailureLimit(app: FastifyInstance) {
+  const limiter = new RateLimiterRedis({
+    storeClient: app.redis,
+    keyPrefix: `${app.config.TURTLE_QUEUE}:auth-failures`,
+    points: app.config.AUTH_FAILURES_PER_MINUTE,
+    duration: 60,
+  });
+  // Redis waits through an outage (BullMQ's setting): authentication must not.
+  const bounded = <T>(work: Promise<T>): Promise<T | undefined> =>
+    Promise.race([
+      work.catch(() => undefined),
+      new Promise<undefined>((resolve) =>
+        setTimeout(() => resolve(undefined), FAILURE_CHECK_MS).unref(),
+      ),
+    ]);
+  const tooMany = (retryMs: number) => {
+    const seconds = Math.max(1, Math.ceil(retryMs / 1000));
+    return new ApiError(
+      429,
+      "too_many_auth_failures",
+      `more than ${app.config.AUTH_FAILURES_PER_MINUTE} requests from this address failed to authenticate this minute (AUTH_FAILURES_PER_MINUTE): check the API key, and retry after ${seconds} s (the Retry-After header)`,
+      { "retry-after": String(seconds) },
+    );
+  };
+  return {
+    /** Throws 429 while the address is over its limit. */
+    async check(ip: string): Promise<void> {
+      const state = await bounded(limiter.get(ip));
+      if (state && state.consumedPoints >= app.config.AUTH_FAILURES_PER_MINUTE) {
+        throw tooMany(state.msBeforeNext);
+      }
+    },
+    /** Counts a failure; throws 429 when it was one too many. */
+    async fail(ip: string): Promise<void> {
+      const state = await bounded(limiter.penalty(ip, 1));
+      if (state && state.consumedPoints > app.config.AUTH_FAILURES_PER_MINUTE) {
+        throw tooMany(state.msBeforeNext);
+      }
+    },
+  };
+}
 
 /** Pages a browser opens (not the API's JSON): sent to the login page instead of a 401. */
 function isPageNavigation(request: FastifyRequest): boolean {
@@ -209,10 +265,28 @@ export default fp(
       return auth;
     }
 
-    const keyAuth = (hash: string) => cachedAuth(`key:${hash}`, async () => ({ hash }));
+    const failures = createFailureLimit(app);
+    /**
+     * The auth a credential gives, or null, counted against the client's address when it gives
+     * none: a credential seen valid lately is answered from the cache without asking Redis.
+     */
+    async function limited(
+      request: FastifyRequest,
+      cacheKey: string,
+      where: () => Promise<{ hash: string } | { id: string } | null>,
+    ): Promise<Auth | null> {
+      const cached = valid.get(cacheKey);
+      if (cached !== undefined && cached.until > Date.now()) return cached.auth;
+      await failures.check(request.ip);
+      const auth = await cachedAuth(cacheKey, where);
+      if (auth === null) await failures.fail(request.ip);
+      return auth;
+    }
+    const keyAuth = (hash: string, request: FastifyRequest) =>
+      limited(request, `key:${hash}`, async () => ({ hash }));
     /** A session's key, while the session lasts and the key is not revoked. */
-    const sessionAuth = (token: string) =>
-      cachedAuth(`session:${token}`, async () => {
+    const sessionAuth = (token: string, request: FastifyRequest) =>
+      limited(request, `session:${token}`, async () => {
         const id = await sessionKeyId(app.redis, app.config.TURTLE_QUEUE, token);
         return id === null ? null : { id };
       });
@@ -243,7 +317,7 @@ export default fp(
       const header = request.headers.authorization;
       if (header === undefined) {
         const token = request.cookies[SESSION_COOKIE];
-        const auth = token === undefined ? null : await sessionAuth(token);
+        const auth = token === undefined ? null : await sessionAuth(token, request);
         if (auth !== null) {
           const safe = request.method === "GET" || request.method === "HEAD";
           if (!safe && !isSameOrigin(request)) {
@@ -268,11 +342,12 @@ export default fp(
       }
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (!match?.[1]) {
+        await failures.fail(request.ip);
         throw unauthorized(
           "malformed Authorization header: send `Authorization: Bearer <API key>`",
         );
       }
-      const auth = await keyAuth(hashApiKey(match[1]));
+      const auth = await keyAuth(hashApiKey(match[1]), request);
       if (auth === null) {
         throw unauthorized(
           "invalid or revoked API key: check TURTLE_API_KEY, or create one with `npm run setup -- --new-key`",

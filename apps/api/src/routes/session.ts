@@ -75,7 +75,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply: FastifyReply) => {
-      const auth = await app.authOf(hashApiKey(request.body.key.trim()));
+      const auth = await app.authOf(hashApiKey(request.body.key.trim()), request);
       if (auth === null) {
         throw new ApiError(
           401,
