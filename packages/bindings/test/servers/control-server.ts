@@ -10,6 +10,8 @@
 //   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP. (Env values are
 //                  secrets, so Turtle quotes this one as [redacted]; the argument
 //                  --fail-on-start=<text> does the same and is quoted as it is.)
+//   START_DELAY_MS wait this long before speaking MCP (a slow start-up).
+//   START_FILE     append this process's pid, one line, when it starts (to count starts).
 //   HANG_ON_START  never answer `initialize` (a server stuck at start-up); the process stays up.
 //   EXTRA_TOOLS    also list this many generated tools `extra_<n>` (a large catalog); each
 //                  answers like `echo`.
@@ -54,6 +56,10 @@ if (failOnStart) {
   process.stderr.write(`${failOnStart}\n`);
   process.exit(1);
 }
+
+if (process.env.START_FILE) appendFileSync(process.env.START_FILE, `${process.pid}\n`);
+const startDelayMs = Number(process.env.START_DELAY_MS) || 0;
+if (startDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, startDelayMs));
 
 if (process.env.HANG_ON_START) {
   // Reads stdin (so the client's writes succeed) but never speaks MCP.
