@@ -132,24 +132,27 @@ export class LineSplitter {
 }
 
 const ID = String.raw`("(?:[^"\\]|\\.){0,200}"|-?\d{1,16})`;
-/** SDK servers write the id last: `{"result":…,"jsonrpc":"2.0","id":7}`. */
-const ID_AT_END = new RegExp(String.raw`"id"\s*:\s*${ID}\s*\}\s*$`);
-/** Others write it first: `{"jsonrpc":"2.0","id":7,"result":…`. */
+const VERSION = String.raw`"jsonrpc"\s*:\s*"2\.0"`;
+/** SDK servers end an answer with its version and id: `{"result":…,"jsonrpc":"2.0","id":7}`. */
+const ID_AT_END = new RegExp(String.raw`${VERSION}\s*,\s*"id"\s*:\s*${ID}\s*\}\s*$`);
+/** Others begin with them: `{"jsonrpc":"2.0","id":7,"result":…` (or id first). */
 const ID_AT_START = new RegExp(
-  String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*${ID}`,
+  String.raw`^\s*\{\s*(?:${VERSION}\s*,\s*"id"\s*:\s*${ID}|"id"\s*:\s*${ID}\s*,\s*${VERSION})`,
 );
 /** A message from the server that asks something (a request or notification), not an answer. */
 const ASKS = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"method"\s*:/;
 
 /**
- * The JSON-RPC id of an answer known only by both ends of its text. Anchored at the message's
- * edges: inside a string an id-like text has its quotes escaped, so a tool's content cannot
- * pose as the id.
+ * The JSON-RPC id of an answer known only by both ends of its text. Only an id next to the
+ * `"jsonrpc":"2.0"` member at the message's very edge counts: inside a string an id-like text has
+ * its quotes escaped, and a nested object's `"id"` has no version beside it, so neither a tool's
+ * content nor a truncated result can charge the error to another call.
  */
 export function recoverId(head: string, tail: string): RequestId | undefined {
   if (ASKS.test(head)) return undefined;
-  const match = ID_AT_END.exec(tail) ?? ID_AT_START.exec(head);
-  const raw = match?.[1];
+  const end = ID_AT_END.exec(tail);
+  const start = end ? undefined : ID_AT_START.exec(head);
+  const raw = end?.[1] ?? start?.[1] ?? start?.[2];
   if (raw === undefined) return undefined;
   try {
     const id: unknown = JSON.parse(raw);
