@@ -260,6 +260,11 @@ export function createClientPool(
           code: "malformed_result",
         });
       }
+      // Over HTTP a call's answer is its POST's own body: one that is not JSON fails that call.
+      if (error instanceof SyntaxError && conn.transportKind !== "stdio" && !conn.closed) {
+        const message = `answered with a message that is not valid JSON-RPC (${error.message}): the answer was discarded`;
+        throw new ToolError(server, tool, message, { code: "malformed_result" });
+      }
       throw await dropConnection(slot, conn, error);
     }
     return unwrapToolResult(server, tool, result);

@@ -150,8 +150,9 @@ describe("HTTP failures", { timeout: SLOW }, () => {
 });
 
 /**
- * A stateless Streamable HTTP server with `echo` and `big {bytes}` (a text answer of that size),
- * answering POSTs with JSON bodies or with event streams; counts executions per tool.
+ * A stateless Streamable HTTP server with `echo`, `big {bytes}` (a text answer of that size) and
+ * `broken` (a JSON body cut short), answering POSTs with JSON bodies or with event streams;
+ * counts executions per tool.
  */
 async function startBigServer(jsonResponse: boolean) {
   const executions: Record<string, number> = {};
@@ -161,7 +162,10 @@ async function startBigServer(jsonResponse: boolean) {
       { capabilities: { tools: {} } },
     );
     server.setRequestHandler(ListToolsRequestSchema, () => ({
-      tools: ["echo", "big"].map((name) => ({ name, inputSchema: { type: "object" as const } })),
+      tools: ["echo", "big", "broken"].map((name) => ({
+        name,
+        inputSchema: { type: "object" as const },
+      })),
     }));
     server.setRequestHandler(CallToolRequestSchema, async (request) => {
       const { name, arguments: args = {} } = request.params;
@@ -182,7 +186,17 @@ async function startBigServer(jsonResponse: boolean) {
       void server.close();
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res);
+    // `broken` is answered by hand, with a body that is not JSON.
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+    if (body?.method === "tools/call" && body.params?.name === "broken") {
+      executions.broken = (executions.broken ?? 0) + 1;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(body.id)},"result":`);
+      return;
+    }
+    await transport.handleRequest(req, res, body);
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
   const address = http.address();
@@ -196,6 +210,27 @@ async function startBigServer(jsonResponse: boolean) {
     },
   };
 }
+
+describe("a malformed answer over Streamable HTTP", { timeout: SLOW }, () => {
+  it("fails only its own call, and the connection goes on", async () => {
+    const server = await startBigServer(true);
+    try {
+      const http = pool({ broken: { url: server.url, type: "http" } });
+      const neighbours = Array.from({ length: 10 }, (_, n) =>
+        http.callTool("broken", "echo", { n }),
+      );
+      const error = await rejection(http.callTool("broken", "broken", {}));
+      expect(error).toBeInstanceOf(ToolError);
+      expect(error).toMatchObject({ code: "malformed_result", tool: "broken" });
+      expect(error.message).toMatch(/not valid JSON-RPC \(.*JSON/);
+      expect(await Promise.all(neighbours)).toEqual(Array.from({ length: 10 }, (_, n) => ({ n })));
+      expect(http.isConnected("broken")).toBe(true);
+      expect(server.executions).toEqual({ echo: 10, broken: 1 });
+    } finally {
+      await server.stop();
+    }
+  });
+});
 
 describe("a too large answer over Streamable HTTP", { timeout: SLOW }, () => {
   it.each([
