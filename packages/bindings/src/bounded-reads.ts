@@ -69,8 +69,8 @@ export class LineSplitter {
   private parts: Buffer[] = [];
   private size = 0;
   private overflow = false;
-  private head = Buffer.alloc(0);
-  private tail = Buffer.alloc(0);
+  private head: Buffer = Buffer.alloc(0);
+  private tail: Buffer = Buffer.alloc(0);
   private readonly maxBytes: number;
   private readonly sink: LineSink;
 
@@ -109,16 +109,13 @@ export class LineSplitter {
       return;
     }
     if (!this.overflow) {
-      const sofar = Buffer.concat([...this.parts, piece.subarray(0, KEPT_BYTES)]);
-      this.head = Buffer.from(sofar.subarray(0, KEPT_BYTES));
-      this.tail = Buffer.from(sofar.subarray(Math.max(0, sofar.length - KEPT_BYTES)));
-      this.parts = [];
       this.overflow = true;
+      this.head = firstBytes([...this.parts, piece], KEPT_BYTES);
+      this.tail = lastBytes(this.parts, KEPT_BYTES);
+      this.parts = [];
     }
     this.size += piece.length;
-    const end = piece.subarray(Math.max(0, piece.length - KEPT_BYTES));
-    const joined = Buffer.concat([this.tail, end]);
-    this.tail = Buffer.from(joined.subarray(Math.max(0, joined.length - KEPT_BYTES)));
+    this.tail = lastBytes([this.tail, piece], KEPT_BYTES);
   }
 
   private finishLine(): void {
@@ -129,6 +126,32 @@ export class LineSplitter {
       );
     this.reset();
   }
+}
+
+/** A copy of the first `n` bytes of `parts` taken together. */
+function firstBytes(parts: readonly Buffer[], n: number): Buffer {
+  const taken: Buffer[] = [];
+  let size = 0;
+  for (const part of parts) {
+    if (size >= n) break;
+    const slice = part.subarray(0, n - size);
+    taken.push(slice);
+    size += slice.length;
+  }
+  return Buffer.concat(taken);
+}
+
+/** A copy of the last `n` bytes of `parts` taken together. */
+function lastBytes(parts: readonly Buffer[], n: number): Buffer {
+  const taken: Buffer[] = [];
+  let size = 0;
+  for (let i = parts.length - 1; i >= 0 && size < n; i--) {
+    const part = parts[i] as Buffer;
+    const slice = part.subarray(Math.max(0, part.length - (n - size)));
+    taken.unshift(slice);
+    size += slice.length;
+  }
+  return Buffer.concat(taken);
 }
 
 const ID = String.raw`("(?:[^"\\]|\\.){0,200}"|-?\d{1,16})`;

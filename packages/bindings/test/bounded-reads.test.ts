@@ -33,6 +33,12 @@ describe("LineSplitter", () => {
     expect(big.tail).toBe(long.slice(-256));
     expect(next).toBe("ok");
   });
+
+  it("keeps the right tail when the line goes over the cap in a short last piece", () => {
+    const line = `${"x".repeat(995)},"jsonrpc":"2.0","id":7}`;
+    const [big] = split(1000, [line.slice(0, 995), `${line.slice(995)}\n`]);
+    expect(big).toMatchObject({ bytes: line.length, tail: line.slice(-256) });
+  });
 });
 
 describe("recoverId", () => {
