@@ -212,6 +212,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       redisUrl: config.REDIS_URL,
       queue: config.TURTLE_QUEUE,
       timeoutMs: options.mcpTimeoutMs ?? 15_000,
+      maxMessageBytes: config.TOOL_RESULT_MAX_BYTES,
     });
     await app.register(catalogs);
     if (config.MCP_SERVERS_FILE) await app.register(serversFile, { path: config.MCP_SERVERS_FILE });

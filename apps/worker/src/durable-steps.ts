@@ -27,6 +27,8 @@ export interface DurableStepsInit {
   host: ToolHost;
   prior: PriorSteps;
   checkpoints: CheckpointWriter;
+  /** Epoch ms when the job's time is up: no call waits for its answer past it. */
+  deadline?: number;
   /** Bounds calls in flight to one server from this worker. */
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /** Told when an executed step starts and when it ends, for live watchers. */
@@ -123,7 +125,11 @@ export class DurableSteps {
       for (let retry = 0; ; retry++) {
         try {
           result = await limit(target.server, () =>
-            host.invoke({ ...call, idempotencyKey: `${jobId}:${key}` }),
+            host.invoke({
+              ...call,
+              idempotencyKey: `${jobId}:${key}`,
+              ...(this.init.deadline === undefined ? {} : { deadline: this.init.deadline }),
+            }),
           );
           break;
         } catch (error) {
@@ -148,8 +154,10 @@ export class DurableSteps {
       onStep?.({ ...step, status: "succeeded", ...ended(startedAt, finishedAt) });
       return result;
     } catch (error) {
-      // A call cut short by the run's end (cancel, deadline) is not a finding about the tool.
-      if (!call.signal.aborted) {
+      // A call cut short by the run's end (cancel, deadline) is not a finding about the tool;
+      // one whose timeout was the job's deadline ends a moment before the run is stopped.
+      const deadline = this.init.deadline;
+      if (!call.signal.aborted && (deadline === undefined || Date.now() < deadline)) {
         this.executed++;
         const detail = error as { message?: unknown; code?: unknown };
         const message = typeof detail?.message === "string" ? detail.message : String(error);

@@ -107,6 +107,8 @@ export async function runJob(
     status: "running",
   });
 
+  // The job's time counts from its start, so waiting for its servers is part of it.
+  const deadline = Date.now() + job.timeoutMs;
   const controller = new AbortController();
   const untrack = deps.track(jobId, controller);
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
@@ -127,8 +129,16 @@ export async function runJob(
     );
     const requested: Array<{ key: string; server: string; tool: string; args: unknown }> = [];
     try {
-      lease = await deps.toolHosts.acquire(projectId, job.servers);
+      lease = await deps.toolHosts.acquire(projectId, job.servers, {
+        deadline,
+        timeoutMs: job.timeoutMs,
+        signal: controller.signal,
+      });
     } catch (error) {
+      if (controller.signal.aborted && controller.signal.reason === ABORT_SHUTDOWN) {
+        return await handBack(deps, entry, token, { jobId, projectId }, run);
+      }
+      if (controller.signal.aborted) return await finish(cancelledBefore());
       return await finish({
         status: "failed",
         error: {
@@ -165,6 +175,7 @@ export async function runJob(
       prior: prior.steps,
       checkpoints: deps.checkpoints,
       limit: deps.limit,
+      deadline,
       onStep: (item) => {
         live.push(item);
         deps.metrics?.step(item);
@@ -193,6 +204,7 @@ export async function runJob(
       invoke: steps.invoke,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
       signal: controller.signal,
+      deadline,
       durable: prior.replay === undefined ? {} : { replay: prior.replay },
     });
     // Before the job's end is announced: watchers see its last steps and lines first.

@@ -1,5 +1,6 @@
 import {
   type ClientPool,
+  type ClientPoolOptions,
   createClientPool,
   createToolHost,
   type McpServerConfig,
@@ -7,6 +8,31 @@ import {
 } from "@turtle/bindings";
 import { loadServerConfigs, type SecretBox } from "@turtle/core";
 import type { Db } from "@turtle/db";
+
+/**
+ * A job's deadline passed while its servers were still starting (or listing their tools): the
+ * job fails as a timeout. The servers' start goes on for the project's other jobs.
+ */
+export class ServerStartTimeoutError extends Error {
+  override name = "TimeoutError";
+  readonly code = "timeout";
+  readonly servers: readonly string[];
+
+  constructor(message: string, servers: readonly string[]) {
+    super(message);
+    this.servers = servers;
+  }
+}
+
+/** How long a job may wait for its servers: its deadline, and what to call it in errors. */
+export interface AcquireOptions {
+  /** Epoch ms when the job's time is up. */
+  deadline?: number;
+  /** The job's timeoutMs, quoted in the error. */
+  timeoutMs?: number;
+  /** Stops the wait (the job was cancelled); rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
 
 /** A job asked for a server that is not registered (any more). */
 export class UnknownServerError extends Error {
@@ -19,6 +45,8 @@ interface Generation {
   pool: ClientPool;
   /** Tool hosts by server set; dropped when a server's tool list changes. */
   hosts: Map<string, Promise<ToolHost>>;
+  /** The hosts of `hosts` that are built: a job finds its host here without waiting. */
+  ready: Map<string, ToolHost>;
   users: number;
   stale: boolean;
   /** Closes the generation when no job has used it for a while. */
@@ -43,18 +71,42 @@ export class ToolHosts {
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly idleMs: number;
+  private readonly pool: Pick<ClientPoolOptions, "maxMessageBytes" | "onProtocolError">;
 
-  constructor(db: Db, box: SecretBox, options: { idleMs?: number } = {}) {
+  constructor(
+    db: Db,
+    box: SecretBox,
+    options: {
+      idleMs?: number;
+      /** Longest message read from a server (TOOL_RESULT_MAX_BYTES). */
+      maxMessageBytes?: number;
+      /** Told of a message a server wrote that was dropped, failing no call. */
+      onProtocolError?: (server: string, error: Error) => void;
+    } = {},
+  ) {
     this.db = db;
     this.box = box;
     this.idleMs = options.idleMs ?? 300_000;
+    this.pool = {
+      ...(options.maxMessageBytes === undefined
+        ? {}
+        : { maxMessageBytes: options.maxMessageBytes }),
+      ...(options.onProtocolError === undefined
+        ? {}
+        : { onProtocolError: options.onProtocolError }),
+    };
   }
 
   /**
    * A tool host over the project's given servers (every one it registered when the list is
-   * empty).
+   * empty). Waits no longer than `options.deadline`: the servers are shared by the project's
+   * jobs, so one job's deadline ends its own wait, never a server's start.
    */
-  async acquire(projectId: string, servers: readonly string[]): Promise<Lease> {
+  async acquire(
+    projectId: string,
+    servers: readonly string[],
+    options: AcquireOptions = {},
+  ): Promise<Lease> {
     const loading = this.generationOf(projectId);
     const generation = await loading;
     const missing = servers.filter((name) => !(name in generation.configs));
@@ -77,17 +129,65 @@ export class ToolHosts {
     try {
       const names = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
       const key = names.join("\0");
+      const ready = generation.ready.get(key);
+      if (ready !== undefined) return { host: ready, release };
+      const { deadline, signal } = options;
+      const timer =
+        deadline === undefined
+          ? undefined
+          : AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+      const waiting = timer && signal ? AbortSignal.any([signal, timer]) : (timer ?? signal);
+      // Each server's start and listing is shared; this job waits for it under its deadline.
+      const unready = new Set(names);
+      try {
+        await Promise.all(
+          names.map(async (name) => {
+            await generation.pool.listTools(name, waiting ? { signal: waiting } : {});
+            unready.delete(name);
+          }),
+        );
+      } catch (error) {
+        if (!timer?.aborted || signal?.aborted) throw error;
+        throw this.timedOut(
+          [...unready].map((name) => ({ name, started: generation.pool.isConnected(name) })),
+          options,
+        );
+      }
       let host = generation.hosts.get(key);
       if (host === undefined) {
         host = createToolHost(generation.pool, { servers: names });
         generation.hosts.set(key, host);
-        host.catch(() => generation.hosts.delete(key));
+        const created = host;
+        host.then(
+          (built) => {
+            if (generation.hosts.get(key) === created) generation.ready.set(key, built);
+          },
+          () => generation.hosts.delete(key),
+        );
       }
       return { host: await host, release };
     } catch (error) {
       release();
       throw error;
     }
+  }
+
+  private timedOut(
+    servers: Array<{ name: string; started: boolean }>,
+    { timeoutMs }: AcquireOptions,
+  ): ServerStartTimeoutError {
+    const limit = timeoutMs === undefined ? "deadline" : `${timeoutMs} ms deadline (timeoutMs)`;
+    const what = servers
+      .map(({ name, started }) =>
+        started
+          ? `MCP server "${name}" had not listed its tools`
+          : `MCP server "${name}" had not finished starting`,
+      )
+      .join("; ");
+    return new ServerStartTimeoutError(
+      `The job's ${limit} passed before its program could run: ${what}. Check that the server starts and answers (run its command by hand), or give the job a longer timeoutMs.`,
+      servers.map((server) => server.name),
+    );
   }
 
   private closeWhenIdle(
@@ -140,8 +240,15 @@ export class ToolHosts {
     try {
       const configs = await loadServerConfigs(this.db, this.box, projectId);
       const hosts = new Map<string, Promise<ToolHost>>();
-      const pool = createClientPool(configs, { onToolListChanged: () => hosts.clear() });
-      return { configs, pool, hosts, users: 0, stale: false };
+      const ready = new Map<string, ToolHost>();
+      const pool = createClientPool(configs, {
+        ...this.pool,
+        onToolListChanged: () => {
+          hosts.clear();
+          ready.clear();
+        },
+      });
+      return { configs, pool, hosts, ready, users: 0, stale: false };
     } catch (error) {
       this.current.delete(projectId);
       throw error;

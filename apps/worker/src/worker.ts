@@ -62,6 +62,9 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
     idleMs: config.SERVER_IDLE_MS,
+    maxMessageBytes: config.TOOL_RESULT_MAX_BYTES,
+    onProtocolError: (server, error) =>
+      log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
   });
   const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();

@@ -1,24 +1,36 @@
 // The worker's MCP connections per project: a project's servers serve only its own jobs, and a
 // project no job has used for SERVER_IDLE_MS has its servers' processes closed.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ToolHosts } from "../src/tool-hosts.ts";
+import { ServerStartTimeoutError, ToolHosts } from "../src/tool-hosts.ts";
 import { CONTROL_SERVER } from "./platform.ts";
 
 let database: TestDatabase;
 let db: Db;
 const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
 let other: string;
+let slow: string;
+const startFile = join(mkdtempSync(join(tmpdir(), "turtle-hosts-")), "starts");
 
 beforeAll(async () => {
   database = await createTestDatabase("tool_hosts");
   db = createDb(database.url);
   other = (await db.project.create({ data: { name: "other" } })).id;
+  slow = (await db.project.create({ data: { name: "slow" } })).id;
   const control = { command: process.execPath, args: [CONTROL_SERVER] };
   await saveServer(db, box, { projectId: DEFAULT_PROJECT_ID, name: "control" }, control);
   await saveServer(db, box, { projectId: other, name: "theirs" }, control);
+  await saveServer(
+    db,
+    box,
+    { projectId: slow, name: "slow" },
+    { ...control, env: { START_DELAY_MS: "1500", START_FILE: startFile } },
+  );
 });
 
 afterAll(async () => {
@@ -84,6 +96,32 @@ describe("the worker's tool hosts", () => {
       const later = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       expect(later.pid).not.toBe(first.pid);
       later.lease.release();
+    } finally {
+      await hosts.close();
+    }
+  });
+
+  it("end one job's wait for a slow server at its deadline; the start goes on for the others", async () => {
+    const hosts = new ToolHosts(db, box);
+    try {
+      const patient = hosts.acquire(slow, ["slow"], { deadline: Date.now() + 60_000 });
+      const hasty = hosts.acquire(slow, ["slow"], { deadline: Date.now() + 300, timeoutMs: 300 });
+      const error = await hasty.then(
+        () => undefined,
+        (reason: unknown) => reason,
+      );
+      expect(error).toBeInstanceOf(ServerStartTimeoutError);
+      expect(error).toMatchObject({ code: "timeout", servers: ["slow"] });
+      expect((error as Error).message).toMatch(
+        /300 ms deadline \(timeoutMs\) passed .*MCP server "slow" had not finished starting/,
+      );
+      const lease = await patient;
+      const stats = (await lease.host.invoke({ namespace: "slow", method: "stats", args: {} })) as {
+        pid: number;
+      };
+      lease.release();
+      // One process, started once: the hasty job's deadline did not cut the start short.
+      expect(readFileSync(startFile, "utf8").trim().split("\n")).toEqual([String(stats.pid)]);
     } finally {
       await hosts.close();
     }

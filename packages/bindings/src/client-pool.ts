@@ -10,6 +10,7 @@ import {
   McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import { AnswerRefusal } from "./bounded-reads.ts";
 import type { McpServerConfig } from "./config.ts";
 import { type Connection, connectServer } from "./connect.ts";
 import { ServerUnavailableError, ToolError } from "./errors.ts";
@@ -31,6 +32,16 @@ export interface ClientPoolOptions {
   callTimeoutMs?: number;
   /** How many servers may be connecting at once (each stdio connect spawns a process). Default 4. */
   maxConcurrentConnects?: number;
+  /**
+   * Longest message read from a server, in bytes. A longer answer fails only its own call (a
+   * `ToolError` coded `result_too_large`), read no further than this. Default 8 MiB.
+   */
+  maxMessageBytes?: number;
+  /**
+   * Told of a server's trouble that fails no call: a message dropped because it was not
+   * JSON-RPC (or too long) and answered no request, a stream that broke.
+   */
+  onProtocolError?: (server: string, error: Error) => void;
   /** Called when a server announces `notifications/tools/list_changed`. */
   onToolListChanged?: (server: string) => void;
 }
@@ -41,11 +52,18 @@ export interface CallToolOptions {
   /** Travels in `params._meta[IDEMPOTENCY_META_KEY]`. */
   idempotencyKey?: string;
   timeoutMs?: number;
+  /** Epoch ms after which the call is of no use (its job's deadline): bounds `timeoutMs`. */
+  deadline?: number;
 }
 
 export interface ClientPool {
   serverNames(): string[];
-  /** All tools of a server (every `tools/list` page), cached until `tools/list_changed`. */
+  /** Whether a session with the server is up now (false while it starts or after it died). */
+  isConnected(server: string): boolean;
+  /**
+   * All tools of a server (every `tools/list` page), cached until `tools/list_changed`. The
+   * listing (and the connect before it) is shared: `signal` only stops this caller's wait.
+   */
   listTools(server: string, options?: { signal?: AbortSignal }): Promise<Tool[]>;
   /**
    * Calls a tool and unwraps its result (see `unwrapToolResult`). Throws `ToolError` when the
@@ -71,6 +89,9 @@ interface ServerSlot {
   toolsVersion: number;
 }
 
+/** The default of `maxMessageBytes`: the sandbox's cap on a result handed to a program. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
 const DEFAULT_CLIENT_INFO: Implementation = { name: "turtle", version: "0.1.0" };
 
 export function createClientPool(
@@ -80,6 +101,7 @@ export function createClientPool(
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   const callTimeoutMs = options.callTimeoutMs ?? 60_000;
   const limit = createLimiter(options.maxConcurrentConnects ?? 4);
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const slots = new Map<string, ServerSlot>();
   for (const [name, config] of Object.entries(servers)) {
     slots.set(name, {
@@ -114,6 +136,10 @@ export function createClientPool(
       const connection = await connectServer(slot.name, slot.config, {
         clientInfo: options.clientInfo ?? DEFAULT_CLIENT_INFO,
         timeoutMs: connectTimeoutMs,
+        maxMessageBytes,
+        ...(options.onProtocolError
+          ? { onProtocolError: (error: Error) => options.onProtocolError?.(slot.name, error) }
+          : {}),
         onToolListChanged: () => {
           invalidateTools(slot);
           options.onToolListChanged?.(slot.name);
@@ -189,6 +215,7 @@ export function createClientPool(
     args: Record<string, unknown>,
     idempotencyKey: string | undefined,
     timeoutMs: number | undefined,
+    deadline: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
     const params = {
@@ -198,7 +225,9 @@ export function createClientPool(
         ? {}
         : { _meta: { [IDEMPOTENCY_META_KEY]: idempotencyKey } }),
     };
-    const timeout = timeoutMs ?? callTimeoutMs;
+    const wanted = timeoutMs ?? callTimeoutMs;
+    const timeout =
+      deadline === undefined ? wanted : Math.max(1, Math.min(wanted, deadline - Date.now()));
     let result: CallToolResult;
     try {
       // client.request rather than client.callTool: callTool validates structuredContent
@@ -210,6 +239,10 @@ export function createClientPool(
       });
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
+      // An answer refused on arrival (too large, not JSON-RPC) is this call's alone.
+      if (error instanceof McpError && error.data instanceof AnswerRefusal) {
+        throw new ToolError(server, tool, error.data.message, { code: error.data.code });
+      }
       if (error instanceof McpError && !conn.closed) {
         if (error.code === ErrorCode.RequestTimeout) {
           throw new ToolError(server, tool, `timed out after ${timeout} ms`, {
@@ -223,7 +256,14 @@ export function createClientPool(
         });
       }
       if (isZodError(error)) {
-        throw new ToolError(server, tool, `returned a malformed result: ${error.message}`);
+        throw new ToolError(server, tool, `returned a malformed result: ${error.message}`, {
+          code: "malformed_result",
+        });
+      }
+      // Over HTTP a call's answer is its POST's own body: one that is not JSON fails that call.
+      if (error instanceof SyntaxError && conn.transportKind !== "stdio" && !conn.closed) {
+        const message = `answered with a message that is not valid JSON-RPC (${error.message}): the answer was discarded`;
+        throw new ToolError(server, tool, message, { code: "malformed_result" });
       }
       throw await dropConnection(slot, conn, error);
     }
@@ -232,6 +272,11 @@ export function createClientPool(
 
   return {
     serverNames: () => [...slots.keys()],
+
+    isConnected(server) {
+      const conn = slots.get(server)?.connection;
+      return conn !== undefined && !conn.closed;
+    },
 
     async listTools(server, listOptions) {
       const slot = slotFor(server);
@@ -269,6 +314,7 @@ export function createClientPool(
           args,
           idempotencyKey,
           callOptions.timeoutMs,
+          callOptions.deadline,
           signal,
         );
       } finally {

@@ -17,6 +17,7 @@ import {
   McpError,
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import { boundedFetch, boundStdioReads } from "./bounded-reads.ts";
 import {
   type HttpServerConfig,
   isStdioServerConfig,
@@ -33,6 +34,10 @@ export type TransportKind = "stdio" | "streamable-http" | "sse";
 export interface ConnectOptions {
   clientInfo: Implementation;
   timeoutMs: number;
+  /** Longest message read from the server; a longer one fails only the request it answers. */
+  maxMessageBytes: number;
+  /** Told of trouble that fails no request: a message dropped as invalid, a stream that broke. */
+  onProtocolError?: (error: Error) => void;
   onToolListChanged: () => void;
   /** Called once when the session ends for any reason (process exit, network loss, close()). */
   onClose: (connection: Connection) => void;
@@ -76,6 +81,7 @@ async function connectStdio(
   });
   // Reading stderr also keeps a chatty server from blocking on a full pipe.
   transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+  boundStdioReads(transport, options.maxMessageBytes);
   const label = `MCP server "${name}"`;
   const session = createSession(
     name,
@@ -127,11 +133,17 @@ async function connectHttp(
     ...value.split(/\s+/),
   ]);
 
+  const report = (error: Error) => options.onProtocolError?.(error);
+
   let streamableFailure: unknown;
   if (config.type !== "sse") {
     const session = createSession(name, label, "streamable-http", options, lost, secrets);
+    const transport: StreamableHTTPClientTransport = new StreamableHTTPClientTransport(url, {
+      requestInit,
+      fetch: boundedFetch(options.maxMessageBytes, () => transport.onmessage, report),
+    });
     try {
-      await session.start(new StreamableHTTPClientTransport(url, { requestInit }));
+      await session.start(transport);
       return session.connection;
     } catch (error) {
       // The spec's backwards-compatible client: a 4xx to the initializing POST means an
@@ -151,8 +163,12 @@ async function connectHttp(
   }
 
   const session = createSession(name, label, "sse", options, lost, secrets);
+  const transport: SSEClientTransport = new SSEClientTransport(url, {
+    requestInit,
+    fetch: boundedFetch(options.maxMessageBytes, () => transport.onmessage, report),
+  });
   try {
-    await session.start(new SSEClientTransport(url, { requestInit }));
+    await session.start(transport);
     return session.connection;
   } catch (error) {
     const sse = describeHttpFailure("", error, options).trim();
@@ -204,6 +220,8 @@ function createSession(
     if (fatal && !closed) {
       closeReason = `${label} connection lost: ${error.message}`;
       void client.close();
+    } else if (started) {
+      options.onProtocolError?.(error);
     }
   };
 

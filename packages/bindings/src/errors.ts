@@ -22,20 +22,38 @@ export class CatalogError extends Error {
 }
 
 /**
+ * What went wrong with a tool call that the program can catch:
+ * - `tool_error`: the tool answered `isError: true`, the server rejected the request (unknown
+ *   tool, invalid params), or it did not answer in time;
+ * - `result_too_large`: the server's answer was longer than the client accepts (it was discarded
+ *   as it arrived, never read whole);
+ * - `malformed_result`: the answer was not valid JSON-RPC, or not a valid tool result.
+ * None of them is the server's fault as a whole: its other calls go on on the same connection.
+ */
+export type ToolErrorCode = "tool_error" | "result_too_large" | "malformed_result";
+
+/**
  * A tool call failed at the tool: it answered `isError: true`, the server rejected the request
- * (unknown tool, invalid params), or it timed out. This is the error a program catches to retry
- * or skip, so `message` is the tool's own text.
+ * (unknown tool, invalid params), it timed out, or its answer was too large or malformed (see
+ * `ToolErrorCode`). This is the error a program catches to retry or skip, so `message` is the
+ * tool's own text, or says what was wrong with its answer.
  */
 export class ToolError extends Error {
   override readonly name = "ToolError";
-  readonly code = "tool_error";
+  readonly code: ToolErrorCode;
   readonly server: string;
   readonly tool: string;
   /** The JSON-RPC error code when the server rejected the request instead of running the tool. */
   readonly rpcCode: number | undefined;
 
-  constructor(server: string, tool: string, message: string, options?: { rpcCode?: number }) {
+  constructor(
+    server: string,
+    tool: string,
+    message: string,
+    options?: { rpcCode?: number; code?: ToolErrorCode },
+  ) {
     super(message);
+    this.code = options?.code ?? "tool_error";
     this.server = server;
     this.tool = tool;
     this.rpcCode = options?.rpcCode;

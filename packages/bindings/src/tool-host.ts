@@ -12,6 +12,8 @@ export interface ToolHostCall {
   args: unknown;
   signal?: AbortSignal;
   idempotencyKey?: string;
+  /** Epoch ms: the call's job gives up then, so the call's timeout ends there too. */
+  deadline?: number;
 }
 
 export interface ToolHost {
@@ -57,6 +59,7 @@ export async function createToolHost(
       return pool.callTool(target.server, target.tool, args as Record<string, unknown>, {
         ...(call.signal ? { signal: call.signal } : {}),
         ...(call.idempotencyKey === undefined ? {} : { idempotencyKey: call.idempotencyKey }),
+        ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
       });
     },
   };

@@ -150,11 +150,13 @@ describe("control server", { timeout: SLOW }, () => {
       "fail",
       "add_tool",
       "remove_tool",
+      "big",
+      "malformed",
       "exit",
     ]);
     expect(await control.listTools("control")).toBe(tools);
     const stats = (await control.callTool("control", "stats", {})) as Stats;
-    expect(stats.listRequests).toBe(5);
+    expect(stats.listRequests).toBe(6);
   });
 
   it("drops the cached tool list when the server sends tools/list_changed", async () => {

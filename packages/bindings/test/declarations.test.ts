@@ -59,8 +59,9 @@ interface ToolError extends Error {
   server: string;
   tool: string;
   /**
-   * "tool_error": the tool failed; "server_unavailable": its server could not be reached;
-   * "denied": a tool policy forbids the call; "rejected": a person rejected it.
+   * "tool_error": the tool failed; "result_too_large" / "malformed_result": its answer was too
+   * long or not valid (the message says what); "server_unavailable": its server could not be
+   * reached; "denied": a tool policy forbids the call; "rejected": a person rejected it.
    */
   code: string;
 }

@@ -1,7 +1,15 @@
 // The pool over HTTP against server-everything started in its Streamable HTTP and SSE modes.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ClientPool, createClientPool, ServerUnavailableError } from "../src/index.ts";
+import {
+  type ClientPool,
+  createClientPool,
+  ServerUnavailableError,
+  ToolError,
+} from "../src/index.ts";
 import { freePort, type HttpServer, SLOW, startEverythingHttp } from "./helpers.ts";
 
 const pools: ClientPool[] = [];
@@ -138,5 +146,116 @@ describe("HTTP failures", { timeout: SLOW }, () => {
     const error = await rejection(api.callTool("api", "echo", {}));
     expect(error).toBeInstanceOf(ServerUnavailableError);
     expect(error.message).toBe(`MCP server "api" at ${url} is unreachable: ECONNREFUSED`);
+  });
+});
+
+/**
+ * A stateless Streamable HTTP server with `echo`, `big {bytes}` (a text answer of that size) and
+ * `broken` (a JSON body cut short), answering POSTs with JSON bodies or with event streams;
+ * counts executions per tool.
+ */
+async function startBigServer(jsonResponse: boolean) {
+  const executions: Record<string, number> = {};
+  const http = createServer(async (req, res) => {
+    const server = new McpServer(
+      { name: "big", version: "1.0.0" },
+      { capabilities: { tools: {} } },
+    );
+    server.setRequestHandler(ListToolsRequestSchema, () => ({
+      tools: ["echo", "big", "broken"].map((name) => ({
+        name,
+        inputSchema: { type: "object" as const },
+      })),
+    }));
+    server.setRequestHandler(CallToolRequestSchema, async (request) => {
+      const { name, arguments: args = {} } = request.params;
+      executions[name] = (executions[name] ?? 0) + 1;
+      if (name === "big") {
+        return { content: [{ type: "text", text: "x".repeat(Number(args.bytes)) }] };
+      }
+      // Slow enough for the neighbours to be in flight when the big answer arrives.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { content: [{ type: "text", text: JSON.stringify(args) }] };
+    });
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: jsonResponse,
+    });
+    res.on("close", () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    // `broken` is answered by hand, with a body that is not JSON.
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+    if (body?.method === "tools/call" && body.params?.name === "broken") {
+      executions.broken = (executions.broken ?? 0) + 1;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(body.id)},"result":`);
+      return;
+    }
+    await transport.handleRequest(req, res, body);
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  const address = http.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    executions,
+    stop: () => {
+      http.closeAllConnections();
+      return new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+describe("a malformed answer over Streamable HTTP", { timeout: SLOW }, () => {
+  it("fails only its own call, and the connection goes on", async () => {
+    const server = await startBigServer(true);
+    try {
+      const http = pool({ broken: { url: server.url, type: "http" } });
+      const neighbours = Array.from({ length: 10 }, (_, n) =>
+        http.callTool("broken", "echo", { n }),
+      );
+      const error = await rejection(http.callTool("broken", "broken", {}));
+      expect(error).toBeInstanceOf(ToolError);
+      expect(error).toMatchObject({ code: "malformed_result", tool: "broken" });
+      expect(error.message).toMatch(/not valid JSON-RPC \(.*JSON/);
+      expect(await Promise.all(neighbours)).toEqual(Array.from({ length: 10 }, (_, n) => ({ n })));
+      expect(http.isConnected("broken")).toBe(true);
+      expect(server.executions).toEqual({ echo: 10, broken: 1 });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("a too large answer over Streamable HTTP", { timeout: SLOW }, () => {
+  it.each([
+    ["a JSON body", true],
+    ["an event stream", false],
+  ])("fails only its own call when it comes as %s", async (_, json) => {
+    const server = await startBigServer(json);
+    try {
+      const http = pool(
+        { big: { url: server.url, type: "http" } },
+        { maxMessageBytes: 1024 * 1024 },
+      );
+      const neighbours = Array.from({ length: 10 }, (_, n) => http.callTool("big", "echo", { n }));
+      const error = await rejection(http.callTool("big", "big", { bytes: 12 * 1024 * 1024 }));
+      expect(error).toBeInstanceOf(ToolError);
+      expect(error).toMatchObject({ code: "result_too_large", server: "big", tool: "big" });
+      expect(error.message).toMatch(
+        /answered with (more than )?\d+ bytes, over the 1048576-byte limit/,
+      );
+      expect(await Promise.all(neighbours)).toEqual(Array.from({ length: 10 }, (_, n) => ({ n })));
+      expect(http.isConnected("big")).toBe(true);
+      expect(await http.callTool("big", "echo", { after: true })).toEqual({ after: true });
+      expect(server.executions).toEqual({ echo: 11, big: 1 });
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -99,6 +99,11 @@ export const ConfigSchema = z.object({
   STEP_RETRY_BACKOFF_MS: int(250, 0),
   /** Concurrent calls one worker makes to one MCP server. */
   SERVER_CONCURRENCY: int(64),
+  /**
+   * Longest message a worker (or the API, listing tools) reads from an MCP server, in bytes: a
+   * longer tool answer fails only its own call (ToolError `result_too_large`), read no further.
+   */
+  TOOL_RESULT_MAX_BYTES: int(8 * 1024 * 1024, 1024),
   /** A project's MCP connections (and stdio servers) a worker closes after no job used them. */
   SERVER_IDLE_MS: int(300_000, 100),
 });

@@ -46,6 +46,11 @@ export interface RunOptions {
   limits?: Partial<Limits>;
   /** Aborting it stops the run promptly: the isolate is disposed, tool calls are aborted. */
   signal?: AbortSignal;
+  /**
+   * Epoch ms at which the run is stopped as a timeout even if `timeoutMs` has not passed since
+   * it started: a job's deadline, counted from before the run (while its servers started).
+   */
+  deadline?: number;
   /** Name the program's errors are reported against. */
   filename?: string;
   /**
@@ -398,6 +403,8 @@ class Execution {
     if (this.isolate.isDisposed) return;
     const { timeoutMs, cpuMs } = this.limits;
     if (performance.now() - this.runStartedAt >= timeoutMs) return this.kill("timeout");
+    const { deadline } = this.options;
+    if (deadline !== undefined && Date.now() >= deadline) return this.kill("timeout");
     if (this.isolate.cpuTime >= BigInt(cpuMs) * 1_000_000n) return this.kill("cpu_limit");
     if (++this.ticks % HEAP_SAMPLE_EVERY === 0) this.sampleHeap();
     this.watchdog = setTimeout(this.tick, WATCH_INTERVAL_MS);

@@ -17,6 +17,20 @@ describe("runProgram", () => {
     expect(run.logs.map((entry) => entry.message)).toEqual(["x is 3"]);
   });
 
+  it("stops the run at its deadline when that comes before timeoutMs", {
+    timeout: 20_000,
+  }, async () => {
+    // A job's deadline counts from its start: time spent before the run (its servers starting)
+    // leaves the run less than timeoutMs.
+    const run = await runProgram("await wait.forever(); return 'done';", {
+      namespaces: { wait: ["forever"] },
+      invoke: () => new Promise(() => {}),
+      limits: { timeoutMs: 60_000 },
+      deadline: Date.now() + 200,
+    });
+    expect(run).toMatchObject({ ok: false, error: { code: "timeout" } });
+  });
+
   it("reports a runtime error at its line and column in the TypeScript", async () => {
     const run = await runProgram("type T = { a: number };\nconst t: T | null = null;\n\nt!.a;");
     expect(run.ok).toBe(false);

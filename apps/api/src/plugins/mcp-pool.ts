@@ -34,6 +34,8 @@ export interface McpPoolOptions {
   queue: string;
   /** Deadline to start or reach a server and list its tools. */
   timeoutMs: number;
+  /** Longest message read from a server (TOOL_RESULT_MAX_BYTES). */
+  maxMessageBytes?: number;
 }
 
 interface Entry {
@@ -65,6 +67,9 @@ export default fp(
                   clientInfo: { name: "turtle-api", version: "0.1.0" },
                   connectTimeoutMs: options.timeoutMs,
                   callTimeoutMs: options.timeoutMs,
+                  ...(options.maxMessageBytes === undefined
+                    ? {}
+                    : { maxMessageBytes: options.maxMessageBytes }),
                 },
               ),
         );

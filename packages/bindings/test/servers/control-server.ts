@@ -10,6 +10,9 @@
 //   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP. (Env values are
 //                  secrets, so Turtle quotes this one as [redacted]; the argument
 //                  --fail-on-start=<text> does the same and is quoted as it is.)
+//   START_DELAY_MS wait this long before speaking MCP (a slow start-up).
+//   START_FILE     append this process's pid, one line, when it starts (to count starts).
+//   HANG_ON_START  never answer `initialize` (a server stuck at start-up); the process stays up.
 //   EXTRA_TOOLS    also list this many generated tools `extra_<n>` (a large catalog); each
 //                  answers like `echo`.
 //
@@ -25,6 +28,12 @@
 //   add_tool {name}             → adds a tool `name` (returns {tool: name}), sends list_changed
 //   remove_tool {name}          → removes a tool added with add_tool, sends list_changed
 //   exit {code?, stderr?}       → writes stderr (if given) and exits without answering
+//   big {bytes, raw?}           → a text answer of `bytes` bytes. With raw: true the answer's line
+//                                 is written straight to stdout 1 MB at a time (never held whole,
+//                                 so it can be 300 MB), id last as SDK servers write it
+//   malformed {kind}            → writes an answer line that is not valid JSON-RPC, then never
+//                                 answers: "json" (broken JSON, id last), "shape" (valid JSON,
+//                                 result not an object) or "noid" (garbage with no id)
 // An unknown tool name is answered with a JSON-RPC error (InvalidParams), not an isError result.
 import { appendFileSync } from "node:fs";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -46,6 +55,17 @@ const failOnStart =
 if (failOnStart) {
   process.stderr.write(`${failOnStart}\n`);
   process.exit(1);
+}
+
+if (process.env.START_FILE) appendFileSync(process.env.START_FILE, `${process.pid}\n`);
+const startDelayMs = Number(process.env.START_DELAY_MS) || 0;
+if (startDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, startDelayMs));
+
+if (process.env.HANG_ON_START) {
+  // Reads stdin (so the client's writes succeed) but never speaks MCP.
+  process.stdin.resume();
+  setInterval(() => {}, 60_000);
+  await new Promise(() => {});
 }
 
 const countFile = process.env.COUNT_FILE;
@@ -107,6 +127,24 @@ const builtinTools: Tool[] = [
       type: "object",
       properties: { name: { type: "string" } },
       required: ["name"],
+    },
+  },
+  {
+    name: "big",
+    description: "Answers with a text of the given size.",
+    inputSchema: {
+      type: "object",
+      properties: { bytes: { type: "integer" }, raw: { type: "boolean" } },
+      required: ["bytes"],
+    },
+  },
+  {
+    name: "malformed",
+    description: "Answers with a line that is not valid JSON-RPC.",
+    inputSchema: {
+      type: "object",
+      properties: { kind: { type: "string", enum: ["json", "shape", "noid"] } },
+      required: ["kind"],
     },
   },
   {
@@ -238,6 +276,29 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
       await server.sendToolListChanged();
       return structured({ removed });
     }
+    case "big": {
+      const bytes = Number(args.bytes) || 0;
+      if (args.raw !== true) return { content: [{ type: "text", text: "x".repeat(bytes) }] };
+      // Synchronous writes (stdout is a pipe): nothing else can write between the pieces.
+      process.stdout.write('{"result":{"content":[{"type":"text","text":"');
+      const piece = "x".repeat(1024 * 1024);
+      for (let left = bytes; left > 0; left -= piece.length) {
+        process.stdout.write(left >= piece.length ? piece : piece.slice(0, left));
+      }
+      process.stdout.write(`"}]},"jsonrpc":"2.0","id":${JSON.stringify(extra.requestId)}}\n`);
+      return await never(extra.signal);
+    }
+    case "malformed": {
+      const id = JSON.stringify(extra.requestId);
+      const line =
+        args.kind === "json"
+          ? `{"result":{"content":[{"type":"text","text":"half"}],"jsonrpc":"2.0","id":${id}}`
+          : args.kind === "shape"
+            ? `{"result":"not an object","jsonrpc":"2.0","id":${id}}`
+            : "this is not JSON";
+      process.stdout.write(`${line}\n`);
+      return await never(extra.signal);
+    }
     case "exit":
       if (typeof args.stderr === "string") process.stderr.write(`${args.stderr}\n`);
       process.exit(typeof args.code === "number" ? args.code : 1);
@@ -245,6 +306,11 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
   }
   return structured({ tool: name });
 });
+
+/** Holds a call that was answered by hand, so the SDK writes no second answer for it. */
+function never(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+}
 
 function structured(value: Record<string, unknown>): CallToolResult {
   return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value };
