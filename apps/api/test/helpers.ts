@@ -26,12 +26,20 @@ export function testQueueName(): string {
   return `test-${randomBytes(6).toString("hex")}`;
 }
 
+/**
+ * The suite's servers (the control server in the repository, files in temporary directories,
+ * pids read back) run unconfined; the sandbox has tests of its own (confine.test.ts, and
+ * packages/bindings/test/sandbox.test.ts), which set STDIO_SANDBOX=bwrap.
+ */
+const UNCONFINED = { STDIO_SANDBOX: "none" } as const;
+
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
   return loadConfig({
     DATABASE_URL: databaseUrl,
     TURTLE_QUEUE: testQueueName(),
     LOG_LEVEL: "silent",
     SECRETS_KEY: TEST_SECRETS_KEY,
+    ...UNCONFINED,
     ...env,
   });
 }
@@ -108,6 +116,11 @@ export function fleetEnv(config: Config): Record<string, string> {
     REDIS_URL: config.REDIS_URL,
     TURTLE_QUEUE: config.TURTLE_QUEUE,
     SECRETS_KEY: config.SECRETS_KEY ?? "",
+    STDIO_SANDBOX: config.STDIO_SANDBOX,
+    STDIO_SANDBOX_NETWORK: config.STDIO_SANDBOX_NETWORK,
+    STDIO_SANDBOX_PATHS: config.STDIO_SANDBOX_PATHS.map(
+      ({ path, writable }) => `${path}${writable ? ":rw" : ""}`,
+    ).join(","),
   };
 }
 

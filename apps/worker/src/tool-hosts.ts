@@ -3,9 +3,10 @@ import {
   createClientPool,
   createToolHost,
   type McpServerConfig,
+  type StdioSandbox,
   type ToolHost,
 } from "@turtle/bindings";
-import { loadServerConfigs, type SecretBox } from "@turtle/core";
+import { loadServerConfigs, type SecretBox, stdioRefusal } from "@turtle/core";
 import type { Db } from "@turtle/db";
 
 /** A job asked for a server that is not registered (any more). */
@@ -43,11 +44,13 @@ export class ToolHosts {
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly idleMs: number;
+  private readonly sandbox: StdioSandbox;
 
-  constructor(db: Db, box: SecretBox, options: { idleMs?: number } = {}) {
+  constructor(db: Db, box: SecretBox, options: { idleMs?: number; sandbox: StdioSandbox }) {
     this.db = db;
     this.box = box;
     this.idleMs = options.idleMs ?? 300_000;
+    this.sandbox = options.sandbox;
   }
 
   /**
@@ -138,9 +141,22 @@ export class ToolHosts {
 
   private async load(projectId: string): Promise<Generation> {
     try {
-      const configs = await loadServerConfigs(this.db, this.box, projectId);
+      const [configs, project] = await Promise.all([
+        loadServerConfigs(this.db, this.box, projectId),
+        this.db.project.findUnique({
+          where: { id: projectId },
+          select: { allowStdioServers: true },
+        }),
+      ]);
       const hosts = new Map<string, Promise<ToolHost>>();
-      const pool = createClientPool(configs, { onToolListChanged: () => hosts.clear() });
+      // Checked here too, not only at registration: a server registered before the operator
+      // took stdio servers away from its project must not start.
+      const refused = stdioRefusal(project);
+      const pool = createClientPool(configs, {
+        onToolListChanged: () => hosts.clear(),
+        sandbox: this.sandbox,
+        ...(refused === undefined ? {} : { stdioRefused: refused }),
+      });
       return { configs, pool, hosts, users: 0, stale: false };
     } catch (error) {
       this.current.delete(projectId);

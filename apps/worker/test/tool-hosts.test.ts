@@ -11,14 +11,20 @@ let database: TestDatabase;
 let db: Db;
 const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
 let other: string;
+let refused: string;
+/** These tests read servers' pids: the sandbox's PID namespace would hide them. */
+const sandbox = { kind: "none" } as const;
 
 beforeAll(async () => {
   database = await createTestDatabase("tool_hosts");
   db = createDb(database.url);
-  other = (await db.project.create({ data: { name: "other" } })).id;
+  other = (await db.project.create({ data: { name: "other", allowStdioServers: true } })).id;
+  refused = (await db.project.create({ data: { name: "refused" } })).id;
   const control = { command: process.execPath, args: [CONTROL_SERVER] };
   await saveServer(db, box, { projectId: DEFAULT_PROJECT_ID, name: "control" }, control);
   await saveServer(db, box, { projectId: other, name: "theirs" }, control);
+  // As if registered before the operator took stdio servers away from the project.
+  await saveServer(db, box, { projectId: refused, name: "old" }, control);
 });
 
 afterAll(async () => {
@@ -50,8 +56,19 @@ const alive = (pid: number) => {
 };
 
 describe("the worker's tool hosts", () => {
+  it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
+    const hosts = new ToolHosts(db, box, { sandbox });
+    try {
+      await expect(hosts.acquire(refused, ["old"])).rejects.toThrow(
+        /this project may not run stdio MCP servers .* register it as an HTTP server/,
+      );
+    } finally {
+      await hosts.close();
+    }
+  });
+
   it("give a project only its own servers", async () => {
-    const hosts = new ToolHosts(db, box);
+    const hosts = new ToolHosts(db, box, { sandbox });
     try {
       await expect(hosts.acquire(DEFAULT_PROJECT_ID, ["theirs"])).rejects.toThrow(
         /"theirs" is not registered/,
@@ -65,7 +82,7 @@ describe("the worker's tool hosts", () => {
   });
 
   it("close a project's servers once no job has used them for idleMs, never while one does", async () => {
-    const hosts = new ToolHosts(db, box, { idleMs: 300 });
+    const hosts = new ToolHosts(db, box, { idleMs: 300, sandbox });
     try {
       const first = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       // Held by a job: not idle, however long it takes.

@@ -24,6 +24,8 @@ import {
   type StdioServerConfig,
 } from "./config.ts";
 import { ServerUnavailableError } from "./errors.ts";
+import { redactSecrets } from "./redact.ts";
+import { BwrapStdioTransport, SandboxMissingError, type StdioSandbox } from "./sandbox.ts";
 
 const STDERR_TAIL_BYTES = 8 * 1024;
 const TERMINATE_SESSION_MS = 1_000;
@@ -36,6 +38,8 @@ export interface ConnectOptions {
   onToolListChanged: () => void;
   /** Called once when the session ends for any reason (process exit, network loss, close()). */
   onClose: (connection: Connection) => void;
+  /** How stdio servers are confined (see sandbox.ts). */
+  sandbox: StdioSandbox;
 }
 
 export interface Connection {
@@ -67,15 +71,21 @@ async function connectStdio(
   // secrets, and a server that prints one (`auth failed for token …`) must not reveal it.
   const secrets = Object.values(config.env ?? {});
   const stderr = createTail(STDERR_TAIL_BYTES, secrets);
-  const transport = new StdioClientTransport({
-    command: config.command,
-    args: config.args ?? [],
-    env: { ...getDefaultEnvironment(), ...config.env },
-    ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
-    stderr: "pipe",
-  });
+  const sandbox = options.sandbox;
   // Reading stderr also keeps a chatty server from blocking on a full pipe.
-  transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const transport =
+    sandbox.kind === "bwrap"
+      ? new BwrapStdioTransport(config, sandbox, (chunk) => stderr.push(chunk))
+      : new StdioClientTransport({
+          command: config.command,
+          args: config.args ?? [],
+          env: { ...getDefaultEnvironment(), ...config.env },
+          ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
+          stderr: "pipe",
+        });
+  if (transport instanceof StdioClientTransport) {
+    transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+  }
   const label = `MCP server "${name}"`;
   const session = createSession(
     name,
@@ -95,16 +105,20 @@ async function connectStdio(
     // Let the last stderr chunks of a crashed process arrive before quoting them.
     await new Promise((resolve) => setImmediate(resolve));
     const why = summarize(stderr.text());
-    const message = isSpawnError(error)
-      ? `${label} could not start: ${error.message}`
-      : isTimeout(error)
-        ? `${label} did not finish initializing within ${options.timeoutMs} ms`
-        : isConnectionClosed(error)
-          ? `${label} exited during startup${why ? `: ${why}` : " without writing to stderr"}`
-          : `${label} failed to initialize: ${errorText(error)}`;
-    throw new ServerUnavailableError(name, redactSecrets(message, secrets), {
+    const message =
+      error instanceof SandboxMissingError
+        ? `${label} could not start: ${error.message}`
+        : isSpawnError(error)
+          ? `${label} could not start: ${error.message}`
+          : isTimeout(error)
+            ? `${label} did not finish initializing within ${options.timeoutMs} ms`
+            : isConnectionClosed(error)
+              ? `${label} exited during startup${why ? `: ${why}` : " without writing to stderr"}${sandboxHint(why)}`
+              : `${label} failed to initialize: ${errorText(error)}`;
+    throw new ServerUnavailableError(name, message, {
       cause: error,
       stderr: stderr.text(),
+      secrets,
     });
   }
   return session.connection;
@@ -144,7 +158,7 @@ async function connectHttp(
         error.code < 500;
       if (!mayBeSse) {
         const message = describeHttpFailure(label, error, options);
-        throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
+        throw new ServerUnavailableError(name, message, { cause: error, secrets });
       }
       streamableFailure = error;
     }
@@ -160,7 +174,7 @@ async function connectHttp(
       streamableFailure === undefined
         ? describeHttpFailure(label, error, options)
         : `${label} rejected Streamable HTTP (${httpStatusText(streamableFailure)}) and SSE failed: ${sse}`;
-    throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
+    throw new ServerUnavailableError(name, message, { cause: error, secrets });
   }
 }
 
@@ -231,10 +245,7 @@ function createSession(
               ? `${label} failed: ${errorText(cause)}`
               : describeHttpFailure(label, cause, options);
         }
-        return new ServerUnavailableError(name, redactSecrets(message, secrets), {
-          cause,
-          stderr,
-        });
+        return new ServerUnavailableError(name, message, { cause, stderr, secrets });
       },
       async close(reason: string) {
         if (closed) return;
@@ -339,19 +350,6 @@ interface Tail {
   text(): string;
 }
 
-/** Secrets shorter than this are not redacted: they would blank out ordinary words. */
-const MIN_SECRET_LENGTH = 4;
-
-/** `text` with every occurrence of a secret replaced by `[redacted]`, longest secrets first. */
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  const values = secrets
-    .filter((secret) => secret.length >= MIN_SECRET_LENGTH)
-    .sort((a, b) => b.length - a.length);
-  let redacted = text;
-  for (const secret of values) redacted = redacted.split(secret).join("[redacted]");
-  return redacted;
-}
-
 /**
  * Keeps the last `limit` bytes written to a stream, for error messages, with `secrets` redacted
  * from what it quotes.
@@ -384,6 +382,16 @@ function summarize(stderr: string): string {
     .map((line) => line.trimEnd())
     .filter((line) => line.trim() !== "" && !/^\s+at /.test(line) && !/^Node\.js v\d/.test(line));
   return oneLine(lines.at(-1) ?? "");
+}
+
+/**
+ * bwrap's own complaints (it could not make its namespaces) say where to look; a command it
+ * cannot find (`bwrap: execvp …`) speaks for itself.
+ */
+function sandboxHint(why: string): string {
+  return /^bwrap: (?!execvp)/.test(why)
+    ? " (the sandbox for stdio servers could not start: it needs user namespaces, see the README's section on confining stdio servers)"
+    : "";
 }
 
 function oneLine(text: string): string {

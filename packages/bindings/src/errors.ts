@@ -1,5 +1,8 @@
 // Every error this package throws on purpose carries a stable `code`, so callers (the sandbox,
-// the API's error handler) branch on codes, never on message text.
+// the API's error handler) branch on codes, never on message text. The two errors that quote a
+// server redact its words as they are made (see redact.ts): whatever code builds them, no secret
+// of Turtle's or of the server's own reaches a job, an answer or a log through them.
+import { redactSecrets } from "./redact.ts";
 
 /** The `mcpServers` configuration is invalid. The message is one line naming server and field. */
 export class ConfigError extends Error {
@@ -34,8 +37,13 @@ export class ToolError extends Error {
   /** The JSON-RPC error code when the server rejected the request instead of running the tool. */
   readonly rpcCode: number | undefined;
 
-  constructor(server: string, tool: string, message: string, options?: { rpcCode?: number }) {
-    super(message);
+  constructor(
+    server: string,
+    tool: string,
+    message: string,
+    options?: { rpcCode?: number; secrets?: readonly string[] },
+  ) {
+    super(redactSecrets(message, options?.secrets));
     this.server = server;
     this.tool = tool;
     this.rpcCode = options?.rpcCode;
@@ -53,9 +61,16 @@ export class ServerUnavailableError extends Error {
   /** The last few KB a stdio server wrote to stderr, when there were any. */
   readonly stderr: string | undefined;
 
-  constructor(server: string, message: string, options?: { cause?: unknown; stderr?: string }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    server: string,
+    message: string,
+    options?: { cause?: unknown; stderr?: string; secrets?: readonly string[] },
+  ) {
+    super(
+      redactSecrets(message, options?.secrets),
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.server = server;
-    this.stderr = options?.stderr || undefined;
+    this.stderr = options?.stderr ? redactSecrets(options.stderr, options.secrets) : undefined;
   }
 }

@@ -1,12 +1,20 @@
 // The pool over HTTP against server-everything started in its Streamable HTTP and SSE modes.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ClientPool, createClientPool, ServerUnavailableError } from "../src/index.ts";
-import { freePort, type HttpServer, SLOW, startEverythingHttp } from "./helpers.ts";
+import {
+  type ClientPool,
+  type ClientPoolOptions,
+  createClientPool,
+  ServerUnavailableError,
+} from "../src/index.ts";
+import { freePort, type HttpServer, SLOW, startEverythingHttp, UNCONFINED } from "./helpers.ts";
 
 const pools: ClientPool[] = [];
-function pool(...args: Parameters<typeof createClientPool>): ClientPool {
-  const created = createClientPool(...args);
+function pool(
+  servers: Parameters<typeof createClientPool>[0],
+  options: Partial<ClientPoolOptions> = {},
+): ClientPool {
+  const created = createClientPool(servers, { ...UNCONFINED, ...options });
   pools.push(created);
   return created;
 }
