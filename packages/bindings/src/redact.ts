@@ -69,7 +69,12 @@ function redactDeep(value: unknown, secrets: readonly string[], depth: number): 
     const cleanItem = redactDeep(item, secrets, depth + 1);
     if (cleanKey !== key || cleanItem !== item) {
       copy ??= { ...(value as Record<string, unknown>) };
-      if (cleanKey !== key) delete copy[key];
+      if (cleanKey === key) {
+        copy[key] = cleanItem;
+        continue;
+      }
+      delete copy[key];
+      // Defined, not assigned: a key such as "__proto__" stays a plain property.
       Object.defineProperty(copy, cleanKey, {
         value: cleanItem,
         enumerable: true,
