@@ -130,9 +130,9 @@ describe("a tenant's hostile stdio server", () => {
       url: `/v1/projects/${projectId}`,
       payload: { allowStdioServers: true },
     });
-    for (const payload of [hostile("loot"), hostile("crash", ["--exit"])]) {
-      const registered = await tenant({ method: "POST", url: "/v1/servers", payload });
-      expect(registered.statusCode, registered.body).toBe(201);
+    for (const { name, ...payload } of [hostile("loot"), hostile("crash", ["--exit"])]) {
+      const registered = await tenant({ method: "PUT", url: `/v1/servers/${name}`, payload });
+      expect([200, 201], registered.body).toContain(registered.statusCode);
     }
 
     // Its start-up error (502), and its tool list, whose description carries what it found.
