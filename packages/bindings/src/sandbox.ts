@@ -9,7 +9,8 @@
 //   certificates, users), Node's directory and the installation's node_modules, all read-only;
 //   a private, empty HOME and /tmp; never Turtle's sources, .env or data. A registration's `cwd`
 //   is an empty directory unless the operator lists it (STDIO_SANDBOX_PATHS);
-// - an environment holding only PATH, HOME, TMPDIR, LANG and the registration's own `env`;
+// - an environment holding only PATH, HOME, TMPDIR, LANG, the host's certificate paths and the
+//   registration's own `env`;
 // - the host's network (servers call their APIs) unless the operator unshares it too.
 //
 // bwrap's options travel through a pipe (`--args 3`), not its command line: the registration's
@@ -138,10 +139,26 @@ export function bwrapOptions(
     HOME: SANDBOX_HOME,
     TMPDIR: "/tmp",
     LANG: "C.UTF-8",
+    ...trustStore(),
     ...config.env,
   };
   for (const [name, value] of Object.entries(env)) options.push("--setenv", name, value);
   return options;
+}
+
+/**
+ * Where the host keeps the certificates it trusts (a proxy's own CA, say): paths, never secrets,
+ * passed on so a server reaches the same HTTPS hosts Turtle does.
+ */
+const TRUST_STORE_VARIABLES = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+function trustStore(): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const name of TRUST_STORE_VARIABLES) {
+    const value = process.env[name];
+    if (value?.startsWith("/")) found[name] = value;
+  }
+  return found;
 }
 
 function symlinkTarget(path: string): string | undefined {
