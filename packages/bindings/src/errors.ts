@@ -68,9 +68,29 @@ export class ServerUnavailableError extends Error {
   ) {
     super(
       redactSecrets(message, options?.secrets),
-      options?.cause === undefined ? undefined : { cause: options.cause },
+      options?.cause === undefined
+        ? undefined
+        : { cause: redactCause(options.cause, options.secrets) },
     );
     this.server = server;
     this.stderr = options?.stderr ? redactSecrets(options.stderr, options.secrets) : undefined;
   }
+}
+
+/**
+ * The cause with the same redaction: a logger that prints an error's causes (pino does) must not
+ * print a server's words through them. The cause itself when nothing needed redacting.
+ */
+function redactCause(cause: unknown, secrets: readonly string[] | undefined, depth = 0): unknown {
+  if (typeof cause === "string") return redactSecrets(cause, secrets);
+  if (!(cause instanceof Error) || depth > 5) return cause;
+  const message = redactSecrets(cause.message, secrets);
+  const stack = cause.stack === undefined ? undefined : redactSecrets(cause.stack, secrets);
+  const inner =
+    cause.cause === undefined ? undefined : redactCause(cause.cause, secrets, depth + 1);
+  if (message === cause.message && stack === cause.stack && inner === cause.cause) return cause;
+  const copy = new Error(message, inner === undefined ? undefined : { cause: inner });
+  copy.name = cause.name;
+  if (stack !== undefined) copy.stack = stack;
+  return copy;
 }

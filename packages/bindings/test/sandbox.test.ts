@@ -159,6 +159,13 @@ describe("what Turtle quotes from a server", { timeout: SLOW }, () => {
       }
       expect(text).toContain(REDACTED);
     }
+    // Causes too, which loggers print (pino adds their messages and stacks).
+    const wrapped = new ServerUnavailableError("control", "lost", {
+      cause: new Error(`said ${FAKE.SECRETS_KEY}`, { cause: new Error(FAKE.DATABASE_URL) }),
+    });
+    const cause = wrapped.cause as Error;
+    expect(`${cause.message} ${cause.stack}`).not.toContain(FAKE.SECRETS_KEY);
+    expect((cause.cause as Error).message).toBe(REDACTED);
 
     // Tool errors, tool results and tool lists of a server that found them.
     const echo = pool({ control: controlServer() });
