@@ -7,6 +7,7 @@
 // that forbids user namespaces is told so now, not at the first server's start.
 import { execFileSync, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { bwrapOptions } from "@turtle/bindings";
 
 const say = (line: string) => process.stdout.write(`bubblewrap: ${line}\n`);
 
@@ -31,29 +32,22 @@ function aptInstall(): void {
   }
 }
 
-/** Whether bwrap can make the namespaces Turtle asks for, as the user servers would run as. */
+/**
+ * Whether a server can start the way Turtle starts one: bwrap makes its namespaces, and Node and
+ * node_modules are readable from inside (as root, servers run as uid 65534, which cannot read an
+ * installation under a private directory such as /root).
+ */
 function works(): { ok: boolean; why: string } {
   const asRoot = process.getuid?.() === 0;
-  const tried = spawnSync(
-    "bwrap",
-    [
-      "--unshare-all",
-      "--unshare-user",
-      "--uid",
-      "65534",
-      "--gid",
-      "65534",
-      "--ro-bind",
-      "/",
-      "/",
-      "--proc",
-      "/proc",
-      "--dev",
-      "/dev",
-      "true",
-    ],
-    { encoding: "utf8", ...(asRoot ? { uid: 65534, gid: 65534 } : {}), env: {} },
-  );
+  const sdk = fileURLToPath(import.meta.resolve("@modelcontextprotocol/sdk/types.js"));
+  const probe = `require("node:fs").accessSync(${JSON.stringify(sdk)})`;
+  const options = bwrapOptions({ command: process.execPath }, { kind: "bwrap" });
+  const tried = spawnSync("bwrap", [...options, "--", process.execPath, "-e", probe], {
+    encoding: "utf8",
+    env: {},
+    cwd: "/",
+    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+  });
   return { ok: tried.status === 0, why: (tried.stderr ?? "").trim() || String(tried.error ?? "") };
 }
 
@@ -86,7 +80,7 @@ export function ensureBubblewrap(env: NodeJS.ProcessEnv = process.env): boolean 
   const check = works();
   if (!check.ok) {
     say(
-      `installed, but it cannot make the namespaces stdio servers run in (${check.why}): in a container, allow user namespaces (see the README, "Confining stdio servers")`,
+      `installed, but a stdio server cannot start in it (${check.why.split("\n")[0]}): in a container, allow user namespaces; as root, keep the installation readable by uid 65534 (not under /root). See the README, "Confining stdio servers"`,
     );
     return false;
   }

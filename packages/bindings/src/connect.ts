@@ -390,7 +390,7 @@ function summarize(stderr: string): string {
  */
 function sandboxHint(why: string): string {
   return /^bwrap: (?!execvp)/.test(why)
-    ? " (the sandbox for stdio servers could not start: it needs user namespaces, see the README's section on confining stdio servers)"
+    ? " (the sandbox for stdio servers could not start: `node scripts/bubblewrap.ts` checks this machine; see the README, Confining stdio servers)"
     : "";
 }
 
