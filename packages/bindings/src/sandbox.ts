@@ -104,6 +104,9 @@ export function bwrapOptions(
   const options = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"];
   if (sandbox.network !== "none") options.push("--share-net");
   options.push("--uid", String(SANDBOX_ID), "--gid", String(SANDBOX_ID));
+  // The private mounts first: what is bound after them may lie under /tmp (an installation, an
+  // operator's directory) and stays in view.
+  options.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SANDBOX_HOME);
 
   const bound: string[] = [];
   const bind = (flag: "--ro-bind-try" | "--ro-bind" | "--bind", path: string) => {
@@ -122,7 +125,6 @@ export function bwrapOptions(
   if (!bound.some((dir) => isUnder(node, dir))) bind("--ro-bind", node);
   for (const extra of sandbox.paths ?? [])
     bind(extra.writable ? "--bind" : "--ro-bind", extra.path);
-  options.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SANDBOX_HOME);
 
   // A cwd nobody listed is an empty directory: relative paths in args still resolve (against
   // node_modules, say), but nothing of the host's directory is in view.

@@ -1,7 +1,8 @@
 // Stdio servers confined by bubblewrap: the servers Turtle's demo and tests use still start, and a
 // hostile one finds none of the platform's secrets — not in its environment, not in any
 // process's under /proc, not in a .env — and whatever a server says is quoted without them.
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,6 +29,9 @@ import {
 
 const SERVERS_DIR = dirname(CONTROL_SERVER);
 const HOSTILE_SERVER = join(SERVERS_DIR, "hostile-server.ts");
+const FILESYSTEM_SERVER = createRequire(import.meta.url).resolve(
+  "@modelcontextprotocol/server-filesystem/dist/index.js",
+);
 const EXAMPLES = fileURLToPath(new URL("../../../examples/mcp-servers.json", import.meta.url));
 
 /** The tests' own servers live in the repository, which confined servers do not see. */
@@ -98,6 +102,51 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     const demo = pool(await loadMcpServersFile(EXAMPLES));
     expect((await demo.listTools("everything")).length).toBeGreaterThan(5);
     expect((await demo.listTools("memory")).map((tool) => tool.name)).toContain("read_graph");
+  });
+
+  it("see the directories the operator lists (read-only, or writable), and no other", async () => {
+    const shared = tempDir();
+    try {
+      // As root, confined servers are uid 65534: what they see must be reachable by it.
+      chmodSync(shared.path, 0o755);
+      mkdirSync(join(shared.path, "docs"));
+      writeFileSync(join(shared.path, "docs", "readme.txt"), "hello");
+      mkdirSync(join(shared.path, "state"));
+      if (process.getuid?.() === 0) chownSync(join(shared.path, "state"), 65_534, 65_534);
+      const memoryFile = join(shared.path, "state", "memory.jsonl");
+      const servers = pool(
+        {
+          files: nodeServer(FILESYSTEM_SERVER, [join(shared.path, "docs")]),
+          memory: nodeServer(MEMORY_SERVER, [], { MEMORY_FILE_PATH: memoryFile }),
+          unlisted: nodeServer(FILESYSTEM_SERVER, [dir.path]),
+        },
+        {
+          ...confined,
+          paths: [
+            ...(confined.kind === "bwrap" ? (confined.paths ?? []) : []),
+            { path: join(shared.path, "docs"), writable: false },
+            { path: join(shared.path, "state"), writable: true },
+          ],
+        },
+      );
+      const listed = await servers.callTool("files", "list_directory", {
+        path: join(shared.path, "docs"),
+      });
+      expect(JSON.stringify(listed)).toContain("readme.txt");
+      const write = await servers
+        .callTool("files", "write_file", { path: join(shared.path, "docs", "x.txt"), content: "x" })
+        .catch((error: unknown) => error);
+      expect(write).toBeInstanceOf(ToolError);
+      await servers.callTool("memory", "create_entities", {
+        entities: [{ name: "kept", entityType: "t", observations: [] }],
+      });
+      expect(readFileSync(memoryFile, "utf8")).toContain("kept");
+      // A directory nobody listed (the one holding this file's .env) is not there at all.
+      const unlisted = await servers.listTools("unlisted").catch((error: unknown) => error);
+      expect(unlisted).toBeInstanceOf(ServerUnavailableError);
+    } finally {
+      shared.remove();
+    }
   });
 
   it("give a hostile server none of the platform's secrets: env, /proc, .env", async () => {
