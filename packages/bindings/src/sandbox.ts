@@ -187,6 +187,7 @@ export class BwrapStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private child: ChildProcess | undefined;
+  private drained: Promise<void> | undefined;
   private readonly buffer = new ReadBuffer();
   private readonly config: StdioServerConfig;
   private readonly sandbox: Extract<StdioSandbox, { kind: "bwrap" }>;
@@ -268,9 +269,16 @@ export class BwrapStdioTransport implements Transport {
   async send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
     if (!stdin) throw new Error("Not connected");
-    if (!stdin.write(serializeMessage(message))) {
-      await new Promise<void>((resolve) => stdin.once("drain", resolve));
-    }
+    if (stdin.write(serializeMessage(message))) return;
+    // One wait for every send that found the pipe full (a thousand concurrent calls would
+    // otherwise add a thousand listeners).
+    this.drained ??= new Promise<void>((resolve) =>
+      stdin.once("drain", () => {
+        this.drained = undefined;
+        resolve();
+      }),
+    );
+    await this.drained;
   }
 
   async close(): Promise<void> {
