@@ -32,6 +32,7 @@ const answers: string[] = [];
 let dir: string;
 /** Turtle's own secrets in this deployment. */
 let secrets: string[];
+let saved: Record<string, string | undefined> = {};
 
 beforeAll(async () => {
   database = await createTestDatabase("confine");
@@ -57,6 +58,7 @@ beforeAll(async () => {
     app: { logger: { ...loggerOptions({ ...config, LOG_LEVEL: "info" }), stream } },
   });
   // The API's process holds its settings in its environment, as `npm run api` with a .env does.
+  saved = { SECRETS_KEY: process.env.SECRETS_KEY, DATABASE_URL: process.env.DATABASE_URL };
   Object.assign(process.env, {
     SECRETS_KEY: config.SECRETS_KEY,
     DATABASE_URL: config.DATABASE_URL,
@@ -73,6 +75,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
   worker?.child.kill("SIGTERM");
   await worker?.exited;
   await api?.close();

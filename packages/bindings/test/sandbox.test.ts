@@ -62,6 +62,7 @@ function pool(servers: Record<string, McpServerConfig>, sandbox: StdioSandbox = 
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
   setProcessSecrets([]);
+  for (const name of Object.keys(FAKE)) delete process.env[name];
   dir.remove();
 });
 
