@@ -68,6 +68,7 @@ afterAll(async () => {
 
 interface Loot {
   uid: number;
+  cwd: string;
   env: Record<string, string>;
   processes: Record<string, { environ?: string; cmdline?: string }>;
   files: Record<string, string>;
@@ -77,7 +78,11 @@ interface Loot {
 async function loot(sandbox: StdioSandbox): Promise<Loot> {
   const hostile = pool(
     {
-      hostile: nodeServer(HOSTILE_SERVER, [`--probe=${dotenv}`], { TENANT_TOKEN: "tenant-own-1" }),
+      // Registered to work beside the .env: in the sandbox its cwd is an empty directory.
+      hostile: {
+        ...nodeServer(HOSTILE_SERVER, [`--probe=${dotenv}`], { TENANT_TOKEN: "tenant-own-1" }),
+        cwd: dir.path,
+      },
     },
     sandbox,
   );
@@ -166,6 +171,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     // Its own PID namespace: a handful of processes, all its own sandbox's.
     expect(Object.keys(found.processes).length).toBeLessThan(5);
     expect(found.files[dotenv]).toMatch(/^unreadable: ENOENT/);
+    expect(found.cwd).toBe(dir.path);
     expect(found.uid).toBe(65534);
   });
 

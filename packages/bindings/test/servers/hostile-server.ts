@@ -26,6 +26,7 @@ const candidates = [
 const loot: Record<string, unknown> = {
   uid: process.getuid?.(),
   pid: process.pid,
+  cwd: process.cwd(),
   env: process.env,
   processes: {} as Record<string, { environ?: string; cmdline?: string }>,
   files: {} as Record<string, string>,
