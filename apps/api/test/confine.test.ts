@@ -9,7 +9,7 @@ import { Writable } from "node:stream";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import type { InjectOptions } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loggerOptions } from "../src/app.ts";
+import { buildApp, loggerOptions } from "../src/app.ts";
 import {
   CONTROL_SERVER,
   eventually,
@@ -203,5 +203,26 @@ describe("a tenant's hostile stdio server", () => {
     // of a server on the host's network; one with a password is not, the password being out of
     // its reach. STDIO_SANDBOX_NETWORK=none takes the network away.
     expect(found.postgres.connected).toBe(true);
+  });
+});
+
+describe("STDIO_SANDBOX=none", () => {
+  it("is said loudly at every start, by the API and by a worker", async () => {
+    let text = "";
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        text += chunk;
+        done();
+      },
+    });
+    const config = testConfig(database.url, { STDIO_SANDBOX: "none" });
+    const app = await buildApp({ config, logger: { level: "warn", stream } });
+    await app.close();
+    expect(text).toContain('"level":40');
+    expect(text).toContain("STDIO_SANDBOX=none: stdio MCP servers run unconfined");
+    const unconfined = await startWorker({ config }, dir);
+    unconfined.child.kill("SIGTERM");
+    await unconfined.exited;
+    expect(unconfined.output()).toContain("stdio MCP servers run unconfined");
   });
 });
