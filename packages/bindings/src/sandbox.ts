@@ -101,7 +101,15 @@ export function bwrapOptions(
   config: StdioServerConfig,
   sandbox: Extract<StdioSandbox, { kind: "bwrap" }>,
 ): string[] {
-  const options = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"];
+  // --disable-userns: a server may not make user namespaces of its own, a common first step
+  // of kernel exploits.
+  const options = [
+    "--unshare-all",
+    "--unshare-user",
+    "--disable-userns",
+    "--die-with-parent",
+    "--new-session",
+  ];
   if (sandbox.network !== "none") options.push("--share-net");
   options.push("--uid", String(SANDBOX_ID), "--gid", String(SANDBOX_ID));
   // The private mounts first: what is bound after them may lie under /tmp (an installation, an

@@ -68,6 +68,7 @@ afterAll(async () => {
 
 interface Loot {
   uid: number;
+  nestedUserNamespace: boolean;
   cwd: string;
   env: Record<string, string>;
   processes: Record<string, { environ?: string; cmdline?: string }>;
@@ -172,6 +173,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     expect(Object.keys(found.processes).length).toBeLessThan(5);
     expect(found.files[dotenv]).toMatch(/^unreadable: ENOENT/);
     expect(found.cwd).toBe(dir.path);
+    expect(found.nestedUserNamespace).toBe(false);
     expect(found.uid).toBe(65534);
   });
 
