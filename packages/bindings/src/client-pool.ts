@@ -10,7 +10,7 @@ import {
   McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
-import { isStdioServerConfig, type McpServerConfig } from "./config.ts";
+import { isStdioServerConfig, type McpServerConfig, secretValues } from "./config.ts";
 import { type Connection, connectServer } from "./connect.ts";
 import { ServerUnavailableError, ToolError } from "./errors.ts";
 import { redactValue } from "./redact.ts";
@@ -105,9 +105,7 @@ export function createClientPool(
       connecting: undefined,
       tools: undefined,
       toolsVersion: 0,
-      secrets: Object.values(
-        isStdioServerConfig(config) ? (config.env ?? {}) : (config.headers ?? {}),
-      ),
+      secrets: secretValues(config),
     });
   }
   let closed = false;

@@ -22,6 +22,7 @@ import {
   isStdioServerConfig,
   type McpServerConfig,
   type StdioServerConfig,
+  secretValues,
 } from "./config.ts";
 import { ServerUnavailableError } from "./errors.ts";
 import { redactSecrets } from "./redact.ts";
@@ -69,7 +70,7 @@ async function connectStdio(
 ): Promise<Connection> {
   // What the process writes is quoted in errors, which reach users and logs: its env values are
   // secrets, and a server that prints one (`auth failed for token …`) must not reveal it.
-  const secrets = Object.values(config.env ?? {});
+  const secrets = secretValues(config);
   const stderr = createTail(STDERR_TAIL_BYTES, secrets);
   const sandbox = options.sandbox;
   // Reading stderr also keeps a chatty server from blocking on a full pipe.
@@ -136,10 +137,7 @@ async function connectHttp(
     : undefined;
   const lost = () => `${label} closed the connection`;
   // A server may echo a header back in an error page; its token alone counts too.
-  const secrets = Object.values(config.headers ?? {}).flatMap((value) => [
-    value,
-    ...value.split(/\s+/),
-  ]);
+  const secrets = secretValues(config);
 
   let streamableFailure: unknown;
   if (config.type !== "sse") {
