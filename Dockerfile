@@ -2,6 +2,13 @@
 # Node 24: isolated-vm 7 ships prebuilt binaries for it (glibc), so no compiler is needed.
 FROM node:24-bookworm-slim
 
+# bubblewrap confines the stdio MCP servers projects register (STDIO_SANDBOX=bwrap, the default):
+# each runs in user, PID and mount namespaces of its own. The container must allow those:
+# docker-compose.yml shows the options, the README says why.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Everything first: npm ci needs every workspace's package.json, and its postinstall

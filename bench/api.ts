@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -32,6 +32,8 @@ export async function benchApi(): Promise<Figure[]> {
     SECRETS_KEY: generateSecretsKey(),
     // Counted (its cost is measured) but never reached.
     PROJECT_REQUESTS_PER_MINUTE: "10000000",
+    // The control server lives in the repository: confined servers see it only when listed.
+    STDIO_SANDBOX_PATHS: dirname(CONTROL_SERVER),
   };
   const base = `http://127.0.0.1:${port}`;
   const children: ChildProcess[] = [

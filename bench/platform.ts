@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -82,6 +82,9 @@ async function startBench(): Promise<Bench> {
     TURTLE_QUEUE: queueName,
     LOG_LEVEL: "silent",
     SECRETS_KEY: secretsKey,
+    // Confined, as in production: the control server lives in the repository, which confined
+    // servers see only where the operator lists it.
+    STDIO_SANDBOX_PATHS: dirname(CONTROL_SERVER),
   };
   const workers: ChildProcess[] = [];
   const bench: Bench = {

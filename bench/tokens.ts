@@ -5,9 +5,9 @@
  * JSON alone and the table goes to stderr).
  * Name workflows to run only those: `npm run bench:tokens -- spreadsheet join`.
  */
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { ClassicServers } from "./tokens/classic.ts";
 import { Facade } from "./tokens/code-mode.ts";
@@ -15,7 +15,7 @@ import { definitionsText, type Tally, tokens } from "./tokens/count.ts";
 import { writeKnowledgeGraph, writeProjectTree } from "./tokens/fixtures.ts";
 import { startPlatform } from "./tokens/platform.ts";
 import { formatReport, METHOD, type Report, type Row } from "./tokens/report.ts";
-import { serverEntries } from "./tokens/servers.ts";
+import { SERVERS_DIR, serverEntries } from "./tokens/servers.ts";
 import { type Workflow, workflows } from "./tokens/workflows.ts";
 
 const FIXED_PROMPT_GOAL = 1_100;
@@ -44,6 +44,12 @@ try {
   const fileCount = (await writeProjectTree(projectRoot)).length;
   await writeKnowledgeGraph(memoryFile("classic"));
   await writeKnowledgeGraph(memoryFile("turtle"));
+  // Run as root, Turtle's confined servers are uid 65534: the memory server's directory is theirs.
+  if (process.getuid?.() === 0) {
+    for (const path of [dirname(memoryFile("turtle")), memoryFile("turtle")]) {
+      await chown(path, 65_534, 65_534);
+    }
+  }
 
   progress(`classic agent: ${chosen.length} workflows, straight to the servers over stdio`);
   const classic = await ClassicServers.connect(
@@ -71,6 +77,16 @@ try {
   progress("Code Mode agent: Turtle's API and one worker, servers registered, MCP façade");
   const platform = await startPlatform(
     serverEntries({ memoryFile: memoryFile("turtle"), projectRoot }),
+    // Confined servers see what the operator lists: our own servers and the modules they import,
+    // the filesystem server's project (read-only) and the memory server's file (its directory,
+    // writable).
+    {
+      STDIO_SANDBOX_PATHS: [
+        dirname(SERVERS_DIR),
+        projectRoot,
+        `${dirname(memoryFile("turtle"))}:rw`,
+      ].join(","),
+    },
   );
   const rows: Row[] = [];
   let facadeDefinitions: number;

@@ -7,7 +7,9 @@
 //      the database does not know it yet (a fresh database, a container); without one, a new key
 //      is made and written to .env (created from .env.example) as TURTLE_API_KEY;
 //   4. makes sure there is a SECRETS_KEY (a new one is written to .env), and seals with it the
-//      secrets of servers registered before secrets were encrypted.
+//      secrets of servers registered before secrets were encrypted;
+//   5. makes sure bubblewrap is installed (as root, from Debian's packages), which confines stdio
+//      MCP servers (STDIO_SANDBOX=bwrap, the default).
 //
 // Options:
 //   --new-key          also create another key and print it (once: only its hash is stored)
@@ -27,6 +29,7 @@ import {
   type SecretBox,
 } from "@turtle/core";
 import { createDb, ensureDatabase, migrate } from "@turtle/db";
+import { ensureBubblewrap } from "./bubblewrap.ts";
 
 const { values: options } = parseArgs({
   options: {
@@ -113,6 +116,7 @@ try {
 } finally {
   await db.$disconnect();
 }
+ensureBubblewrap();
 
 /** Sets a variable in the .env file, creating the file from .env.example if needed. */
 function writeEnv(name: string, value: string): void {

@@ -9,9 +9,12 @@ export interface ServerEntry {
   env?: Record<string, string>;
 }
 
+/** Where our own servers live: confined servers see it only when the operator lists it. */
+export const SERVERS_DIR = join(ROOT, "bench/tokens/servers");
+
 const own = (file: string): ServerEntry => ({
   command: process.execPath,
-  args: [join(ROOT, "bench/tokens/servers", file)],
+  args: [join(SERVERS_DIR, file)],
 });
 
 export function serverEntries(paths: {

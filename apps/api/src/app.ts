@@ -2,7 +2,14 @@
 // then authentication, then one route plugin per resource. server.ts only adds the process.
 import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
-import { type Config, createSecretBox, type SecretBox } from "@turtle/core";
+import { setProcessSecrets } from "@turtle/bindings";
+import {
+  type Config,
+  createSecretBox,
+  type SecretBox,
+  turtleSecrets,
+  UNCONFINED_WARNING,
+} from "@turtle/core";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -149,6 +156,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   // Before anything starts: without its key the API could not register a server.
   const secrets = createSecretBox(config);
+  // Whatever a server says is quoted without these (see @turtle/bindings' redact.ts).
+  setProcessSecrets(turtleSecrets(config));
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.MAX_BODY_BYTES,
@@ -185,6 +194,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.decorate("config", config);
   app.decorate("secrets", secrets);
+  if (config.STDIO_SANDBOX === "none") app.log.warn(UNCONFINED_WARNING);
   // Postgres text cannot hold U+0000, so no filter can contain one: a query string carrying one
   // is refused here, once for every route, before it reaches a query. (Path ids and names are
   // checked by their routes' own rules.)

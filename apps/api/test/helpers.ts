@@ -26,6 +26,13 @@ export function testQueueName(): string {
   return `test-${randomBytes(6).toString("hex")}`;
 }
 
+/**
+ * The suite's servers (the control server in the repository, files in temporary directories,
+ * pids read back) run unconfined; the sandbox has tests of its own (confine.test.ts, and
+ * packages/bindings/test/sandbox.test.ts), which set STDIO_SANDBOX=bwrap.
+ */
+const UNCONFINED = { STDIO_SANDBOX: "none" } as const;
+
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
   return loadConfig({
     DATABASE_URL: databaseUrl,
@@ -34,6 +41,7 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     SECRETS_KEY: TEST_SECRETS_KEY,
     // Tests send many requests without a valid key from one address on purpose.
     AUTH_FAILURES_PER_MINUTE: "1000000",
+    ...UNCONFINED,
     ...env,
   });
 }
@@ -110,6 +118,11 @@ export function fleetEnv(config: Config): Record<string, string> {
     REDIS_URL: config.REDIS_URL,
     TURTLE_QUEUE: config.TURTLE_QUEUE,
     SECRETS_KEY: config.SECRETS_KEY ?? "",
+    STDIO_SANDBOX: config.STDIO_SANDBOX,
+    STDIO_SANDBOX_NETWORK: config.STDIO_SANDBOX_NETWORK,
+    STDIO_SANDBOX_PATHS: config.STDIO_SANDBOX_PATHS.map(
+      ({ path, writable }) => `${path}${writable ? ":rw" : ""}`,
+    ).join(","),
   };
 }
 

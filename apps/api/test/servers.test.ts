@@ -325,6 +325,23 @@ describe("MCP_SERVERS_FILE", () => {
       await expect(buildApp({ config })).rejects.toThrow(
         `${file}: mcpServers.bad.command: must be a string`,
       );
+
+      // The operator's file obeys the operator's own rule for their project.
+      writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: "node" } } }));
+      await api.db.project.update({
+        where: { id: DEFAULT_PROJECT_ID },
+        data: { allowStdioServers: false },
+      });
+      try {
+        await expect(buildApp({ config })).rejects.toThrow(
+          `${file}: stdio servers local: this project may not run stdio MCP servers`,
+        );
+      } finally {
+        await api.db.project.update({
+          where: { id: DEFAULT_PROJECT_ID },
+          data: { allowStdioServers: true },
+        });
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

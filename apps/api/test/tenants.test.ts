@@ -38,12 +38,18 @@ interface Made {
   call: ReturnType<typeof as>;
 }
 
-/** A new project made by the operator, and a client with its first (admin) key. */
-async function project(name: string, limits: Record<string, number> = {}): Promise<Made> {
+/**
+ * A new project made by the operator, and a client with its first (admin) key. The suite's
+ * tenants run the control server, a stdio server: allowed unless `settings` says otherwise.
+ */
+async function project(
+  name: string,
+  settings: Record<string, number | boolean> = {},
+): Promise<Made> {
   const response = await api.call({
     method: "POST",
     url: "/v1/projects",
-    payload: { name, ...limits },
+    payload: { name, allowStdioServers: true, ...settings },
   });
   expect(response.statusCode, response.body).toBe(201);
   const { project: made, key } = response.json();
@@ -506,5 +512,71 @@ describe("tool policies per project, and the audit log", () => {
     const fresh = (await other.call({ method: "GET", url: "/v1/servers/control/policies" })).json();
     expect(fresh.default).toBeNull();
     expect((await run(other.call, "await control.noop({}); return 'ran';")).result).toBe("ran");
+  });
+});
+
+describe("stdio servers, which only projects the operator allows may run", () => {
+  it("are refused at registration, at connect and at run time to a project not allowed them", async () => {
+    const plain = await project("plain", { allowStdioServers: false });
+    expect((await plain.call({ method: "GET", url: "/v1/project" })).json()).toMatchObject({
+      allowStdioServers: false,
+    });
+    const refused = await plain.call({ method: "POST", url: "/v1/servers", payload: control() });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error).toMatchObject({ code: "stdio_not_allowed" });
+    expect(refused.json().error.message).toMatch(
+      /register it as an HTTP server \(url\) instead, or ask the operator .*allowStdioServers: true/,
+    );
+    const put = await plain.call({ method: "PUT", url: "/v1/servers/control", payload: control() });
+    expect(put.statusCode).toBe(403);
+    // HTTP servers are the project's to register.
+    const http = await plain.call({
+      method: "POST",
+      url: "/v1/servers",
+      payload: { name: "remote", url: "http://127.0.0.1:9/mcp" },
+    });
+    expect(http.statusCode, http.body).toBe(201);
+    // Only the operator allows them.
+    const self = await plain.call({
+      method: "PATCH",
+      url: `/v1/projects/${plain.id}`,
+      payload: { allowStdioServers: true },
+    });
+    expect(self.statusCode).toBe(403);
+    const allowed = await api.call({
+      method: "PATCH",
+      url: `/v1/projects/${plain.id}`,
+      payload: { allowStdioServers: true },
+    });
+    expect(allowed.json()).toMatchObject({ allowStdioServers: true });
+    expect(
+      (await plain.call({ method: "POST", url: "/v1/servers", payload: control() })).statusCode,
+    ).toBe(201);
+    expect(
+      (await run(plain.call, "return await control.echo({ a: 1 });", { servers: ["control"] }))
+        .result,
+    ).toEqual({
+      a: 1,
+    });
+    expect((await plain.call({ method: "GET", url: "/v1/servers/control/tools" })).statusCode).toBe(
+      200,
+    );
+
+    // Taken away again: the registration stays, but neither the API nor a worker starts it.
+    await api.call({
+      method: "PATCH",
+      url: `/v1/projects/${plain.id}`,
+      payload: { allowStdioServers: false },
+    });
+    const tools = await plain.call({ method: "GET", url: "/v1/servers/control/tools" });
+    expect(tools.statusCode).toBe(502);
+    expect(tools.json().error.message).toMatch(/this project may not run stdio MCP servers/);
+    const job = await eventually("a worker to refuse the project's stdio server", async () => {
+      const ran = await run(plain.call, "return await control.echo({ a: 1 });", {
+        servers: ["control"],
+      });
+      return ran.status === "failed" ? ran : undefined;
+    });
+    expect(job.error.message).toMatch(/this project may not run stdio MCP servers/);
   });
 });

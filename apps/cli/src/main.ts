@@ -304,10 +304,16 @@ async function keysCommand(args: string[], io: CliIo): Promise<number> {
   }
 }
 
+/**
+ * The user's own servers, from their own `mcpServers` file, on their own machine: run as their MCP
+ * client runs them, unconfined. (The platform confines the servers projects register.)
+ */
+const LOCAL = { sandbox: { kind: "none" } } as const;
+
 async function openPool(serversFile: string | undefined): Promise<ClientPool> {
-  if (serversFile === undefined) return createClientPool({});
+  if (serversFile === undefined) return createClientPool({}, LOCAL);
   await readText(serversFile, "servers file");
-  return createClientPool(await loadMcpServersFile(serversFile));
+  return createClientPool(await loadMcpServersFile(serversFile), LOCAL);
 }
 
 async function readText(path: string, what: string): Promise<string> {

@@ -4,9 +4,10 @@ import {
   createClientPool,
   createToolHost,
   type McpServerConfig,
+  type StdioSandbox,
   type ToolHost,
 } from "@turtle/bindings";
-import { loadServerConfigs, type SecretBox } from "@turtle/core";
+import { loadServerConfigs, type SecretBox, stdioRefusal } from "@turtle/core";
 import type { Db } from "@turtle/db";
 
 /**
@@ -72,21 +73,25 @@ export class ToolHosts {
   private readonly box: SecretBox;
   private readonly idleMs: number;
   private readonly pool: Pick<ClientPoolOptions, "maxMessageBytes" | "onProtocolError">;
+  private readonly sandbox: StdioSandbox;
 
   constructor(
     db: Db,
     box: SecretBox,
     options: {
       idleMs?: number;
+      /** How stdio servers are confined (see STDIO_SANDBOX). */
+      sandbox: StdioSandbox;
       /** Longest message read from a server (TOOL_RESULT_MAX_BYTES). */
       maxMessageBytes?: number;
       /** Told of a message a server wrote that was dropped, failing no call. */
       onProtocolError?: (server: string, error: Error) => void;
-    } = {},
+    },
   ) {
     this.db = db;
     this.box = box;
     this.idleMs = options.idleMs ?? 300_000;
+    this.sandbox = options.sandbox;
     this.pool = {
       ...(options.maxMessageBytes === undefined
         ? {}
@@ -238,15 +243,26 @@ export class ToolHosts {
 
   private async load(projectId: string): Promise<Generation> {
     try {
-      const configs = await loadServerConfigs(this.db, this.box, projectId);
+      const [configs, project] = await Promise.all([
+        loadServerConfigs(this.db, this.box, projectId),
+        this.db.project.findUnique({
+          where: { id: projectId },
+          select: { allowStdioServers: true },
+        }),
+      ]);
       const hosts = new Map<string, Promise<ToolHost>>();
       const ready = new Map<string, ToolHost>();
+      // Checked here too, not only at registration: a server registered before the operator
+      // took stdio servers away from its project must not start.
+      const refused = stdioRefusal(project);
       const pool = createClientPool(configs, {
         ...this.pool,
         onToolListChanged: () => {
           hosts.clear();
           ready.clear();
         },
+        sandbox: this.sandbox,
+        ...(refused === undefined ? {} : { stdioRefused: refused }),
       });
       return { configs, pool, hosts, ready, users: 0, stale: false };
     } catch (error) {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { setProcessSecrets } from "@turtle/bindings";
 import {
   ActiveJobs,
   type Config,
@@ -11,6 +12,9 @@ import {
   parseServerRef,
   type QueuedJob,
   type SecretBox,
+  stdioSandbox,
+  turtleSecrets,
+  UNCONFINED_WARNING,
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
@@ -60,11 +64,15 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   });
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
+  // Whatever a server says is quoted without these (see @turtle/bindings' redact.ts).
+  setProcessSecrets(turtleSecrets(config));
+  if (config.STDIO_SANDBOX === "none") log({ level: "warn" }, UNCONFINED_WARNING);
   const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
     idleMs: config.SERVER_IDLE_MS,
     maxMessageBytes: config.TOOL_RESULT_MAX_BYTES,
     onProtocolError: (server, error) =>
       log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
+    sandbox: stdioSandbox(config),
   });
   const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();

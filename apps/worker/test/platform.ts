@@ -66,6 +66,9 @@ export async function createPlatform(
     LOG_LEVEL: "info",
     WORKER_LOCK_MS: "1000",
     SECRETS_KEY: generateSecretsKey(),
+    // The control server shares a file with the test and is killed by pid: unconfined (the
+    // sandbox's PID namespace would hide its pid). Confinement has tests of its own.
+    STDIO_SANDBOX: "none",
     ...env,
   };
   const db = createDb(database.url);

@@ -16,12 +16,16 @@ const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
 let other: string;
 let slow: string;
 const startFile = join(mkdtempSync(join(tmpdir(), "turtle-hosts-")), "starts");
+let refused: string;
+/** These tests read servers' pids: the sandbox's PID namespace would hide them. */
+const sandbox = { kind: "none" } as const;
 
 beforeAll(async () => {
   database = await createTestDatabase("tool_hosts");
   db = createDb(database.url);
-  other = (await db.project.create({ data: { name: "other" } })).id;
-  slow = (await db.project.create({ data: { name: "slow" } })).id;
+  other = (await db.project.create({ data: { name: "other", allowStdioServers: true } })).id;
+  slow = (await db.project.create({ data: { name: "slow", allowStdioServers: true } })).id;
+  refused = (await db.project.create({ data: { name: "refused" } })).id;
   const control = { command: process.execPath, args: [CONTROL_SERVER] };
   await saveServer(db, box, { projectId: DEFAULT_PROJECT_ID, name: "control" }, control);
   await saveServer(db, box, { projectId: other, name: "theirs" }, control);
@@ -31,6 +35,8 @@ beforeAll(async () => {
     { projectId: slow, name: "slow" },
     { ...control, env: { START_DELAY_MS: "1500", START_FILE: startFile } },
   );
+  // As if registered before the operator took stdio servers away from the project.
+  await saveServer(db, box, { projectId: refused, name: "old" }, control);
 });
 
 afterAll(async () => {
@@ -62,8 +68,19 @@ const alive = (pid: number) => {
 };
 
 describe("the worker's tool hosts", () => {
+  it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
+    const hosts = new ToolHosts(db, box, { sandbox });
+    try {
+      await expect(hosts.acquire(refused, ["old"])).rejects.toThrow(
+        /this project may not run stdio MCP servers .* register it as an HTTP server/,
+      );
+    } finally {
+      await hosts.close();
+    }
+  });
+
   it("give a project only its own servers", async () => {
-    const hosts = new ToolHosts(db, box);
+    const hosts = new ToolHosts(db, box, { sandbox });
     try {
       await expect(hosts.acquire(DEFAULT_PROJECT_ID, ["theirs"])).rejects.toThrow(
         /"theirs" is not registered/,
@@ -77,7 +94,7 @@ describe("the worker's tool hosts", () => {
   });
 
   it("close a project's servers once no job has used them for idleMs, never while one does", async () => {
-    const hosts = new ToolHosts(db, box, { idleMs: 300 });
+    const hosts = new ToolHosts(db, box, { idleMs: 300, sandbox });
     try {
       const first = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       // Held by a job: not idle, however long it takes.
@@ -102,7 +119,7 @@ describe("the worker's tool hosts", () => {
   });
 
   it("end one job's wait for a slow server at its deadline; the start goes on for the others", async () => {
-    const hosts = new ToolHosts(db, box);
+    const hosts = new ToolHosts(db, box, { sandbox });
     try {
       const patient = hosts.acquire(slow, ["slow"], { deadline: Date.now() + 60_000 });
       const hasty = hosts.acquire(slow, ["slow"], { deadline: Date.now() + 300, timeoutMs: 300 });

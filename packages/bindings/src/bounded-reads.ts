@@ -257,6 +257,22 @@ export function boundStdioReads(transport: StdioClientTransport, maxBytes: numbe
       "the MCP SDK's StdioClientTransport no longer reads through _readBuffer: update bounded-reads.ts for this SDK version",
     );
   }
+  slot._readBuffer = createBoundedReadBuffer(maxBytes);
+}
+
+/** What a stdio transport reads its server's output through: the SDK ReadBuffer's shape. */
+export interface MessageReadBuffer {
+  append(chunk: Buffer): void;
+  /** The next message, null for none yet; throws the error a refused line gives its request. */
+  readMessage(): JSONRPCMessage | null;
+  clear(): void;
+}
+
+/**
+ * A drop-in for the SDK's ReadBuffer that holds at most `maxBytes` of a line: a longer line is
+ * discarded as it arrives and fails only the request whose id its ends carry.
+ */
+export function createBoundedReadBuffer(maxBytes: number): MessageReadBuffer {
   const queue: Array<JSONRPCMessage | Error> = [];
   const splitter = new LineSplitter(maxBytes, {
     line(bytes) {
@@ -271,7 +287,7 @@ export function boundStdioReads(transport: StdioClientTransport, maxBytes: numbe
       queue.push("refused" in result ? result.refused : result.error);
     },
   });
-  slot._readBuffer = {
+  return {
     append: (chunk: Buffer) => splitter.push(chunk),
     readMessage(): JSONRPCMessage | null {
       const next = queue.shift();

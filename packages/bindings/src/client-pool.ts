@@ -11,9 +11,11 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { AnswerRefusal } from "./bounded-reads.ts";
-import type { McpServerConfig } from "./config.ts";
+import { isStdioServerConfig, type McpServerConfig, secretValues } from "./config.ts";
 import { type Connection, connectServer } from "./connect.ts";
 import { ServerUnavailableError, ToolError } from "./errors.ts";
+import { redactValue } from "./redact.ts";
+import type { StdioSandbox } from "./sandbox.ts";
 import { unwrapToolResult } from "./tool-result.ts";
 
 /**
@@ -24,6 +26,18 @@ import { unwrapToolResult } from "./tool-result.ts";
 export const IDEMPOTENCY_META_KEY = "io.turtle/idempotency-key";
 
 export interface ClientPoolOptions {
+  /**
+   * How stdio servers run: confined by bubblewrap, or `{ kind: "none" }` for servers the user
+   * chose on their own machine (the CLI). Required, so no caller starts servers unconfined by
+   * forgetting to say.
+   */
+  sandbox: StdioSandbox;
+  /**
+   * Set when this pool may not start stdio servers at all (their project is not allowed to):
+   * the message every stdio server of it fails with. Checked at each connect, so a registration
+   * made before the project lost the right never starts.
+   */
+  stdioRefused?: string;
   /** Sent to servers in `initialize`. */
   clientInfo?: Implementation;
   /** Deadline for spawning/reaching a server and finishing the MCP handshake. Default 30 s. */
@@ -87,6 +101,8 @@ interface ServerSlot {
   tools: Promise<Tool[]> | undefined;
   /** Bumped on every invalidation, so a listing that raced one is not cached. */
   toolsVersion: number;
+  /** Its `env` or `headers` values: redacted from whatever it says. */
+  secrets: readonly string[];
 }
 
 /** The default of `maxMessageBytes`: the sandbox's cap on a result handed to a program. */
@@ -96,7 +112,7 @@ const DEFAULT_CLIENT_INFO: Implementation = { name: "turtle", version: "0.1.0" }
 
 export function createClientPool(
   servers: Record<string, McpServerConfig>,
-  options: ClientPoolOptions = {},
+  options: ClientPoolOptions,
 ): ClientPool {
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   const callTimeoutMs = options.callTimeoutMs ?? 60_000;
@@ -111,6 +127,7 @@ export function createClientPool(
       connecting: undefined,
       tools: undefined,
       toolsVersion: 0,
+      secrets: secretValues(config),
     });
   }
   let closed = false;
@@ -133,6 +150,9 @@ export function createClientPool(
     if (slot.connection && !slot.connection.closed) return Promise.resolve(slot.connection);
     slot.connecting ??= limit(async () => {
       if (closed) throw poolClosed(slot.name);
+      if (options.stdioRefused !== undefined && isStdioServerConfig(slot.config)) {
+        throw new ServerUnavailableError(slot.name, options.stdioRefused);
+      }
       const connection = await connectServer(slot.name, slot.config, {
         clientInfo: options.clientInfo ?? DEFAULT_CLIENT_INFO,
         timeoutMs: connectTimeoutMs,
@@ -140,6 +160,7 @@ export function createClientPool(
         ...(options.onProtocolError
           ? { onProtocolError: (error: Error) => options.onProtocolError?.(slot.name, error) }
           : {}),
+        sandbox: options.sandbox,
         onToolListChanged: () => {
           invalidateTools(slot);
           options.onToolListChanged?.(slot.name);
@@ -182,12 +203,14 @@ export function createClientPool(
           throw new ServerUnavailableError(
             slot.name,
             `MCP server "${slot.name}" failed to list its tools: ${error.message}`,
-            { cause: error },
+            { cause: error, secrets: slot.secrets },
           );
         }
         throw await dropConnection(slot, conn, error);
       }
-      tools.push(...page.tools);
+      // Descriptions and schemas are the server's words too, shown in answers and declarations:
+      // Turtle's own secrets go (the server's own env values may be ordinary words there).
+      tools.push(...redactValue(page.tools));
       cursor = page.nextCursor;
       // A server that hands out the same cursor twice would otherwise loop forever.
       if (cursor !== undefined && seen.has(cursor)) break;
@@ -253,21 +276,29 @@ export function createClientPool(
         const text = error.message.replace(/^(MCP error -?\d+: )+/, "");
         throw new ToolError(server, tool, `${text} (JSON-RPC error ${error.code})`, {
           rpcCode: error.code,
+          secrets: slot.secrets,
         });
       }
       if (isZodError(error)) {
         throw new ToolError(server, tool, `returned a malformed result: ${error.message}`, {
           code: "malformed_result",
+          secrets: slot.secrets,
         });
       }
       // Over HTTP a call's answer is its POST's own body: one that is not JSON fails that call.
       if (error instanceof SyntaxError && conn.transportKind !== "stdio" && !conn.closed) {
         const message = `answered with a message that is not valid JSON-RPC (${error.message}): the answer was discarded`;
-        throw new ToolError(server, tool, message, { code: "malformed_result" });
+        throw new ToolError(server, tool, message, {
+          code: "malformed_result",
+          secrets: slot.secrets,
+        });
       }
       throw await dropConnection(slot, conn, error);
     }
-    return unwrapToolResult(server, tool, result);
+    // What a tool returns becomes a program's value, a step row and maybe a job's result: Turtle's
+    // own secrets go. (Its own env values stay in a result: they may be ordinary words, and a
+    // server that returns its token returns what the program's project gave it.)
+    return unwrapToolResult(server, tool, redactValue(result), slot.secrets);
   }
 
   return {

@@ -58,6 +58,15 @@ export function isStdioServerConfig(config: McpServerConfig): config is StdioSer
 }
 
 /**
+ * A server's secret values, as its words might quote them: its `env` values, or its `headers`
+ * values and each of their words (a server may echo `Bearer <token>`, or the token alone).
+ */
+export function secretValues(config: McpServerConfig): string[] {
+  if (isStdioServerConfig(config)) return Object.values(config.env ?? {});
+  return Object.values(config.headers ?? {}).flatMap((value) => [value, ...value.split(/\s+/)]);
+}
+
+/**
  * Validates a parsed `mcpServers` document. Each server is checked on its own so the error names
  * the server and field (`mcpServers.github: needs either "command" or "url"`) instead of zod's
  * report of every union branch.

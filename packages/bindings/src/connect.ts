@@ -23,8 +23,11 @@ import {
   isStdioServerConfig,
   type McpServerConfig,
   type StdioServerConfig,
+  secretValues,
 } from "./config.ts";
 import { ServerUnavailableError } from "./errors.ts";
+import { redactSecrets } from "./redact.ts";
+import { BwrapStdioTransport, SandboxMissingError, type StdioSandbox } from "./sandbox.ts";
 
 const STDERR_TAIL_BYTES = 8 * 1024;
 const TERMINATE_SESSION_MS = 1_000;
@@ -41,6 +44,8 @@ export interface ConnectOptions {
   onToolListChanged: () => void;
   /** Called once when the session ends for any reason (process exit, network loss, close()). */
   onClose: (connection: Connection) => void;
+  /** How stdio servers are confined (see sandbox.ts). */
+  sandbox: StdioSandbox;
 }
 
 export interface Connection {
@@ -70,18 +75,29 @@ async function connectStdio(
 ): Promise<Connection> {
   // What the process writes is quoted in errors, which reach users and logs: its env values are
   // secrets, and a server that prints one (`auth failed for token …`) must not reveal it.
-  const secrets = Object.values(config.env ?? {});
+  const secrets = secretValues(config);
   const stderr = createTail(STDERR_TAIL_BYTES, secrets);
-  const transport = new StdioClientTransport({
-    command: config.command,
-    args: config.args ?? [],
-    env: { ...getDefaultEnvironment(), ...config.env },
-    ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
-    stderr: "pipe",
-  });
+  const sandbox = options.sandbox;
   // Reading stderr also keeps a chatty server from blocking on a full pipe.
-  transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
-  boundStdioReads(transport, options.maxMessageBytes);
+  const transport =
+    sandbox.kind === "bwrap"
+      ? new BwrapStdioTransport(
+          config,
+          sandbox,
+          (chunk) => stderr.push(chunk),
+          options.maxMessageBytes,
+        )
+      : new StdioClientTransport({
+          command: config.command,
+          args: config.args ?? [],
+          env: { ...getDefaultEnvironment(), ...config.env },
+          ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
+          stderr: "pipe",
+        });
+  if (transport instanceof StdioClientTransport) {
+    transport.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+    boundStdioReads(transport, options.maxMessageBytes);
+  }
   const label = `MCP server "${name}"`;
   const session = createSession(
     name,
@@ -101,16 +117,20 @@ async function connectStdio(
     // Let the last stderr chunks of a crashed process arrive before quoting them.
     await new Promise((resolve) => setImmediate(resolve));
     const why = summarize(stderr.text());
-    const message = isSpawnError(error)
-      ? `${label} could not start: ${error.message}`
-      : isTimeout(error)
-        ? `${label} did not finish initializing within ${options.timeoutMs} ms`
-        : isConnectionClosed(error)
-          ? `${label} exited during startup${why ? `: ${why}` : " without writing to stderr"}`
-          : `${label} failed to initialize: ${errorText(error)}`;
-    throw new ServerUnavailableError(name, redactSecrets(message, secrets), {
+    const message =
+      error instanceof SandboxMissingError
+        ? `${label} could not start: ${error.message}`
+        : isSpawnError(error)
+          ? `${label} could not start: ${error.message}`
+          : isTimeout(error)
+            ? `${label} did not finish initializing within ${options.timeoutMs} ms`
+            : isConnectionClosed(error)
+              ? `${label} exited during startup${why ? `: ${why}` : " without writing to stderr"}${sandboxHint(why)}`
+              : `${label} failed to initialize: ${errorText(error)}`;
+    throw new ServerUnavailableError(name, message, {
       cause: error,
       stderr: stderr.text(),
+      secrets,
     });
   }
   return session.connection;
@@ -128,10 +148,7 @@ async function connectHttp(
     : undefined;
   const lost = () => `${label} closed the connection`;
   // A server may echo a header back in an error page; its token alone counts too.
-  const secrets = Object.values(config.headers ?? {}).flatMap((value) => [
-    value,
-    ...value.split(/\s+/),
-  ]);
+  const secrets = secretValues(config);
 
   const report = (error: Error) => options.onProtocolError?.(error);
 
@@ -156,7 +173,7 @@ async function connectHttp(
         error.code < 500;
       if (!mayBeSse) {
         const message = describeHttpFailure(label, error, options);
-        throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
+        throw new ServerUnavailableError(name, message, { cause: error, secrets });
       }
       streamableFailure = error;
     }
@@ -176,7 +193,7 @@ async function connectHttp(
       streamableFailure === undefined
         ? describeHttpFailure(label, error, options)
         : `${label} rejected Streamable HTTP (${httpStatusText(streamableFailure)}) and SSE failed: ${sse}`;
-    throw new ServerUnavailableError(name, redactSecrets(message, secrets), { cause: error });
+    throw new ServerUnavailableError(name, message, { cause: error, secrets });
   }
 }
 
@@ -249,10 +266,7 @@ function createSession(
               ? `${label} failed: ${errorText(cause)}`
               : describeHttpFailure(label, cause, options);
         }
-        return new ServerUnavailableError(name, redactSecrets(message, secrets), {
-          cause,
-          stderr,
-        });
+        return new ServerUnavailableError(name, message, { cause, stderr, secrets });
       },
       async close(reason: string) {
         if (closed) return;
@@ -357,19 +371,6 @@ interface Tail {
   text(): string;
 }
 
-/** Secrets shorter than this are not redacted: they would blank out ordinary words. */
-const MIN_SECRET_LENGTH = 4;
-
-/** `text` with every occurrence of a secret replaced by `[redacted]`, longest secrets first. */
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  const values = secrets
-    .filter((secret) => secret.length >= MIN_SECRET_LENGTH)
-    .sort((a, b) => b.length - a.length);
-  let redacted = text;
-  for (const secret of values) redacted = redacted.split(secret).join("[redacted]");
-  return redacted;
-}
-
 /**
  * Keeps the last `limit` bytes written to a stream, for error messages, with `secrets` redacted
  * from what it quotes.
@@ -402,6 +403,16 @@ function summarize(stderr: string): string {
     .map((line) => line.trimEnd())
     .filter((line) => line.trim() !== "" && !/^\s+at /.test(line) && !/^Node\.js v\d/.test(line));
   return oneLine(lines.at(-1) ?? "");
+}
+
+/**
+ * bwrap's own complaints (it could not make its namespaces) say where to look; a command it
+ * cannot find (`bwrap: execvp …`) speaks for itself.
+ */
+function sandboxHint(why: string): string {
+  return /^bwrap: (?!execvp)/.test(why)
+    ? " (the sandbox for stdio servers could not start: `node scripts/bubblewrap.ts` checks this machine; see the README, Confining stdio servers)"
+    : "";
 }
 
 function oneLine(text: string): string {

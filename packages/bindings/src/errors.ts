@@ -1,5 +1,8 @@
 // Every error this package throws on purpose carries a stable `code`, so callers (the sandbox,
-// the API's error handler) branch on codes, never on message text.
+// the API's error handler) branch on codes, never on message text. The two errors that quote a
+// server redact its words as they are made (see redact.ts): whatever code builds them, no secret
+// of Turtle's or of the server's own reaches a job, an answer or a log through them.
+import { redactSecrets } from "./redact.ts";
 
 /** The `mcpServers` configuration is invalid. The message is one line naming server and field. */
 export class ConfigError extends Error {
@@ -50,9 +53,9 @@ export class ToolError extends Error {
     server: string,
     tool: string,
     message: string,
-    options?: { rpcCode?: number; code?: ToolErrorCode },
+    options?: { rpcCode?: number; code?: ToolErrorCode; secrets?: readonly string[] },
   ) {
-    super(message);
+    super(redactSecrets(message, options?.secrets));
     this.code = options?.code ?? "tool_error";
     this.server = server;
     this.tool = tool;
@@ -71,9 +74,36 @@ export class ServerUnavailableError extends Error {
   /** The last few KB a stdio server wrote to stderr, when there were any. */
   readonly stderr: string | undefined;
 
-  constructor(server: string, message: string, options?: { cause?: unknown; stderr?: string }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    server: string,
+    message: string,
+    options?: { cause?: unknown; stderr?: string; secrets?: readonly string[] },
+  ) {
+    super(
+      redactSecrets(message, options?.secrets),
+      options?.cause === undefined
+        ? undefined
+        : { cause: redactCause(options.cause, options.secrets) },
+    );
     this.server = server;
-    this.stderr = options?.stderr || undefined;
+    this.stderr = options?.stderr ? redactSecrets(options.stderr, options.secrets) : undefined;
   }
+}
+
+/**
+ * The cause with the same redaction: a logger that prints an error's causes (pino does) must not
+ * print a server's words through them. The cause itself when nothing needed redacting.
+ */
+function redactCause(cause: unknown, secrets: readonly string[] | undefined, depth = 0): unknown {
+  if (typeof cause === "string") return redactSecrets(cause, secrets);
+  if (!(cause instanceof Error) || depth > 5) return cause;
+  const message = redactSecrets(cause.message, secrets);
+  const stack = cause.stack === undefined ? undefined : redactSecrets(cause.stack, secrets);
+  const inner =
+    cause.cause === undefined ? undefined : redactCause(cause.cause, secrets, depth + 1);
+  if (message === cause.message && stack === cause.stack && inner === cause.cause) return cause;
+  const copy = new Error(message, inner === undefined ? undefined : { cause: inner });
+  copy.name = cause.name;
+  if (stack !== undefined) copy.stack = stack;
+  return copy;
 }

@@ -38,6 +38,8 @@ export {
   type ToolAnnotations,
   toIdentifier,
 } from "./identifiers.ts";
+export { REDACTED, redactSecrets, redactValue, setProcessSecrets } from "./redact.ts";
+export { bwrapOptions, type SandboxPath, type StdioSandbox } from "./sandbox.ts";
 export {
   createSchemaContext,
   declareType,

@@ -8,10 +8,16 @@ import { ToolError } from "./errors.ts";
  * (images, audio, resources) is returned as the content array unchanged. `isError` results
  * throw a `ToolError` carrying the tool's own text.
  */
-export function unwrapToolResult(server: string, tool: string, result: CallToolResult): unknown {
+export function unwrapToolResult(
+  server: string,
+  tool: string,
+  result: CallToolResult,
+  secrets: readonly string[] = [],
+): unknown {
   if (result.isError) {
     const text = textOf(result.content);
-    throw new ToolError(server, tool, text || `tool "${tool}" reported an error without a message`);
+    const message = text || `tool "${tool}" reported an error without a message`;
+    throw new ToolError(server, tool, message, { secrets });
   }
   if (result.structuredContent !== undefined) return result.structuredContent;
   const content = result.content;

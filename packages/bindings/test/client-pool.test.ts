@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ClientPool,
+  type ClientPoolOptions,
   createClientPool,
   createToolHost,
   IDEMPOTENCY_META_KEY,
@@ -20,6 +21,7 @@ import {
   nodeServer,
   SLOW,
   tempDir,
+  UNCONFINED,
   waitFor,
 } from "./helpers.ts";
 
@@ -42,8 +44,11 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 const pools: ClientPool[] = [];
 /** A pool closed after all tests of the file, however they end. */
-function pool(...args: Parameters<typeof createClientPool>): ClientPool {
-  const created = createClientPool(...args);
+function pool(
+  servers: Parameters<typeof createClientPool>[0],
+  options: Partial<ClientPoolOptions> = {},
+): ClientPool {
+  const created = createClientPool(servers, { ...UNCONFINED, ...options });
   pools.push(created);
   return created;
 }
@@ -349,7 +354,7 @@ describe("startup failures", { timeout: SLOW }, () => {
 
 describe("close", { timeout: SLOW }, () => {
   it("stops spawned servers, fails calls in flight and every later call", async () => {
-    const control = createClientPool({ control: controlServer() });
+    const control = createClientPool({ control: controlServer() }, UNCONFINED);
     const { pid } = (await control.callTool("control", "stats", {})) as Stats;
     const inFlight = rejection(control.callTool("control", "sleep", { ms: 600_000 }));
 

@@ -614,7 +614,11 @@ describe("jsonSchemaToTs", () => {
 describe("declarations compile", () => {
   let pool: ClientPool;
   beforeAll(() => {
-    pool = createClientPool({ everything: nodeServer(EVERYTHING_SERVER, ["stdio"]) });
+    // Confined, as the platform runs it: server-everything lives in node_modules.
+    pool = createClientPool(
+      { everything: nodeServer(EVERYTHING_SERVER, ["stdio"]) },
+      { sandbox: { kind: "bwrap" } },
+    );
   });
   afterAll(() => pool.close());
 

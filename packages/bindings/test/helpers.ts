@@ -20,6 +20,12 @@ export const CONTROL_SERVER = fileURLToPath(
   new URL("./servers/control-server.ts", import.meta.url),
 );
 
+/**
+ * For tests of the pool itself, which kill servers by pid and share files with them: the
+ * sandbox has its own tests (sandbox.test.ts).
+ */
+export const UNCONFINED = { sandbox: { kind: "none" } } as const;
+
 /** Generous: the CI machine has two busy cores and every test spawns Node processes. */
 export const SLOW = 60_000;
 

@@ -6,15 +6,19 @@ import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprot
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ClientPool,
+  type ClientPoolOptions,
   createClientPool,
   ServerUnavailableError,
   ToolError,
 } from "../src/index.ts";
-import { freePort, type HttpServer, SLOW, startEverythingHttp } from "./helpers.ts";
+import { freePort, type HttpServer, SLOW, startEverythingHttp, UNCONFINED } from "./helpers.ts";
 
 const pools: ClientPool[] = [];
-function pool(...args: Parameters<typeof createClientPool>): ClientPool {
-  const created = createClientPool(...args);
+function pool(
+  servers: Parameters<typeof createClientPool>[0],
+  options: Partial<ClientPoolOptions> = {},
+): ClientPool {
+  const created = createClientPool(servers, { ...UNCONFINED, ...options });
   pools.push(created);
   return created;
 }

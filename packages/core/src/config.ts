@@ -48,6 +48,44 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /**
+   * How stdio MCP servers run. `bwrap`: each in a bubblewrap sandbox of its own (own user and PID
+   * namespace, none of Turtle's files, environment or processes in view; see the README). `none`:
+   * as plain child processes with the API's and workers' own access — only where every project
+   * allowed stdio servers is trusted with the platform's secrets; logged loudly at start.
+   */
+  STDIO_SANDBOX: z.enum(["bwrap", "none"]).default("bwrap"),
+  /**
+   * Confined servers' network: `host` (default: servers call their APIs, and so reach whatever
+   * the host reaches) or `none` (a network namespace with loopback only).
+   */
+  STDIO_SANDBOX_NETWORK: z.enum(["host", "none"]).default("host"),
+  /**
+   * Host directories every confined stdio server sees, comma-separated absolute paths, read-only
+   * unless followed by `:rw` (`/srv/mcp-data:rw`). A registration's `cwd` or directory argument
+   * is only visible when it is under one of these.
+   */
+  STDIO_SANDBOX_PATHS: z
+    .string()
+    .default("")
+    .transform((text, context) => {
+      const paths: Array<{ path: string; writable: boolean }> = [];
+      for (const item of text.split(",").map((part) => part.trim())) {
+        if (item === "") continue;
+        const writable = item.endsWith(":rw");
+        const path = item.replace(/:(rw|ro)$/, "");
+        if (!path.startsWith("/") || path.includes("\0")) {
+          context.addIssue({
+            code: "custom",
+            message: `"${item}" is not an absolute path: list directories as /abs/path or /abs/path:rw`,
+          });
+          return z.NEVER;
+        }
+        paths.push({ path, writable });
+      }
+      return paths;
+    }),
+
+  /**
    * Each project's limits, unless its own are set (PATCH /v1/projects/:id): jobs queued or
    * running at once (more answer 429), and API requests per minute over all its keys.
    */

@@ -46,6 +46,7 @@ export {
   SecretsError,
   type ServerKey,
   secretsKeyId,
+  turtleSecrets,
 } from "./secrets.ts";
 export {
   joinSecrets,
@@ -56,6 +57,9 @@ export {
   serverData,
   serverView,
   splitSecrets,
+  stdioRefusal,
+  stdioSandbox,
+  UNCONFINED_WARNING,
 } from "./servers.ts";
 export {
   metricsIndexKey,

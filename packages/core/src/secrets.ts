@@ -191,3 +191,45 @@ export function createSecretBox(config: { SECRETS_KEY?: string; SECRETS_READ_KEY
     .map((text, i) => parseSecretsKey(text, `SECRETS_READ_KEYS[${i}]`));
   return new SecretBox(parseSecretsKey(config.SECRETS_KEY, "SECRETS_KEY"), readKeys);
 }
+
+/**
+ * Turtle's own secrets in a process, as text a server might quote: SECRETS_KEY and each of
+ * SECRETS_READ_KEYS (in every encoding the key may be written in), DATABASE_URL and REDIS_URL and
+ * their passwords, and the operator's TURTLE_API_KEY. The API and workers hand these to
+ * `setProcessSecrets` (@turtle/bindings) at boot, so no server's words carry one out.
+ */
+export function turtleSecrets(
+  config: {
+    SECRETS_KEY?: string;
+    SECRETS_READ_KEYS?: string;
+    DATABASE_URL: string;
+    REDIS_URL: string;
+  },
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
+  const secrets: string[] = [];
+  const keys = [config.SECRETS_KEY ?? "", ...(config.SECRETS_READ_KEYS ?? "").split(",")];
+  for (const text of keys.map((key) => key.trim()).filter((key) => key !== "")) {
+    secrets.push(text);
+    try {
+      const key = parseSecretsKey(text, "key");
+      secrets.push(key.toString("hex"), key.toString("base64"), key.toString("base64url"));
+    } catch {
+      // Not a valid key: the text itself is what a server could have read.
+    }
+  }
+  for (const url of [config.DATABASE_URL, config.REDIS_URL]) {
+    secrets.push(url);
+    try {
+      const parsed = new URL(url);
+      if (parsed.password !== "") {
+        secrets.push(parsed.password, decodeURIComponent(parsed.password));
+      }
+    } catch {
+      // Validated as a URL by the config schema; nothing more to find in one that is not.
+    }
+  }
+  const apiKey = env.TURTLE_API_KEY?.trim();
+  if (apiKey) secrets.push(apiKey);
+  return secrets;
+}

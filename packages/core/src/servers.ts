@@ -1,5 +1,6 @@
-import { isStdioServerConfig, type McpServerConfig } from "@turtle/bindings";
+import { isStdioServerConfig, type McpServerConfig, type StdioSandbox } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
+import type { Config } from "./config.ts";
 import type { SecretBox, ServerKey } from "./secrets.ts";
 
 /** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
@@ -114,4 +115,30 @@ export async function loadServerConfigs(
 ): Promise<Record<string, McpServerConfig>> {
   const rows = await db.server.findMany({ where: { projectId }, orderBy: { name: "asc" } });
   return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row, box)]));
+}
+
+/** How the configuration says stdio servers run (STDIO_SANDBOX and its settings). */
+export function stdioSandbox(
+  config: Pick<Config, "STDIO_SANDBOX" | "STDIO_SANDBOX_NETWORK" | "STDIO_SANDBOX_PATHS">,
+): StdioSandbox {
+  if (config.STDIO_SANDBOX === "none") return { kind: "none" };
+  return {
+    kind: "bwrap",
+    network: config.STDIO_SANDBOX_NETWORK,
+    paths: config.STDIO_SANDBOX_PATHS,
+  };
+}
+
+/** Said at start by a process that will run stdio servers unconfined. */
+export const UNCONFINED_WARNING =
+  "STDIO_SANDBOX=none: stdio MCP servers run unconfined, with this process's user, files and view of its processes; any project allowed stdio servers can read the platform's secrets. Set STDIO_SANDBOX=bwrap (the default) unless every such project is trusted";
+
+/**
+ * Why a project's stdio servers may not start, or undefined when they may: the operator allows
+ * stdio servers per project (PATCH /v1/projects/:id `allowStdioServers`).
+ */
+export function stdioRefusal(project: { allowStdioServers: boolean } | null): string | undefined {
+  return project?.allowStdioServers
+    ? undefined
+    : "this project may not run stdio MCP servers (a command on Turtle's hosts): register it as an HTTP server (url) instead, or ask the operator to allow stdio servers for the project (PATCH /v1/projects/:id with allowStdioServers: true)";
 }

@@ -4,9 +4,11 @@ import {
   createSecretBox,
   DEFAULT_PROJECT_ID,
   generateSecretsKey,
+  loadConfig,
   SecretBox,
   SecretsError,
   secretsKeyId,
+  turtleSecrets,
 } from "../src/index.ts";
 
 const secrets = { env: { API_TOKEN: "very-secret", OTHER: "ünïcødé ✓" } };
@@ -85,5 +87,50 @@ describe("SecretBox", () => {
     expect(() =>
       createSecretBox({ SECRETS_KEY: bytes.toString("hex"), SECRETS_READ_KEYS: "nope" }),
     ).toThrow("SECRETS_READ_KEYS[0] must be 32 random bytes");
+  });
+});
+
+describe("turtleSecrets", () => {
+  it("lists the process's own secrets in every form a server could quote them", () => {
+    const key = generateSecretsKey();
+    const bytes = Buffer.from(key, "base64");
+    const config = loadConfig({
+      SECRETS_KEY: key,
+      SECRETS_READ_KEYS: ` ${bytes.toString("hex")} `,
+      DATABASE_URL: "postgresql://turtle:p%40ss-word@db:5432/turtle",
+      REDIS_URL: "redis://:redis-pass@redis:6379",
+    });
+    const listed = turtleSecrets(config, { TURTLE_API_KEY: "tt_operator-key-of-the-deployment" });
+    expect(listed).toEqual(
+      expect.arrayContaining([
+        key,
+        bytes.toString("hex"),
+        bytes.toString("base64url"),
+        "postgresql://turtle:p%40ss-word@db:5432/turtle",
+        "p%40ss-word",
+        "p@ss-word",
+        "redis://:redis-pass@redis:6379",
+        "redis-pass",
+        "tt_operator-key-of-the-deployment",
+      ]),
+    );
+  });
+});
+
+describe("STDIO_SANDBOX settings", () => {
+  it("default to bubblewrap on the host's network, and read directories with :rw", () => {
+    expect(loadConfig({})).toMatchObject({
+      STDIO_SANDBOX: "bwrap",
+      STDIO_SANDBOX_NETWORK: "host",
+      STDIO_SANDBOX_PATHS: [],
+    });
+    expect(loadConfig({ STDIO_SANDBOX_PATHS: "/srv/a, /srv/b:rw" }).STDIO_SANDBOX_PATHS).toEqual([
+      { path: "/srv/a", writable: false },
+      { path: "/srv/b", writable: true },
+    ]);
+    expect(() => loadConfig({ STDIO_SANDBOX_PATHS: "data" })).toThrow(
+      /STDIO_SANDBOX_PATHS="data": "data" is not an absolute path/,
+    );
+    expect(() => loadConfig({ STDIO_SANDBOX: "off" })).toThrow(/STDIO_SANDBOX="off"/);
   });
 });

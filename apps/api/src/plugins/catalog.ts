@@ -105,7 +105,12 @@ export default fp(
     const cache = new Map<string, Cached>();
     const failures = new Map<string, { until: number; error: unknown }>();
     // A server registered anew is tried again at once (failures are keyed by server ref).
-    app.mcp.onChange((ref) => failures.delete(ref));
+    app.mcp.onChange((ref) => {
+      if (!ref.endsWith("/*")) failures.delete(ref);
+      else
+        for (const key of failures.keys())
+          if (key.startsWith(ref.slice(0, -1))) failures.delete(key);
+    });
 
     /** The catalog of those servers' listings, cached while the listings stay the same. */
     function build(projectId: string, names: readonly string[], listings: Tool[][]): LoadedCatalog {

@@ -1,9 +1,18 @@
 // MCP sessions the API holds to list servers' tools. One ClientPool per server (of a project),
 // built from its registration on first use and dropped when the registration changes — here or on
 // any other API instance, which announces the change by publishing the server's ref
-// (`projectId/name`) on the queue's `servers` channel (workers listen there too).
+// (`projectId/name`) on the queue's `servers` channel (workers listen there too). A change to a
+// whole project (the operator allowing or refusing its stdio servers) is announced as
+// `projectId/*`: no server name holds a `*`.
 import { type ClientPool, createClientPool, type Tool } from "@turtle/bindings";
-import { channels, createRedis, joinSecrets, serverRef } from "@turtle/core";
+import {
+  channels,
+  createRedis,
+  joinSecrets,
+  serverRef,
+  stdioRefusal,
+  stdioSandbox,
+} from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { notFound } from "../errors.ts";
@@ -14,7 +23,10 @@ export interface McpPool {
    * changes).
    */
   listTools(projectId: string, server: string, signal?: AbortSignal): Promise<Tool[]>;
-  /** Call after changing a registration: drops the server's session here and everywhere. */
+  /**
+   * Call after changing a registration: drops the server's session here and everywhere. `*` for
+   * every server of the project.
+   */
   changed(projectId: string, server: string): Promise<void>;
   /**
    * Calls `listener` with the server's ref (serverRef) whenever a registration changed, here or
@@ -51,28 +63,35 @@ export default fp(
     /** Our own announcements not yet heard back, per server: hearing them changes nothing. */
     const echoes = new Map<string, number>();
     const channel = channels(options.queue).servers;
+    const sandbox = stdioSandbox(app.config);
 
     function entryFor(projectId: string, name: string): Entry {
       const ref = serverRef(projectId, name);
       const existing = entries.get(ref);
       if (existing !== undefined) return existing;
-      const pool = app.db.server
-        .findUnique({ where: { projectId_name: { projectId, name } } })
-        .then((row) =>
-          row === null
-            ? null
-            : createClientPool(
-                { [name]: joinSecrets(row, app.secrets) },
-                {
-                  clientInfo: { name: "turtle-api", version: "0.1.0" },
-                  connectTimeoutMs: options.timeoutMs,
-                  callTimeoutMs: options.timeoutMs,
-                  ...(options.maxMessageBytes === undefined
-                    ? {}
-                    : { maxMessageBytes: options.maxMessageBytes }),
-                },
-              ),
+      const pool = Promise.all([
+        app.db.server.findUnique({ where: { projectId_name: { projectId, name } } }),
+        app.db.project.findUnique({
+          where: { id: projectId },
+          select: { allowStdioServers: true },
+        }),
+      ]).then(([row, project]) => {
+        if (row === null) return null;
+        const refused = stdioRefusal(project);
+        return createClientPool(
+          { [name]: joinSecrets(row, app.secrets) },
+          {
+            clientInfo: { name: "turtle-api", version: "0.1.0" },
+            connectTimeoutMs: options.timeoutMs,
+            callTimeoutMs: options.timeoutMs,
+            sandbox,
+            ...(options.maxMessageBytes === undefined
+              ? {}
+              : { maxMessageBytes: options.maxMessageBytes }),
+            ...(refused === undefined ? {} : { stdioRefused: refused }),
+          },
         );
+      });
       const entry: Entry = { pool, users: 0, dropped: false };
       const forget = () => {
         if (entries.get(ref) === entry) entries.delete(ref);
@@ -92,11 +111,16 @@ export default fp(
 
     function drop(ref: string): void {
       for (const listener of listeners) listener(ref);
-      const entry = entries.get(ref);
-      if (entry === undefined) return;
-      entries.delete(ref);
-      entry.dropped = true;
-      release(entry);
+      const whole = ref.endsWith("/*") ? ref.slice(0, -1) : undefined;
+      const refs =
+        whole === undefined ? [ref] : [...entries.keys()].filter((key) => key.startsWith(whole));
+      for (const key of refs) {
+        const entry = entries.get(key);
+        if (entry === undefined) continue;
+        entries.delete(key);
+        entry.dropped = true;
+        release(entry);
+      }
     }
 
     const subscriber = createRedis(options.redisUrl, "turtle-api-servers");

@@ -63,6 +63,11 @@ const limitProperty = (what: string, max: number) =>
 const limitProperties = {
   maxConcurrentJobs: limitProperty("jobs queued or running at once", 1_000_000),
   requestsPerMinute: limitProperty("API requests per minute over all the project's keys", 1e7),
+  allowStdioServers: {
+    type: "boolean",
+    description:
+      "may register stdio MCP servers (a command run, confined, on Turtle's hosts); without it, HTTP servers only. Default false (true for the operator's project)",
+  },
 } as const;
 
 const ProjectSchema = {
@@ -73,6 +78,7 @@ const ProjectSchema = {
     "operator",
     "maxConcurrentJobs",
     "requestsPerMinute",
+    "allowStdioServers",
     "customLimits",
     "createdAt",
   ],
@@ -82,6 +88,7 @@ const ProjectSchema = {
     operator: { type: "boolean", description: "the operator's project: it manages projects" },
     maxConcurrentJobs: { type: "integer", description: "in force" },
     requestsPerMinute: { type: "integer", description: "in force" },
+    allowStdioServers: { type: "boolean", description: "may register stdio MCP servers" },
     customLimits: {
       type: "object",
       description: "the project's own limits; null where the configured default applies",
@@ -110,6 +117,7 @@ function keyView(row: ApiKey) {
 interface Limits {
   maxConcurrentJobs?: number | null;
   requestsPerMinute?: number | null;
+  allowStdioServers?: boolean;
 }
 
 export default async function projectRoutes(app: FastifyInstance) {
@@ -122,6 +130,7 @@ export default async function projectRoutes(app: FastifyInstance) {
       operator: row.operator,
       maxConcurrentJobs: row.maxConcurrentJobs ?? PROJECT_MAX_CONCURRENT_JOBS,
       requestsPerMinute: row.requestsPerMinute ?? PROJECT_REQUESTS_PER_MINUTE,
+      allowStdioServers: row.allowStdioServers,
       customLimits: {
         maxConcurrentJobs: row.maxConcurrentJobs,
         requestsPerMinute: row.requestsPerMinute,
@@ -209,7 +218,8 @@ export default async function projectRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const { name, keyName, maxConcurrentJobs, requestsPerMinute } = request.body;
+      const { name, keyName, maxConcurrentJobs, requestsPerMinute, allowStdioServers } =
+        request.body;
       try {
         const { project, key } = await app.db.$transaction(async (tx) => {
           const created = await tx.project.create({
@@ -217,6 +227,7 @@ export default async function projectRoutes(app: FastifyInstance) {
               name,
               maxConcurrentJobs: maxConcurrentJobs ?? null,
               requestsPerMinute: requestsPerMinute ?? null,
+              allowStdioServers: allowStdioServers ?? false,
             },
           });
           const made = await createApiKey(tx, keyName ?? "admin", {
@@ -242,7 +253,8 @@ export default async function projectRoutes(app: FastifyInstance) {
     {
       config: { scope: "operator" },
       schema: {
-        summary: "Set a project's limits (operator only); they apply within 10 s everywhere",
+        summary:
+          "Set a project's limits and whether it may run stdio servers (operator only); they apply within 10 s everywhere",
         params: { type: "object", properties: { id: { type: "string" } } },
         body: {
           type: "object",
@@ -259,6 +271,9 @@ export default async function projectRoutes(app: FastifyInstance) {
       const updated = await app.db.project.updateMany({ where: { id }, data: request.body });
       if (updated.count === 0) throw missingProject(id);
       app.forgetKeys((auth) => auth.projectId === id);
+      // Its servers' sessions here and on every worker start again under the new rule (a stdio
+      // server of a project no longer allowed is stopped, and never starts again).
+      if (request.body.allowStdioServers !== undefined) await app.mcp.changed(id, "*");
       request.log.info({ projectId: id, limits: request.body }, "project limits set");
       return projectView(await app.db.project.findUniqueOrThrow({ where: { id } }));
     },

@@ -2,13 +2,15 @@
 // Secret `env` and `headers` values are stored apart and never answered: only their names are.
 import {
   ConfigError,
+  isStdioServerConfig,
   type McpServerConfig,
   parseMcpServersFile,
   ServerNameSchema,
 } from "@turtle/bindings";
-import { channels, saveServer, serverData, serverView } from "@turtle/core";
+import { channels, saveServer, serverData, serverView, stdioRefusal } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import {
+  ApiError,
   badRequest,
   conflict,
   ErrorResponseSchema,
@@ -88,6 +90,17 @@ function parseEntry(name: string, entry: Entry): McpServerConfig {
 }
 
 export default async function serverRoutes(app: FastifyInstance) {
+  /** A stdio server is a command on Turtle's hosts: only projects the operator allows have one. */
+  async function checkTransport(projectId: string, config: McpServerConfig): Promise<void> {
+    if (!isStdioServerConfig(config)) return;
+    const project = await app.db.project.findUnique({
+      where: { id: projectId },
+      select: { allowStdioServers: true },
+    });
+    const refusal = stdioRefusal(project);
+    if (refusal !== undefined) throw new ApiError(403, "stdio_not_allowed", refusal);
+  }
+
   const errors = {
     400: ErrorResponseSchema,
     403: ErrorResponseSchema,
@@ -118,7 +131,9 @@ export default async function serverRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const projectId = projectOf(request);
       const { name, ...entry } = request.body;
-      const data = serverData(app.secrets, { projectId, name }, parseEntry(name, entry));
+      const config = parseEntry(name, entry);
+      await checkTransport(projectId, config);
+      const data = serverData(app.secrets, { projectId, name }, config);
       try {
         const row = await app.db.server.create({ data: { projectId, name, ...data } });
         await app.mcp.changed(projectId, name);
@@ -161,6 +176,7 @@ export default async function serverRoutes(app: FastifyInstance) {
       }
       const projectId = projectOf(request);
       const config = parseEntry(name, entry);
+      await checkTransport(projectId, config);
       const existed = (await app.db.server.count({ where: { projectId, name } })) > 0;
       const row = await saveServer(app.db, app.secrets, { projectId, name }, config);
       await app.mcp.changed(projectId, name);

@@ -1,0 +1,90 @@
+// Stdio MCP servers run confined by bubblewrap (`bwrap`; see packages/bindings/src/sandbox.ts).
+// A fresh machine has none: this installs Debian's package when it is missing and we are root,
+// and otherwise says what to run. `npm test` runs it first (pretest), `npm run setup` (and so the
+// demo) too; `node scripts/bubblewrap.ts` on its own checks a machine.
+//
+// It also tries bwrap the way Turtle runs it (new user, PID and mount namespaces), so a container
+// that forbids user namespaces is told so now, not at the first server's start.
+import { execFileSync, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { bwrapOptions } from "@turtle/bindings";
+
+const say = (line: string) => process.stdout.write(`bubblewrap: ${line}\n`);
+
+function installed(): boolean {
+  return spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+function aptInstall(): void {
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () =>
+    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "bubblewrap"], {
+      env,
+      stdio: "pipe",
+      timeout: 600_000,
+    });
+  try {
+    install();
+  } catch {
+    // The package lists may be missing or stale.
+    execFileSync("apt-get", ["update"], { env, stdio: "pipe", timeout: 600_000 });
+    install();
+  }
+}
+
+/**
+ * Whether a server can start the way Turtle starts one: bwrap makes its namespaces, and Node and
+ * node_modules are readable from inside (as root, servers run as uid 65534, which cannot read an
+ * installation under a private directory such as /root).
+ */
+function works(): { ok: boolean; why: string } {
+  const asRoot = process.getuid?.() === 0;
+  const sdk = fileURLToPath(import.meta.resolve("@modelcontextprotocol/sdk/types.js"));
+  const probe = `require("node:fs").accessSync(${JSON.stringify(sdk)})`;
+  const options = bwrapOptions({ command: process.execPath }, { kind: "bwrap" });
+  const tried = spawnSync("bwrap", [...options, "--", process.execPath, "-e", probe], {
+    encoding: "utf8",
+    env: {},
+    cwd: "/",
+    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+  });
+  return { ok: tried.status === 0, why: (tried.stderr ?? "").trim() || String(tried.error ?? "") };
+}
+
+/**
+ * Makes sure bubblewrap is there (installing it as root on Debian-like systems). Never throws:
+ * without it, stdio servers fail to start with a message saying to install it.
+ */
+export function ensureBubblewrap(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.STDIO_SANDBOX === "none") {
+    say("STDIO_SANDBOX=none: stdio servers run unconfined, bubblewrap is not needed");
+    return true;
+  }
+  if (!installed()) {
+    const hasApt = spawnSync("apt-get", ["--version"], { stdio: "ignore" }).status === 0;
+    if (process.getuid?.() === 0 && hasApt) {
+      say("not installed: installing Debian's bubblewrap (apt-get install -y bubblewrap)");
+      try {
+        aptInstall();
+      } catch (error) {
+        say(`could not install it: ${(error as Error).message.split("\n")[0]}`);
+      }
+    }
+    if (!installed()) {
+      say(
+        "not installed, so stdio MCP servers cannot start confined: run `sudo apt-get install -y bubblewrap` (or your system's bubblewrap package)",
+      );
+      return false;
+    }
+  }
+  const check = works();
+  if (!check.ok) {
+    say(
+      `installed, but a stdio server cannot start in it (${check.why.split("\n")[0]}): in a container, allow user namespaces; as root, keep the installation readable by uid 65534 (not under /root). See the README, "Confining stdio servers"`,
+    );
+    return false;
+  }
+  return true;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) ensureBubblewrap();
