@@ -24,8 +24,11 @@ export interface RunJobDeps {
   checkpoints: CheckpointWriter;
   starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
-  /** Registers the run so a cancel request (from any API instance) can stop it. */
-  track: (jobId: string, controller: AbortController) => () => void;
+  /**
+   * Registers the run, so that a cancel request (from any API instance) or a checkpoint batch
+   * the fence refused can stop it.
+   */
+  track: (run: { jobId: string; attempt: number }, controller: AbortController) => () => void;
   log: (fields: Record<string, unknown>, message: string) => void;
   /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
   metrics?: WorkerMetrics;
@@ -64,6 +67,8 @@ async function loadPrior(db: Db, jobId: string, memoryMb: number): Promise<Prior
 export const ABORT_CANCEL = "cancelled";
 export const ABORT_SHUTDOWN = "shutdown";
 export const ABORT_APPROVAL = "approval";
+/** Postgres refused the run's checkpoints: the job was started again since, or it ended. */
+export const ABORT_FENCED = "fenced";
 
 /**
  * The BullMQ processor. Postgres is the record: the run starts only if the job is still at this
@@ -83,8 +88,10 @@ export async function runJob(
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
   if (job === undefined) return;
   const { projectId } = job;
+  // This start of the job: every write of the run is conditioned on the job still being at it.
+  const attempt = job.attempts;
   const finish = (data: FinishData) =>
-    finishJob(deps, { jobId, projectId }, run, data).catch((error: unknown) =>
+    finishJob(deps, { jobId, projectId }, { run, attempt }, data).catch((error: unknown) =>
       retryLater(deps, entry, token, jobId, error),
     );
 
@@ -108,7 +115,7 @@ export async function runJob(
   });
 
   const controller = new AbortController();
-  const untrack = deps.track(jobId, controller);
+  const untrack = deps.track({ jobId, attempt }, controller);
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
@@ -160,7 +167,7 @@ export async function runJob(
     const steps = new DurableSteps({
       jobId,
       projectId,
-      attempt: job.attempts,
+      attempt,
       host: lease.host,
       prior: prior.steps,
       checkpoints: deps.checkpoints,
@@ -204,12 +211,17 @@ export async function runJob(
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
       await deps.checkpoints.flush();
-      return await handBack(deps, entry, token, { jobId, projectId }, run);
+      return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
+    }
+    if (controller.signal.aborted && reason === ABORT_FENCED) {
+      // Nothing to write: the job is another delivery's now, or over.
+      deps.log({ jobId, attempt }, "job started again elsewhere or ended; the run stopped");
+      return;
     }
     if (controller.signal.aborted && reason === ABORT_APPROVAL) {
       await deps.checkpoints.flush();
       // Not recorded (Postgres away): delivered again later, the run asks again.
-      return await waitForApproval(deps, { jobId, projectId }, run, requested, {
+      return await waitForApproval(deps, { jobId, projectId }, { run, attempt }, requested, {
         executedSteps: job.executedSteps + steps.executed,
         replayedSteps: job.replayedSteps + replayedKeys.length,
         logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
@@ -255,7 +267,7 @@ export async function runJob(
 async function waitForApproval(
   deps: RunJobDeps,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
   requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
   progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
 ): Promise<void> {
@@ -269,7 +281,7 @@ async function waitForApproval(
     });
   }
   const paused = await db.job.updateMany({
-    where: { id: jobId, run, status: "running" },
+    where: { id: jobId, run, attempts: attempt, status: "running" },
     data: {
       status: "waiting",
       executedSteps: progress.executedSteps,
@@ -289,23 +301,32 @@ async function waitForApproval(
   }
 }
 
+/** Which run of a job, and which start of it: what its writes are conditioned on. */
+interface RunOf {
+  run: number;
+  attempt: number;
+}
+
 /** A worker shutting down gives the job back to the queue for another worker to replay. */
 async function handBack(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
 ): Promise<never> {
-  await deps.db.job.updateMany({
-    where: { id: jobId, run, status: "running" },
+  // Not counted as a delivery: the worker did not die. Only while the job is still this run's.
+  const back = await deps.db.job.updateMany({
+    where: { id: jobId, run, attempts: attempt, status: "running" },
     data: { status: "queued", deliveries: { decrement: 1 } },
   });
-  await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
-    jobId,
-    projectId,
-    status: "queued",
-  });
+  if (back.count === 1) {
+    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
+      jobId,
+      projectId,
+      status: "queued",
+    });
+  }
   await entry.moveToWait(token);
   throw new WaitingError();
 }
@@ -333,7 +354,7 @@ async function retryLater(
 }
 
 /** A job's end as the checkpoint writer records it, less what identifies the run. */
-type FinishData = Omit<JobFinish, "jobId" | "run">;
+type FinishData = Omit<JobFinish, "jobId" | "run" | "attempt">;
 
 function cancelledBefore(): FinishData {
   return {
@@ -392,10 +413,10 @@ function capLogs(logs: LogEntry[], maxBytes: number): LogEntry[] {
 async function finishJob(
   deps: RunJobDeps,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
   data: FinishData,
 ) {
-  const applied = await deps.checkpoints.finish({ jobId, run, ...data });
+  const applied = await deps.checkpoints.finish({ jobId, run, attempt, ...data });
   if (applied) {
     // Both go out together: one round trip's wait.
     await Promise.all([

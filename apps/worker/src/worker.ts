@@ -19,7 +19,7 @@ import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
 import { WorkerMetrics } from "./metrics.ts";
-import { ABORT_CANCEL, runJob } from "./run-job.ts";
+import { ABORT_CANCEL, ABORT_FENCED, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
 
@@ -53,17 +53,30 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const { config, db, redis, subscriber } = deps;
   const log = deps.log ?? (() => {});
   const metrics = new WorkerMetrics();
+  // Each run, with the start of its job (`attempts`) it is. Two runs of one job can be here at
+  // once: an entry whose lock lapsed can be delivered again to the same worker.
+  const running = new Set<{
+    jobId: string;
+    attempt: number;
+    controller: AbortController;
+    since: Date;
+  }>();
   const checkpoints = new CheckpointWriter(db, {
     flushMs: config.CHECKPOINT_FLUSH_MS,
     batchMax: config.CHECKPOINT_BATCH_MAX,
     onBatch: metrics.batch,
+    // Another delivery started the job, or it ended: this run must make no more calls.
+    onFenced: (jobId, attempt) => {
+      for (const run of running) {
+        if (run.jobId === jobId && run.attempt === attempt) run.controller.abort(ABORT_FENCED);
+      }
+    },
   });
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
     idleMs: config.SERVER_IDLE_MS,
   });
-  const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();
   const shutdown = new AbortController();
 
@@ -96,8 +109,9 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
 
   const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
-    if (channel === names.cancel) running.get(message)?.controller.abort(ABORT_CANCEL);
-    else if (channel === names.servers) {
+    if (channel === names.cancel) {
+      for (const run of running) if (run.jobId === message) run.controller.abort(ABORT_CANCEL);
+    } else if (channel === names.servers) {
       const ref = parseServerRef(message);
       if (ref !== null) toolHosts.invalidate(ref.projectId);
     } else if (channel === names.policies) policyTables.delete(message);
@@ -122,9 +136,10 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           metrics,
           policies,
           activeJobs,
-          track: (jobId, controller) => {
-            running.set(jobId, { controller, since: new Date() });
-            return () => running.delete(jobId);
+          track: ({ jobId, attempt }, controller) => {
+            const run = { jobId, attempt, controller, since: new Date() };
+            running.add(run);
+            return () => running.delete(run);
           },
         },
         shutdown.signal,
@@ -161,7 +176,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
         pid: process.pid,
         concurrency: config.WORKER_CONCURRENCY,
         startedAt: startedAt.toISOString(),
-        running: [...running].map(([jobId, run]) => ({ jobId, since: run.since.toISOString() })),
+        running: [...running].map((run) => ({ jobId: run.jobId, since: run.since.toISOString() })),
         finished: { ...metrics.finished },
       });
       stopMetrics = metrics.publish(

@@ -140,6 +140,76 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
   }, 120_000);
 });
 
+describe("a run whose job was started again elsewhere, or ended, while it makes calls", () => {
+  // 300 calls in chunks of 10, a sleep after each (longer than a checkpoint batch takes, so
+  // that a run makes at most one more chunk before it hears of its fence): about 3 s.
+  const code = [
+    "for (let start = 0; start < 300; start += 10) {",
+    "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+    "  await Promise.all(chunk.map((i) => control.echo({ i })));",
+    "  await control.sleep({ ms: 100, after: start });",
+    "}",
+    "return 'stale';",
+  ].join("\n");
+
+  it.each([
+    // What another worker's start of the job does (starts.ts).
+    ["started again", { attempts: { increment: 1 }, deliveries: { increment: 1 } }],
+    ["ended", { status: "succeeded" as const, finishedAt: new Date() }],
+  ])(
+    "stops at its next checkpoint once the job was %s, and records nothing",
+    async (label, change) => {
+      platform = await createPlatform(`fenced-${label.replace(" ", "-")}`);
+      const current = platform;
+      const worker = await current.startWorker();
+      const job = await current.submit({ code });
+      await eventually("calls to be checkpointed", async () =>
+        (await current.db.step.count({ where: { jobId: job.id } })) >= 30 ? true : undefined,
+      );
+      const before = (await current.executions()).length;
+      await current.db.job.update({ where: { id: job.id }, data: change });
+      await eventually("the run to stop", () =>
+        worker.output().includes("job started again elsewhere or ended; the run stopped")
+          ? true
+          : undefined,
+      );
+      // Calls made after the change: the ones in flight, and those the run began before its
+      // next checkpoint batch was refused (a chunk, at most two).
+      const after = (await current.executions()).length - before;
+      console.log(`calls after the job was ${label}: ${after}`);
+      expect(after).toBeLessThanOrEqual(22);
+      const row = await current.db.job.findUniqueOrThrow({ where: { id: job.id } });
+      expect(row.result).toBeNull();
+      expect(row.status).toBe(label === "ended" ? "succeeded" : "running");
+    },
+  );
+
+  it("stops the first of two deliveries of a job on one worker once the second starts", async () => {
+    platform = await createPlatform("fenced-same-worker");
+    const current = platform;
+    await current.startWorker();
+    const job = await current.submit({ code: code.replace("'stale'", "'done'") });
+    await eventually("calls to be checkpointed", async () =>
+      (await current.db.step.count({ where: { jobId: job.id } })) >= 30 ? true : undefined,
+    );
+    // A second entry for the same run, as when a lapsed lock sends the job back to the queue
+    // and this same worker takes it again.
+    await current.queue.add("run", { jobId: job.id, run: 0 }, { jobId: `${job.id}-again` });
+    const done = await current.waitFor(job.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", result: "done", attempts: 2 });
+    const calls = await current.executions();
+    const byKey = new Map<string, number>();
+    for (const line of calls) {
+      byKey.set(String(line.idempotencyKey), (byKey.get(String(line.idempotencyKey)) ?? 0) + 1);
+    }
+    const twice = [...byKey.values()].filter((count) => count > 1).length;
+    console.log(`calls made by both deliveries on one worker: ${twice}`);
+    expect(byKey.size).toBe(330);
+    // The first delivery's calls in flight, and those it began before its next batch was refused.
+    expect(twice).toBeLessThanOrEqual(22);
+  });
+});
+
 /** Whether something listens on the port. */
 function listening(port: number): Promise<true | undefined> {
   return new Promise((resolve) => {
