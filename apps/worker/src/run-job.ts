@@ -25,10 +25,14 @@ export interface RunJobDeps {
   starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /**
-   * Registers the run, so that a cancel request (from any API instance) or a checkpoint batch
-   * the fence refused can stop it.
+   * Registers the run, so that a cancel request (from any API instance), a checkpoint batch the
+   * fence refused or the loss of its queue lock can stop it. `holds` says whether the worker
+   * still holds the run's queue entry (asked before each call); `release` ends the registration.
    */
-  track: (run: { jobId: string; attempt: number }, controller: AbortController) => () => void;
+  track: (
+    run: { jobId: string; attempt: number; entryId: string; takenAt: number },
+    controller: AbortController,
+  ) => { holds(): boolean; release(): void };
   log: (fields: Record<string, unknown>, message: string) => void;
   /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
   metrics?: WorkerMetrics;
@@ -67,6 +71,11 @@ async function loadPrior(db: Db, jobId: string, memoryMb: number): Promise<Prior
 export const ABORT_CANCEL = "cancelled";
 export const ABORT_SHUTDOWN = "shutdown";
 export const ABORT_APPROVAL = "approval";
+/**
+ * The worker can no longer prove it holds the job's queue lock (Redis refused to renew it, or
+ * the lock's deadline passed unrenewed): another worker may be running the job already.
+ */
+export const ABORT_LEASE = "lease lost";
 /** Postgres refused the run's checkpoints: the job was started again since, or it ended. */
 export const ABORT_FENCED = "fenced";
 
@@ -115,7 +124,11 @@ export async function runJob(
   });
 
   const controller = new AbortController();
-  const untrack = deps.track({ jobId, attempt }, controller);
+  const tracked = deps.track(
+    // BullMQ set the lock when the worker asked for the entry, at `processedOn` (its clock).
+    { jobId, attempt, entryId: String(entry.id), takenAt: entry.processedOn ?? Date.now() },
+    controller,
+  );
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
@@ -168,6 +181,7 @@ export async function runJob(
       jobId,
       projectId,
       attempt,
+      holds: tracked.holds,
       host: lease.host,
       prior: prior.steps,
       checkpoints: deps.checkpoints,
@@ -213,6 +227,11 @@ export async function runJob(
       await deps.checkpoints.flush();
       return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
     }
+    if (controller.signal.aborted && reason === ABORT_LEASE) {
+      deps.log({ jobId, attempt }, "queue lock lost; the run stopped and gives the job back");
+      await deps.checkpoints.flush().catch(() => {});
+      return await giveUp(deps, entry, token, { jobId, projectId }, { run, attempt });
+    }
     if (controller.signal.aborted && reason === ABORT_FENCED) {
       // Nothing to write: the job is another delivery's now, or over.
       deps.log({ jobId, attempt }, "job started again elsewhere or ended; the run stopped");
@@ -254,7 +273,7 @@ export async function runJob(
     stopReplays();
     shutdown.removeEventListener("abort", onShutdown);
     activity?.flush();
-    untrack();
+    tracked.release();
     lease?.release();
   }
 }
@@ -329,6 +348,29 @@ async function handBack(
   }
   await entry.moveToWait(token);
   throw new WaitingError();
+}
+
+/**
+ * A run that lost its queue lock gives the job back as a worker shutting down does. Either the
+ * lock lapsed — the entry is back in the queue or another worker's, and BullMQ refuses this
+ * worker's move — or Redis was only slow and the lock is still ours: the entry goes back to
+ * wait. In both cases BullMQ must then leave the entry alone (neither complete nor fail it).
+ */
+async function giveUp(
+  deps: RunJobDeps,
+  entry: QueueEntry<QueuedJob>,
+  token: string | undefined,
+  job: { jobId: string; projectId: string },
+  runOf: RunOf,
+): Promise<never> {
+  try {
+    return await handBack(deps, entry, token, job, runOf);
+  } catch (error) {
+    if (!(error instanceof WaitingError)) {
+      deps.log({ jobId: job.jobId, err: (error as Error).message }, "job left to the queue");
+    }
+    throw new WaitingError();
+  }
 }
 
 /** How long a job whose end could not be recorded waits before it is delivered again. */

@@ -14,12 +14,13 @@ import {
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import { Worker } from "bullmq";
+import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
+import { Leases, LeasingWorker } from "./leases.ts";
 import { WorkerMetrics } from "./metrics.ts";
-import { ABORT_CANCEL, ABORT_FENCED, runJob } from "./run-job.ts";
+import { ABORT_CANCEL, ABORT_FENCED, ABORT_LEASE, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
 
@@ -72,6 +73,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       }
     },
   });
+  const leases = new Leases(config.WORKER_LOCK_MS);
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
   const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
@@ -118,7 +120,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   });
   const activeJobs = new ActiveJobs(deps.publisher ?? redis, config.TURTLE_QUEUE);
 
-  const bull = new Worker<QueuedJob, void, "run">(
+  const bull: Worker<QueuedJob, void, "run"> = new LeasingWorker(
     config.TURTLE_QUEUE,
     (entry, token) =>
       runJob(
@@ -136,10 +138,17 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           metrics,
           policies,
           activeJobs,
-          track: ({ jobId, attempt }, controller) => {
+          track: ({ jobId, attempt, entryId, takenAt }, controller) => {
             const run = { jobId, attempt, controller, since: new Date() };
             running.add(run);
-            return () => running.delete(run);
+            const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
+            return {
+              holds: lease.holds,
+              release() {
+                running.delete(run);
+                lease.release();
+              },
+            };
           },
         },
         shutdown.signal,
@@ -154,6 +163,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       // Turtle counts deliveries itself (and says why it gives up); BullMQ must not fail first.
       maxStalledCount: config.WORKER_MAX_DELIVERIES + 1,
     },
+    leases,
   );
   bull.on("error", (error) => log({ err: error.message }, "worker error"));
   bull.on("failed", (entry, error) => {
