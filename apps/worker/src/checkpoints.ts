@@ -30,6 +30,8 @@ export interface JobFinish {
   jobId: string;
   /** Applied only while the job is still running this run (not cancelled or resumed since). */
   run: number;
+  /** The start of the job (its `attempts`) that finishes it: a later start fences this one out. */
+  attempt: number;
   status: JobStatus;
   result?: unknown;
   resultTruncated?: boolean;
@@ -50,6 +52,17 @@ export interface CheckpointWriterOptions {
   batchMax: number;
   /** Told the number of checkpoints of each batch written. */
   onBatch?: (size: number) => void;
+  /**
+   * Told of each run whose checkpoints were refused because the job is no longer its own: it was
+   * started again since (another delivery), or it ended. The run must make no more calls.
+   */
+  onFenced?: (jobId: string, attempt: number) => void;
+}
+
+/** What a batch's statement reports: the jobs it finished, the runs it fenced out. */
+interface Written {
+  finished: Set<string>;
+  fenced: Array<{ jobId: string; attempt: number }>;
 }
 
 interface Batch {
@@ -104,6 +117,11 @@ export function storable(json: string): string {
  * the previous batch is in flight. A tool result goes back to its program at once; a job's
  * finish joins the batch after its last checkpoint, so no job is ever recorded as finished
  * before its steps are durable — and finishing costs it no commit of its own.
+ *
+ * Every write is fenced by the run that made it: the job must still be `running` at the start
+ * (`attempts`) the run was, or its checkpoints and finish are refused and the run is told to
+ * stop (`onFenced`). A later delivery's start bumps `attempts`, so the batches of an earlier run
+ * still going (its worker lost the queue lock) are refused from that moment on.
  */
 export class CheckpointWriter {
   private next: Batch = newBatch();
@@ -178,7 +196,10 @@ export class CheckpointWriter {
     this.next = newBatch();
     this.writing = this.writeWithRetries(batch)
       .then(
-        (applied) => batch.settle(applied),
+        (written) => {
+          batch.settle(written.finished);
+          for (const run of written.fenced) this.options.onFenced?.(run.jobId, run.attempt);
+        },
         (error: unknown) => {
           for (const step of batch.steps) this.lost.add(step.jobId);
           batch.settle(error instanceof Error ? error : new Error(String(error)));
@@ -196,7 +217,7 @@ export class CheckpointWriter {
    * written job by job, so that a row Postgres refuses costs only its own job (which is then
    * delivered again), not every job that happened to share its batch.
    */
-  private async writeWithRetries(batch: Batch): Promise<Set<string>> {
+  private async writeWithRetries(batch: Batch): Promise<Written> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.write(batch);
@@ -207,7 +228,7 @@ export class CheckpointWriter {
     }
   }
 
-  private async writeJobByJob(batch: Batch, error: unknown): Promise<Set<string>> {
+  private async writeJobByJob(batch: Batch, error: unknown): Promise<Written> {
     const parts = new Map<string, Pick<Batch, "steps" | "finishes">>();
     const partOf = (jobId: string) => {
       let part = parts.get(jobId);
@@ -220,15 +241,17 @@ export class CheckpointWriter {
     for (const step of batch.steps) partOf(step.jobId).steps.push(step);
     for (const finish of batch.finishes) partOf(finish.jobId).finishes.push(finish);
     if (parts.size <= 1) throw error;
-    const applied = new Set<string>();
+    const written: Written = { finished: new Set(), fenced: [] };
     for (const [jobId, part] of parts) {
       try {
-        for (const id of await this.write(part)) applied.add(id);
+        const { finished, fenced } = await this.write(part);
+        for (const id of finished) written.finished.add(id);
+        written.fenced.push(...fenced);
       } catch {
         this.lost.add(jobId);
       }
     }
-    return applied;
+    return written;
   }
 
   /**
@@ -237,8 +260,12 @@ export class CheckpointWriter {
    * finish the jobs. Parts with nothing to do are left out: a batch of a running job's steps,
    * the usual one, is two inserts from one parse of its rows, which costs Postgres about a third
    * less CPU than the statement with its two empty updates.
+   *
+   * Checkpoints go in only for runs that still hold their job (one primary-key probe of Job per
+   * run in the batch); the audit log keeps every call made, a fenced-out run's too, since those
+   * calls did happen.
    */
-  private async write(batch: Pick<Batch, "steps" | "finishes">): Promise<Set<string>> {
+  private async write(batch: Pick<Batch, "steps" | "finishes">): Promise<Written> {
     if (batch.steps.length > 0) this.options.onBatch?.(batch.steps.length);
     const parts: Prisma.Sql[] = [];
     if (batch.steps.length > 0) {
@@ -261,10 +288,17 @@ export class CheckpointWriter {
         FROM x
         RETURNING 1
       )`);
+      parts.push(Prisma.sql`runs AS MATERIALIZED (
+        SELECT DISTINCT "jobId", attempt FROM x
+      )`);
+      parts.push(Prisma.sql`held AS MATERIALIZED (
+        SELECT runs."jobId", runs.attempt FROM runs JOIN "Job" AS j
+          ON j.id = runs."jobId" AND j.attempts = runs.attempt AND j.status = 'running'
+      )`);
       parts.push(Prisma.sql`inserted AS (
         INSERT INTO "Step" ("jobId", key, seq, server, tool, status, result, error, attempt, "startedAt", "finishedAt")
         SELECT "jobId", key, seq, server, tool, status::"StepStatus", result, error, attempt, "startedAt", "finishedAt"
-        FROM x WHERE status IN ('succeeded', 'failed')
+        FROM x JOIN held USING ("jobId", attempt) WHERE status IN ('succeeded', 'failed')
         ON CONFLICT ("jobId", key) DO UPDATE SET
           status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
           attempt = EXCLUDED.attempt, "startedAt" = EXCLUDED."startedAt", "finishedAt" = EXCLUDED."finishedAt"
@@ -303,17 +337,30 @@ export class CheckpointWriter {
           "replayedSteps" = COALESCE(f."replayedSteps", j."replayedSteps"),
           "finishedAt" = now()
         FROM jsonb_to_recordset(${finishes}::jsonb) AS f(
-          "jobId" uuid, run int, status text, result jsonb, "resultTruncated" boolean, error jsonb,
-          logs jsonb, "wallMs" int, "cpuMs" int, "executedSteps" int, "replayedSteps" int)
-        WHERE j.id = f."jobId" AND j.run = f.run AND j.status = 'running'
+          "jobId" uuid, run int, attempt int, status text, result jsonb, "resultTruncated" boolean,
+          error jsonb, logs jsonb, "wallMs" int, "cpuMs" int, "executedSteps" int, "replayedSteps" int)
+        WHERE j.id = f."jobId" AND j.run = f.run AND j.attempts = f.attempt AND j.status = 'running'
         RETURNING j.id
       )`);
     }
-    if (parts.length === 0) return new Set();
+    const written: Written = { finished: new Set(), fenced: [] };
+    if (parts.length === 0) return written;
     // Data-modifying parts of a WITH run whether or not the final SELECT reads them.
-    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+    const results: Prisma.Sql[] = [];
+    if (finishing.length > 0) {
+      results.push(Prisma.sql`SELECT id::text AS "jobId", NULL::int AS attempt FROM finished`);
+    }
+    if (batch.steps.length > 0) {
+      results.push(Prisma.sql`SELECT "jobId"::text, attempt FROM runs
+        WHERE NOT EXISTS (SELECT FROM held WHERE held."jobId" = runs."jobId" AND held.attempt = runs.attempt)`);
+    }
+    const rows = await this.db.$queryRaw<Array<{ jobId: string; attempt: number | null }>>`
       WITH ${Prisma.join(parts)}
-      ${finishing.length > 0 ? Prisma.sql`SELECT id::text FROM finished` : Prisma.sql`SELECT NULL::text AS id WHERE false`}`;
-    return new Set(rows.map((row) => row.id));
+      ${results.length > 0 ? Prisma.join(results, " UNION ALL ") : Prisma.sql`SELECT NULL::text AS "jobId", NULL::int AS attempt WHERE false`}`;
+    for (const row of rows) {
+      if (row.attempt === null) written.finished.add(row.jobId);
+      else written.fenced.push({ jobId: row.jobId, attempt: row.attempt });
+    }
+    return written;
   }
 }

@@ -24,6 +24,11 @@ export interface DurableStepsInit {
   /** The job's project: its audit log gets every call. */
   projectId: string;
   attempt: number;
+  /**
+   * Whether the run may still make a call (its worker holds the job): asked as each call goes
+   * out, after any wait for a slot. False means the run has been stopped.
+   */
+  holds?: () => boolean;
   host: ToolHost;
   prior: PriorSteps;
   checkpoints: CheckpointWriter;
@@ -124,13 +129,14 @@ export class DurableSteps {
       let result: unknown;
       for (let retry = 0; ; retry++) {
         try {
-          result = await limit(target.server, () =>
-            host.invoke({
+          result = await limit(target.server, () => {
+            if (this.init.holds?.() === false) throw new RunStoppedError();
+            return host.invoke({
               ...call,
               idempotencyKey: `${jobId}:${key}`,
               ...(this.init.deadline === undefined ? {} : { deadline: this.init.deadline }),
-            }),
-          );
+            });
+          });
           break;
         } catch (error) {
           if (call.signal.aborted || retry >= retries || !isServerLost(error)) throw error;
@@ -221,6 +227,14 @@ export class DurableSteps {
     }
     requestApproval?.({ key, server, tool, args });
     return new Promise<never>(() => {});
+  }
+}
+
+/** A call not made because its run was stopped meanwhile (it no longer holds its job). */
+class RunStoppedError extends Error {
+  override readonly name = "RunStoppedError";
+  constructor() {
+    super("The run was stopped before this call: its worker no longer holds the job");
   }
 }
 

@@ -24,8 +24,15 @@ export interface RunJobDeps {
   checkpoints: CheckpointWriter;
   starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
-  /** Registers the run so a cancel request (from any API instance) can stop it. */
-  track: (jobId: string, controller: AbortController) => () => void;
+  /**
+   * Registers the run, so that a cancel request (from any API instance), a checkpoint batch the
+   * fence refused or the loss of its queue lock can stop it. `holds` says whether the worker
+   * still holds the run's queue entry (asked before each call); `release` ends the registration.
+   */
+  track: (
+    run: { jobId: string; attempt: number; entryId: string; takenAt: number },
+    controller: AbortController,
+  ) => { holds(): boolean; release(): void };
   log: (fields: Record<string, unknown>, message: string) => void;
   /** Job, step and checkpoint figures for /metrics (optional: tests may leave them out). */
   metrics?: WorkerMetrics;
@@ -64,6 +71,13 @@ async function loadPrior(db: Db, jobId: string, memoryMb: number): Promise<Prior
 export const ABORT_CANCEL = "cancelled";
 export const ABORT_SHUTDOWN = "shutdown";
 export const ABORT_APPROVAL = "approval";
+/**
+ * The worker can no longer prove it holds the job's queue lock (Redis refused to renew it, or
+ * the lock's deadline passed unrenewed): another worker may be running the job already.
+ */
+export const ABORT_LEASE = "lease lost";
+/** Postgres refused the run's checkpoints: the job was started again since, or it ended. */
+export const ABORT_FENCED = "fenced";
 
 /**
  * The BullMQ processor. Postgres is the record: the run starts only if the job is still at this
@@ -83,8 +97,10 @@ export async function runJob(
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
   if (job === undefined) return;
   const { projectId } = job;
+  // This start of the job: every write of the run is conditioned on the job still being at it.
+  const attempt = job.attempts;
   const finish = (data: FinishData) =>
-    finishJob(deps, { jobId, projectId }, run, data).catch((error: unknown) =>
+    finishJob(deps, { jobId, projectId }, { run, attempt }, data).catch((error: unknown) =>
       retryLater(deps, entry, token, jobId, error),
     );
 
@@ -110,7 +126,11 @@ export async function runJob(
   // The job's time counts from its start, so waiting for its servers is part of it.
   const deadline = Date.now() + job.timeoutMs;
   const controller = new AbortController();
-  const untrack = deps.track(jobId, controller);
+  const tracked = deps.track(
+    // BullMQ set the lock when the worker asked for the entry, at `processedOn` (its clock).
+    { jobId, attempt, entryId: String(entry.id), takenAt: entry.processedOn ?? Date.now() },
+    controller,
+  );
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
   shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
@@ -135,10 +155,16 @@ export async function runJob(
         signal: controller.signal,
       });
     } catch (error) {
-      if (controller.signal.aborted && controller.signal.reason === ABORT_SHUTDOWN) {
-        return await handBack(deps, entry, token, { jobId, projectId }, run);
+      // Stopped while its servers started: as a stopped run would be.
+      const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (reason === ABORT_SHUTDOWN) {
+        return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
       }
-      if (controller.signal.aborted) return await finish(cancelledBefore());
+      if (reason === ABORT_LEASE) {
+        return await giveUp(deps, entry, token, { jobId, projectId }, { run, attempt });
+      }
+      if (reason === ABORT_FENCED) return;
+      if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
       return await finish({
         status: "failed",
         error: {
@@ -170,7 +196,8 @@ export async function runJob(
     const steps = new DurableSteps({
       jobId,
       projectId,
-      attempt: job.attempts,
+      attempt,
+      holds: tracked.holds,
       host: lease.host,
       prior: prior.steps,
       checkpoints: deps.checkpoints,
@@ -216,12 +243,22 @@ export async function runJob(
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
       await deps.checkpoints.flush();
-      return await handBack(deps, entry, token, { jobId, projectId }, run);
+      return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
+    }
+    if (controller.signal.aborted && reason === ABORT_LEASE) {
+      deps.log({ jobId, attempt }, "queue lock lost; the run stopped and gives the job back");
+      await deps.checkpoints.flush().catch(() => {});
+      return await giveUp(deps, entry, token, { jobId, projectId }, { run, attempt });
+    }
+    if (controller.signal.aborted && reason === ABORT_FENCED) {
+      // Nothing to write: the job is another delivery's now, or over.
+      deps.log({ jobId, attempt }, "job started again elsewhere or ended; the run stopped");
+      return;
     }
     if (controller.signal.aborted && reason === ABORT_APPROVAL) {
       await deps.checkpoints.flush();
       // Not recorded (Postgres away): delivered again later, the run asks again.
-      return await waitForApproval(deps, { jobId, projectId }, run, requested, {
+      return await waitForApproval(deps, { jobId, projectId }, { run, attempt }, requested, {
         executedSteps: job.executedSteps + steps.executed,
         replayedSteps: job.replayedSteps + replayedKeys.length,
         logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
@@ -254,7 +291,7 @@ export async function runJob(
     stopReplays();
     shutdown.removeEventListener("abort", onShutdown);
     activity?.flush();
-    untrack();
+    tracked.release();
     lease?.release();
   }
 }
@@ -267,7 +304,7 @@ export async function runJob(
 async function waitForApproval(
   deps: RunJobDeps,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
   requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
   progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
 ): Promise<void> {
@@ -281,7 +318,7 @@ async function waitForApproval(
     });
   }
   const paused = await db.job.updateMany({
-    where: { id: jobId, run, status: "running" },
+    where: { id: jobId, run, attempts: attempt, status: "running" },
     data: {
       status: "waiting",
       executedSteps: progress.executedSteps,
@@ -301,25 +338,57 @@ async function waitForApproval(
   }
 }
 
+/** Which run of a job, and which start of it: what its writes are conditioned on. */
+interface RunOf {
+  run: number;
+  attempt: number;
+}
+
 /** A worker shutting down gives the job back to the queue for another worker to replay. */
 async function handBack(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
 ): Promise<never> {
-  await deps.db.job.updateMany({
-    where: { id: jobId, run, status: "running" },
+  // Not counted as a delivery: the worker did not die. Only while the job is still this run's.
+  const back = await deps.db.job.updateMany({
+    where: { id: jobId, run, attempts: attempt, status: "running" },
     data: { status: "queued", deliveries: { decrement: 1 } },
   });
-  await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
-    jobId,
-    projectId,
-    status: "queued",
-  });
+  if (back.count === 1) {
+    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
+      jobId,
+      projectId,
+      status: "queued",
+    });
+  }
   await entry.moveToWait(token);
   throw new WaitingError();
+}
+
+/**
+ * A run that lost its queue lock gives the job back as a worker shutting down does. Either the
+ * lock lapsed — the entry is back in the queue or another worker's, and BullMQ refuses this
+ * worker's move — or Redis was only slow and the lock is still ours: the entry goes back to
+ * wait. In both cases BullMQ must then leave the entry alone (neither complete nor fail it).
+ */
+async function giveUp(
+  deps: RunJobDeps,
+  entry: QueueEntry<QueuedJob>,
+  token: string | undefined,
+  job: { jobId: string; projectId: string },
+  runOf: RunOf,
+): Promise<never> {
+  try {
+    return await handBack(deps, entry, token, job, runOf);
+  } catch (error) {
+    if (!(error instanceof WaitingError)) {
+      deps.log({ jobId: job.jobId, err: (error as Error).message }, "job left to the queue");
+    }
+    throw new WaitingError();
+  }
 }
 
 /** How long a job whose end could not be recorded waits before it is delivered again. */
@@ -345,7 +414,7 @@ async function retryLater(
 }
 
 /** A job's end as the checkpoint writer records it, less what identifies the run. */
-type FinishData = Omit<JobFinish, "jobId" | "run">;
+type FinishData = Omit<JobFinish, "jobId" | "run" | "attempt">;
 
 function cancelledBefore(): FinishData {
   return {
@@ -404,10 +473,10 @@ function capLogs(logs: LogEntry[], maxBytes: number): LogEntry[] {
 async function finishJob(
   deps: RunJobDeps,
   { jobId, projectId }: { jobId: string; projectId: string },
-  run: number,
+  { run, attempt }: RunOf,
   data: FinishData,
 ) {
-  const applied = await deps.checkpoints.finish({ jobId, run, ...data });
+  const applied = await deps.checkpoints.finish({ jobId, run, attempt, ...data });
   if (applied) {
     // Both go out together: one round trip's wait.
     await Promise.all([

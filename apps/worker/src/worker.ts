@@ -18,12 +18,13 @@ import {
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import { Worker } from "bullmq";
+import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
+import { Leases, LeasingWorker } from "./leases.ts";
 import { WorkerMetrics } from "./metrics.ts";
-import { ABORT_CANCEL, runJob } from "./run-job.ts";
+import { ABORT_CANCEL, ABORT_FENCED, ABORT_LEASE, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
 
@@ -57,11 +58,26 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const { config, db, redis, subscriber } = deps;
   const log = deps.log ?? (() => {});
   const metrics = new WorkerMetrics();
+  // Each run, with the start of its job (`attempts`) it is. Two runs of one job can be here at
+  // once: an entry whose lock lapsed can be delivered again to the same worker.
+  const running = new Set<{
+    jobId: string;
+    attempt: number;
+    controller: AbortController;
+    since: Date;
+  }>();
   const checkpoints = new CheckpointWriter(db, {
     flushMs: config.CHECKPOINT_FLUSH_MS,
     batchMax: config.CHECKPOINT_BATCH_MAX,
     onBatch: metrics.batch,
+    // Another delivery started the job, or it ended: this run must make no more calls.
+    onFenced: (jobId, attempt) => {
+      for (const run of running) {
+        if (run.jobId === jobId && run.attempt === attempt) run.controller.abort(ABORT_FENCED);
+      }
+    },
   });
+  const leases = new Leases(config.WORKER_LOCK_MS);
   let stopMetrics: (() => Promise<void>) | undefined;
   const starts = new RunStarter(db);
   // Whatever a server says is quoted without these (see @turtle/bindings' redact.ts).
@@ -74,7 +90,6 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
     sandbox: stdioSandbox(config),
   });
-  const running = new Map<string, { controller: AbortController; since: Date }>();
   const startedAt = new Date();
   const shutdown = new AbortController();
 
@@ -107,15 +122,16 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
 
   const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
-    if (channel === names.cancel) running.get(message)?.controller.abort(ABORT_CANCEL);
-    else if (channel === names.servers) {
+    if (channel === names.cancel) {
+      for (const run of running) if (run.jobId === message) run.controller.abort(ABORT_CANCEL);
+    } else if (channel === names.servers) {
       const ref = parseServerRef(message);
       if (ref !== null) toolHosts.invalidate(ref.projectId);
     } else if (channel === names.policies) policyTables.delete(message);
   });
   const activeJobs = new ActiveJobs(deps.publisher ?? redis, config.TURTLE_QUEUE);
 
-  const bull = new Worker<QueuedJob, void, "run">(
+  const bull: Worker<QueuedJob, void, "run"> = new LeasingWorker(
     config.TURTLE_QUEUE,
     (entry, token) =>
       runJob(
@@ -133,9 +149,17 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
           metrics,
           policies,
           activeJobs,
-          track: (jobId, controller) => {
-            running.set(jobId, { controller, since: new Date() });
-            return () => running.delete(jobId);
+          track: ({ jobId, attempt, entryId, takenAt }, controller) => {
+            const run = { jobId, attempt, controller, since: new Date() };
+            running.add(run);
+            const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
+            return {
+              holds: lease.holds,
+              release() {
+                running.delete(run);
+                lease.release();
+              },
+            };
           },
         },
         shutdown.signal,
@@ -150,6 +174,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       // Turtle counts deliveries itself (and says why it gives up); BullMQ must not fail first.
       maxStalledCount: config.WORKER_MAX_DELIVERIES + 1,
     },
+    leases,
   );
   bull.on("error", (error) => log({ err: error.message }, "worker error"));
   bull.on("failed", (entry, error) => {
@@ -172,7 +197,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
         pid: process.pid,
         concurrency: config.WORKER_CONCURRENCY,
         startedAt: startedAt.toISOString(),
-        running: [...running].map(([jobId, run]) => ({ jobId, since: run.since.toISOString() })),
+        running: [...running].map((run) => ({ jobId: run.jobId, since: run.since.toISOString() })),
         finished: { ...metrics.finished },
       });
       stopMetrics = metrics.publish(

@@ -5,6 +5,7 @@ import { mkdtemp } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Job } from "@turtle/db";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../../scripts/processes.ts";
 import { eventually } from "../../api/test/helpers.ts";
@@ -75,8 +76,16 @@ describe("an MCP server killed in the middle of a call", () => {
   });
 });
 
-/** A Redis of the test's own, persisting every write (AOF, fsync always), to kill and start. */
-async function ownRedis(): Promise<{ url: string; start(): Promise<void>; kill(): Promise<void> }> {
+/**
+ * A Redis of the test's own, persisting every write (AOF, fsync always), to kill and start, or
+ * to stall: stopped (SIGSTOP) for a while, its clients' connections open, then let go on.
+ */
+async function ownRedis(): Promise<{
+  url: string;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+  stall(ms: number): Promise<void>;
+}> {
   const dir = await mkdtemp(join(tmpdir(), "turtle-redis-"));
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -95,6 +104,11 @@ async function ownRedis(): Promise<{ url: string; start(): Promise<void>; kill()
       const exited = new Promise((resolve) => child?.once("exit", resolve));
       child?.kill("SIGKILL");
       await exited;
+    },
+    async stall(ms) {
+      child?.kill("SIGSTOP");
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      child?.kill("SIGCONT");
     },
   };
 }
@@ -138,6 +152,153 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
       await redis.kill();
     }
   }, 120_000);
+});
+
+describe("Redis stalled longer than the worker lock while jobs fan out", () => {
+  it("never has two deliveries of a job making calls at once, nor calls after the job ended", async () => {
+    const redis = await ownRedis();
+    try {
+      // Locks of 1 s; Redis stops for 3 s: every running job's lock lapses and the job is
+      // delivered again, to either worker.
+      platform = await createPlatform("redis-stall", { REDIS_URL: redis.url });
+      const current = platform;
+      await Promise.all([current.startWorker(), current.startWorker()]);
+      // 600 calls in chunks of 10, a short sleep after each: about 9 s a job.
+      const code = [
+        "let sum = 0;",
+        "for (let start = 0; start < 600; start += 10) {",
+        "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+        "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
+        "  await control.sleep({ ms: 100, after: start });",
+        "  sum += echoed.reduce((a, e) => a + e.i, 0);",
+        "}",
+        "return sum + input.n;",
+      ].join("\n");
+      const jobs: Job[] = [];
+      for (let n = 0; n < 6; n++) jobs.push(await current.submit({ code, input: { n } }));
+      await eventually("every job to make calls", async () => {
+        const started = new Set(
+          (await current.executions()).map((line) => line.idempotencyKey?.split(":")[0]),
+        );
+        return jobs.every((job) => started.has(job.id)) ? true : undefined;
+      });
+      await redis.stall(3_000);
+
+      const ended = await eventually(
+        "every job to end",
+        async () => {
+          const rows = await current.db.job.findMany();
+          return rows.every((row) => row.status === "succeeded" || row.status === "failed")
+            ? rows
+            : undefined;
+        },
+        120_000,
+      );
+      expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
+      for (const row of ended) {
+        expect(row.result).toBe(179_700 + (row.input as { n: number }).n);
+      }
+      const calls = await current.executions();
+      const byKey = new Map<string, number[]>();
+      for (const line of calls) {
+        const key = String(line.idempotencyKey);
+        byKey.set(key, [...(byKey.get(key) ?? []), line.at]);
+      }
+      const jobOf = new Map(ended.map((row) => [row.id, row]));
+      const figures = { calls: calls.length, twice: 0, overlapping: 0, afterEnd: 0 };
+      for (const [key, times] of byKey) {
+        const job = jobOf.get(key.split(":")[0] ?? "");
+        if (job?.startedAt == null || job.finishedAt == null) throw new Error(`no job for ${key}`);
+        const [lastStart, end] = [job.startedAt.getTime(), job.finishedAt.getTime()];
+        figures.twice += times.length - 1;
+        // Both made once the job's last delivery had started: two deliveries at once.
+        if (times.filter((at) => at >= lastStart).length > 1) figures.overlapping++;
+        figures.afterEnd += times.filter((at) => at > end).length;
+      }
+      const deliveries = ended.reduce((sum, row) => sum + row.attempts, 0);
+      console.log(`Redis stalled 3 s: ${JSON.stringify({ ...figures, deliveries })}`);
+      expect(byKey.size).toBe(6 * 660);
+      expect(figures.afterEnd).toBe(0);
+      expect(figures.overlapping).toBe(0);
+      // What a stopped delivery can leave for the next to make again: its calls in flight (a
+      // chunk of ten at most).
+      expect(figures.twice).toBeLessThanOrEqual(10 * (deliveries - ended.length));
+    } finally {
+      await platform?.close();
+      platform = undefined;
+      await redis.kill();
+    }
+  }, 180_000);
+});
+
+describe("a run whose job was started again elsewhere, or ended, while it makes calls", () => {
+  // 300 calls in chunks of 10, a sleep after each (longer than a checkpoint batch takes, so
+  // that a run makes at most one more chunk before it hears of its fence): about 3 s.
+  const code = [
+    "for (let start = 0; start < 300; start += 10) {",
+    "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+    "  await Promise.all(chunk.map((i) => control.echo({ i })));",
+    "  await control.sleep({ ms: 100, after: start });",
+    "}",
+    "return 'stale';",
+  ].join("\n");
+
+  it.each([
+    // What another worker's start of the job does (starts.ts).
+    ["started again", { attempts: { increment: 1 }, deliveries: { increment: 1 } }],
+    ["ended", { status: "succeeded" as const, finishedAt: new Date() }],
+  ])(
+    "stops at its next checkpoint once the job was %s, and records nothing",
+    async (label, change) => {
+      platform = await createPlatform(`fenced-${label.replace(" ", "-")}`);
+      const current = platform;
+      const worker = await current.startWorker();
+      const job = await current.submit({ code });
+      await eventually("calls to be checkpointed", async () =>
+        (await current.db.step.count({ where: { jobId: job.id } })) >= 30 ? true : undefined,
+      );
+      const before = (await current.executions()).length;
+      await current.db.job.update({ where: { id: job.id }, data: change });
+      await eventually("the run to stop", () =>
+        worker.output().includes("job started again elsewhere or ended; the run stopped")
+          ? true
+          : undefined,
+      );
+      // Calls made after the change: the ones in flight, and those the run began before its
+      // next checkpoint batch was refused (a chunk, at most two).
+      const after = (await current.executions()).length - before;
+      console.log(`calls after the job was ${label}: ${after}`);
+      expect(after).toBeLessThanOrEqual(22);
+      const row = await current.db.job.findUniqueOrThrow({ where: { id: job.id } });
+      expect(row.result).toBeNull();
+      expect(row.status).toBe(label === "ended" ? "succeeded" : "running");
+    },
+  );
+
+  it("stops the first of two deliveries of a job on one worker once the second starts", async () => {
+    platform = await createPlatform("fenced-same-worker");
+    const current = platform;
+    await current.startWorker();
+    const job = await current.submit({ code: code.replace("'stale'", "'done'") });
+    await eventually("calls to be checkpointed", async () =>
+      (await current.db.step.count({ where: { jobId: job.id } })) >= 30 ? true : undefined,
+    );
+    // A second entry for the same run, as when a lapsed lock sends the job back to the queue
+    // and this same worker takes it again.
+    await current.queue.add("run", { jobId: job.id, run: 0 }, { jobId: `${job.id}-again` });
+    const done = await current.waitFor(job.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", result: "done", attempts: 2 });
+    const calls = await current.executions();
+    const byKey = new Map<string, number>();
+    for (const line of calls) {
+      byKey.set(String(line.idempotencyKey), (byKey.get(String(line.idempotencyKey)) ?? 0) + 1);
+    }
+    const twice = [...byKey.values()].filter((count) => count > 1).length;
+    console.log(`calls made by both deliveries on one worker: ${twice}`);
+    expect(byKey.size).toBe(330);
+    // The first delivery's calls in flight, and those it began before its next batch was refused.
+    expect(twice).toBeLessThanOrEqual(22);
+  });
 });
 
 /** Whether something listens on the port. */

@@ -46,7 +46,14 @@ export interface Platform {
   submit(job: Partial<NewJob> & { code: string }): Promise<Job>;
   waitFor(jobId: string, statuses: JobStatus[], timeoutMs?: number): Promise<Job>;
   executions(): Promise<
-    Array<{ tool: string; args: Record<string, unknown>; idempotencyKey?: string; pid: number }>
+    Array<{
+      tool: string;
+      args: Record<string, unknown>;
+      idempotencyKey?: string;
+      pid: number;
+      /** When the server began executing it (epoch ms). */
+      at: number;
+    }>
   >;
   close(): Promise<void>;
 }

@@ -120,7 +120,10 @@ export const ConfigSchema = z.object({
   WORKER_CONCURRENCY: int(16),
   /** How often a worker stores its metrics for /metrics (they expire 3 periods later). */
   WORKER_METRICS_MS: int(5_000, 100),
-  /** A dead worker's jobs are redelivered within about twice this. */
+  /**
+   * A dead worker's jobs are redelivered within about twice this. A run whose worker cannot get
+   * its lock renewed within it (Redis stalled, unreachable) stops and gives the job back.
+   */
   WORKER_LOCK_MS: int(10_000, 500),
   /** Deliveries of one run before a job that keeps killing workers is failed. */
   WORKER_MAX_DELIVERIES: int(3),

@@ -3,9 +3,10 @@
 //   node packages/bindings/test/servers/control-server.ts
 //
 // Environment (all optional):
-//   COUNT_FILE     append one JSON line {tool, args, idempotencyKey, pid} per tools/call execution,
-//                  written synchronously when the execution starts, so a test can count
-//                  executions from outside even after killing the processes involved.
+//   COUNT_FILE     append one JSON line {tool, args, idempotencyKey, pid, at} per tools/call
+//                  execution (`at`: epoch ms), written synchronously when the execution starts,
+//                  so a test can count and order executions from outside even after killing the
+//                  processes involved.
 //   PAGE_SIZE      tools/list returns at most this many tools per page (exercises nextCursor).
 //   FAIL_ON_START  write this text to stderr and exit 1 before speaking MCP. (Env values are
 //                  secrets, so Turtle quotes this one as [redacted]; the argument
@@ -225,7 +226,7 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
   executions++;
   byTool[name] = (byTool[name] ?? 0) + 1;
   if (countFile) {
-    const line = { tool: name, args, idempotencyKey, pid: process.pid };
+    const line = { tool: name, args, idempotencyKey, pid: process.pid, at: Date.now() };
     appendFileSync(countFile, `${JSON.stringify(line)}\n`);
   }
 
