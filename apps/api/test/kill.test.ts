@@ -6,13 +6,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
+import { createJobQueue, createRedis } from "@turtle/core";
 import { createDb, type Db, type Job } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../src/index.ts";
 import type { KillPoint } from "../src/jobs/lifecycle.ts";
 import {
+  CONTROL_SERVER,
   eventually,
   freePort,
   REPO_ROOT,
@@ -35,8 +36,8 @@ beforeEach(async () => {
   db = createDb(database.url, { max: 2 });
   ({ key } = await createApiKey(db, "kill-test"));
   dir = mkdtempSync(join(tmpdir(), "turtle-kill-"));
-  // The stuck jobs are looked for every half second.
-  config = testConfig(database.url, { REQUEUE_AFTER_MS: "500" });
+  // The stuck jobs are looked for every half second; a dead worker's lock lapses in a second.
+  config = testConfig(database.url, { REQUEUE_AFTER_MS: "500", WORKER_LOCK_MS: "1000" });
 });
 
 afterEach(async () => {
@@ -69,6 +70,7 @@ async function startApiProcess(killAt?: KillPoint): Promise<Api> {
       TURTLE_QUEUE: config.TURTLE_QUEUE,
       SECRETS_KEY: config.SECRETS_KEY ?? "",
       REQUEUE_AFTER_MS: String(config.REQUEUE_AFTER_MS),
+      WORKER_LOCK_MS: String(config.WORKER_LOCK_MS),
       HOST: "127.0.0.1",
       PORT: String(port),
       LOG_LEVEL: "warn",
@@ -107,13 +109,18 @@ async function post(
 }
 
 async function worker(): Promise<TestWorker> {
-  const started = await startWorker({ config }, dir);
+  const started = await startWorker({ config }, dir, {
+    WORKER_LOCK_MS: String(config.WORKER_LOCK_MS),
+  });
   processes.push(started.child);
   return started;
 }
 
-/** Every listed job, and every job in Postgres, ends succeeded; none was started twice. */
-async function allSucceedOnce(ids: string[]): Promise<Job[]> {
+/**
+ * Every listed job, and every job in Postgres, ends succeeded; none was started twice but those
+ * whose worker died under them (`redelivered`).
+ */
+async function allSucceedOnce(ids: string[], redelivered: string[] = []): Promise<Job[]> {
   const jobs = await eventually(
     "every accepted job to succeed",
     async () => {
@@ -126,7 +133,8 @@ async function allSucceedOnce(ids: string[]): Promise<Job[]> {
   );
   const found = new Set(jobs.map((job) => job.id));
   expect(ids.filter((id) => !found.has(id))).toEqual([]);
-  expect(jobs.filter((job) => job.attempts !== 1).map((job) => [job.id, job.attempts])).toEqual([]);
+  const once = jobs.filter((job) => !redelivered.includes(job.id));
+  expect(once.filter((job) => job.attempts !== 1).map((job) => [job.id, job.attempts])).toEqual([]);
   return jobs;
 }
 
@@ -225,5 +233,46 @@ describe("an API killed in the middle of a submission", () => {
     const jobs = await allSucceedOnce(accepted);
     expect(jobs).toHaveLength(200);
     expect(new Set(jobs.map((job) => job.result)).size).toBe(200);
+  });
+});
+
+describe("Redis restarted without its data", () => {
+  it("loses no job: those queued and one whose worker died are queued again and run", async () => {
+    const api = await startApiProcess();
+    const registered = await fetch(`${api.url}/v1/servers`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "control", command: process.execPath, args: [CONTROL_SERVER] }),
+    });
+    expect(registered.status).toBe(201);
+    const first = await worker();
+    const sleeper = await post(api, "/v1/jobs", {
+      code: "await control.sleep({ ms: 1500 });\nreturn 'slept';",
+      timeoutMs: 5000,
+    });
+    const sleeping = sleeper?.body.id ?? "";
+    await eventually("the job to run", async () =>
+      (await db.job.findUniqueOrThrow({ where: { id: sleeping } })).status === "running"
+        ? true
+        : undefined,
+    );
+    // Its worker dies with it, and jobs wait with no worker to take them.
+    first.child.kill("SIGKILL");
+    await first.exited;
+    const waiting = [];
+    for (let n = 0; n < 5; n++) {
+      waiting.push((await post(api, "/v1/jobs", { code: `return ${n}` }))?.body.id ?? "");
+    }
+    // Everything Redis held for the queue is gone, as from a Redis without persistence.
+    const redis = createRedis(config.REDIS_URL, "kill-test");
+    const queue = createJobQueue(config.TURTLE_QUEUE, redis);
+    await queue.obliterate({ force: true });
+    await queue.close();
+    redis.disconnect();
+
+    await worker();
+    const jobs = await allSucceedOnce(waiting, [sleeping]);
+    expect(jobs).toHaveLength(6);
+    expect(jobs.find((job) => job.id === sleeping)).toMatchObject({ result: "slept", attempts: 2 });
   });
 });
