@@ -2,6 +2,7 @@
 // queued again: by the API's periodic sweep, and at once when their idempotency key comes back.
 // (An API killed at each point of a submission: kill.test.ts.)
 import { DEFAULT_PROJECT_ID, queueEntryId, recordJob } from "@turtle/core";
+import { Worker } from "bullmq";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { requeueLockKey } from "../src/plugins/requeue.ts";
 import { eventually, startApi, type TestApi } from "./helpers.ts";
@@ -89,15 +90,22 @@ describe("the requeue sweep", () => {
 
   it("replaces an entry that failed while its job is still queued", async () => {
     const job = await recorded();
-    const entry = await api.app.queue.add(
-      "run",
-      { jobId: job.id, run: 0 },
-      { jobId: queueEntryId(job.id, 0) },
-    );
+    await api.app.queue.add("run", { jobId: job.id, run: 0 }, { jobId: queueEntryId(job.id, 0) });
     // As a processor that threw before recording anything leaves it.
-    await api.app.redis.zadd(api.app.queue.toKey("failed"), Date.now(), String(entry.id));
-    await api.app.redis.lrem(api.app.queue.toKey("wait"), 0, String(entry.id));
-    expect(await state(job.id)).toBe("failed");
+    const worker = new Worker(
+      api.config.TURTLE_QUEUE,
+      async () => {
+        throw new Error("lost before it was recorded");
+      },
+      { connection: api.app.redis.duplicate({ maxRetriesPerRequest: null }) },
+    );
+    try {
+      await eventually("the entry to fail", async () =>
+        (await state(job.id)) === "failed" ? true : undefined,
+      );
+    } finally {
+      await worker.close();
+    }
     expect(await sweep()).toBe(1);
     expect(await state(job.id)).toBe("waiting");
   });

@@ -17,27 +17,26 @@ type Run = Pick<Job, "id" | "run">;
  * so BullMQ keeps one, and a worker starts a run only while Postgres says it is queued or
  * running at that run (the stale entry of a run that ended meanwhile is skipped).
  *
- * `redis` is the queue's connection. Entries are looked up by key (O(1) each, one pipeline),
- * not with BullMQ's getJobState, which scans the waiting list for each job: over a backlog of
- * 10,000 queued jobs that took 2.4 s a sweep.
+ * `redis` is the queue's connection. Entries are read by key (O(1) each, one pipeline), not with
+ * BullMQ's getJobState, which scans the waiting list for each job: over a backlog of 10,000
+ * queued jobs that took 2.4 s a sweep.
  */
 export async function requeueRuns(queue: JobQueue, redis: Redis, runs: Run[]): Promise<number> {
   if (runs.length === 0) return 0;
   const lookup = redis.pipeline();
+  // Every entry's hash has `timestamp` (set when added); one that ended has `finishedOn` too.
   for (const run of runs) {
-    const entryId = queueEntryId(run.id, run.run);
-    lookup.exists(queue.toKey(entryId));
-    lookup.zscore(queue.toKey("failed"), entryId);
-    lookup.zscore(queue.toKey("completed"), entryId);
+    lookup.hmget(queue.toKey(queueEntryId(run.id, run.run)), "timestamp", "finishedOn");
   }
   const answers = (await lookup.exec()) ?? [];
-  for (const [error] of answers) if (error) throw error;
-  const answer = (index: number) => answers[index]?.[1];
   const ended: Run[] = [];
   const missing: Run[] = [];
   runs.forEach((run, i) => {
-    if (answer(3 * i + 1) !== null || answer(3 * i + 2) !== null) ended.push(run);
-    else if (answer(3 * i) === 0) missing.push(run);
+    const [error, fields] = answers[i] ?? [];
+    if (error) throw error;
+    const [timestamp, finishedOn] = (fields ?? []) as Array<string | null>;
+    if (finishedOn !== null && finishedOn !== undefined) ended.push(run);
+    else if (timestamp === null || timestamp === undefined) missing.push(run);
   });
   await Promise.all(ended.map((run) => queue.remove(queueEntryId(run.id, run.run))));
   missing.push(...ended);
