@@ -44,3 +44,77 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * How long to wait before starting a process that died: `initialMs`, doubling with each death up
+ * to `maxMs`, and back to `initialMs` once a run has stayed up `stableMs`. A process that keeps
+ * dying (Postgres away) is retried ever more slowly instead of in a busy loop.
+ */
+export class Backoff {
+  private next: number;
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly stableMs: number;
+
+  constructor(options: { initialMs?: number; maxMs?: number; stableMs?: number } = {}) {
+    this.initialMs = options.initialMs ?? 1_000;
+    this.maxMs = options.maxMs ?? 30_000;
+    this.stableMs = options.stableMs ?? 60_000;
+    this.next = this.initialMs;
+  }
+
+  /** The wait before the next start, for a run that died after `upMs`. */
+  died(upMs: number): number {
+    if (upMs >= this.stableMs) this.next = this.initialMs;
+    const delay = this.next;
+    this.next = Math.min(this.next * 2, this.maxMs);
+    return delay;
+  }
+}
+
+export interface Supervised {
+  /** The process running now (undefined while waiting to start it again). */
+  current(): ChildProcess | undefined;
+  /** Stops restarting it, and stops it (SIGTERM, then waits for its exit). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs one of Turtle's processes and starts it again, after a back-off, whenever it exits on its
+ * own: `npm start`'s supervision. `say` reports each death and restart.
+ */
+export function supervise(
+  which: keyof typeof ENTRIES,
+  say: (line: string) => void,
+  backoff = new Backoff(),
+): Supervised {
+  let child: ChildProcess | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const start = () => {
+    timer = undefined;
+    const startedAt = Date.now();
+    const started = startProcess(which, {}, "inherit");
+    child = started;
+    started.once("exit", (code, signal) => {
+      child = undefined;
+      if (stopping) return;
+      const upMs = Date.now() - startedAt;
+      const delay = backoff.died(upMs);
+      const how = signal === null ? `with code ${code}` : `by ${signal}`;
+      say(
+        `${which} exited ${how} after ${Math.round(upMs / 1000)} s; starting it again in ${delay / 1000} s`,
+      );
+      timer = setTimeout(start, delay);
+    });
+  };
+  start();
+  return {
+    current: () => child,
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      if (child !== undefined) await stop(child);
+    },
+  };
+}

@@ -26,6 +26,7 @@ import mcpPool from "./plugins/mcp-pool.ts";
 import queue from "./plugins/queue.ts";
 import rateLimit from "./plugins/rate-limit.ts";
 import redis from "./plugins/redis.ts";
+import requeue from "./plugins/requeue.ts";
 import serversFile from "./plugins/servers-file.ts";
 import approvals from "./routes/approvals.ts";
 import audit from "./routes/audit.ts";
@@ -217,6 +218,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       name: config.TURTLE_QUEUE,
       depthCacheMs: options.queueDepthCacheMs ?? 250,
     });
+    await app.register(requeue);
     await app.register(jobEvents, { redisUrl: config.REDIS_URL, queue: config.TURTLE_QUEUE });
     await app.register(mcpPool, {
       redisUrl: config.REDIS_URL,

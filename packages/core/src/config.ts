@@ -117,6 +117,22 @@ export const ConfigSchema = z.object({
   MCP_RESULT_MAX_CHARS: int(8_000, 100),
   MCP_LOGS_MAX_CHARS: int(4_000, 100),
 
+  /**
+   * A job recorded in Postgres but missing from the queue (its API was killed between the two,
+   * or Redis lost its data) is queued again by the API: each API checks this often, and a job
+   * queued for longer than this is checked, so one is queued within about twice this.
+   */
+  REQUEUE_AFTER_MS: int(5_000, 100),
+  /**
+   * A test hook, never for production: the API kills itself with SIGKILL at this point of a
+   * submission (after-insert, after-enqueue, before-answer; before-requeue: a resume's or an
+   * approval's, once its run is recorded), so tests can show that no accepted job is lost.
+   */
+  TEST_KILL_AT: z
+    .enum(["", "after-insert", "after-enqueue", "before-answer", "before-requeue"])
+    .optional()
+    .transform((point) => (point === "" ? undefined : point)),
+
   WORKER_CONCURRENCY: int(16),
   /** How often a worker stores its metrics for /metrics (they expire 3 periods later). */
   WORKER_METRICS_MS: int(5_000, 100),

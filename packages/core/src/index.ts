@@ -9,7 +9,14 @@ export {
   publishJobEvent,
   readJobActivity,
 } from "./events.ts";
-export { EnqueueError, enqueueRun, type NewJob, submitJob, submitJobs } from "./jobs.ts";
+export {
+  EnqueueError,
+  enqueueRun,
+  type NewJob,
+  recordJob,
+  submitJob,
+  submitJobs,
+} from "./jobs.ts";
 export {
   annotationPolicy,
   EVERY_TOOL,
@@ -36,6 +43,12 @@ export {
   type QueuedJob,
   queueEntryId,
 } from "./queue.ts";
+export {
+  type RequeueOptions,
+  requeueIfQueued,
+  requeueLost,
+  requeueRuns,
+} from "./requeue.ts";
 export {
   createSecretBox,
   generateSecretsKey,

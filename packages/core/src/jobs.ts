@@ -43,18 +43,12 @@ function rowOf(job: NewJob) {
 }
 
 /**
- * Records a job in Postgres, then queues it. Postgres first: a job is accepted once it is
- * recorded, and the queue entry (deduplicated by id) only carries the work. A repeated
- * idempotency key (within the project) returns the first job, which is not queued again.
+ * Records a job in Postgres (the first half of submitJob). A repeated idempotency key (within
+ * the project) returns the first job, with `created: false`.
  */
-export async function submitJob(
-  db: Db,
-  queue: JobQueue,
-  job: NewJob,
-): Promise<{ job: Job; created: boolean }> {
-  let row: Job;
+export async function recordJob(db: Db, job: NewJob): Promise<{ job: Job; created: boolean }> {
   try {
-    row = await db.job.create({ data: rowOf(job) });
+    return { job: await db.job.create({ data: rowOf(job) }), created: true };
   } catch (error) {
     if (
       job.idempotencyKey !== undefined &&
@@ -73,8 +67,22 @@ export async function submitJob(
     }
     throw error;
   }
-  await enqueueRun(db, queue, row);
-  return { job: row, created: true };
+}
+
+/**
+ * Records a job in Postgres, then queues it. Postgres first: a job is accepted once it is
+ * recorded, and the queue entry (deduplicated by id) only carries the work; an entry that never
+ * got there (the process died in between) is put back by requeueLost. A repeated idempotency
+ * key returns the first job, which is not queued again.
+ */
+export async function submitJob(
+  db: Db,
+  queue: JobQueue,
+  job: NewJob,
+): Promise<{ job: Job; created: boolean }> {
+  const recorded = await recordJob(db, job);
+  if (recorded.created) await enqueueRun(db, queue, recorded.job);
+  return recorded;
 }
 
 /** Many jobs in two round trips (one insert, one queue add): for bulk submitters. */

@@ -9,7 +9,8 @@ import {
   enqueueRun,
   type JobEvent,
   publishJobEvent,
-  submitJob,
+  recordJob,
+  requeueIfQueued,
 } from "@turtle/core";
 import type { Job, JobStatus } from "@turtle/db";
 import type { TypeDiagnostic } from "@turtle/typecheck";
@@ -85,9 +86,12 @@ export async function submit(
       where: {
         projectId_idempotencyKey: { projectId, idempotencyKey: request.idempotencyKey },
       },
-      select: { id: true, status: true },
+      select: { id: true, status: true, run: true },
     });
-    if (first !== null) return { ...first, created: false };
+    if (first !== null) {
+      await requeueIfLost(app, first);
+      return { id: first.id, status: first.status, created: false };
+    }
   }
   if (request.typecheck === true) {
     const names = servers.length > 0 ? servers : await app.catalogs.names(projectId, undefined, "");
@@ -97,9 +101,9 @@ export async function submit(
   await checkQueueDepth(app);
   const id = randomUUID();
   await takeSlot(app, auth, id);
-  let created = false;
+  let queued = false;
   try {
-    const submitted = await submitJob(app.db, app.queue, {
+    const { job, created } = await recordJob(app.db, {
       id,
       projectId,
       code: request.code,
@@ -109,11 +113,18 @@ export async function submit(
       memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
       ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
     });
-    const { job } = submitted;
-    created = submitted.created;
+    if (!created) {
+      // The first job of a key submitted concurrently (the unique index decided).
+      await requeueIfLost(app, job);
+      return { id: job.id, status: job.status, created };
+    }
+    killAt(app, "after-insert");
+    // Dying here leaves the job recorded but not queued: the requeue sweep queues it.
+    await enqueueRun(app.db, app.queue, job);
+    queued = true;
+    killAt(app, "after-enqueue");
     // Live lists (GET /v1/events) hear of it; not awaited: nothing waits on a job just queued.
-    if (created) void announce(app, job, job.status);
-    // Created, or the first job of a key submitted concurrently (the unique index decided).
+    void announce(app, job, job.status);
     return { id: job.id, status: job.status, created };
   } catch (error) {
     // No event: only a racing duplicate could be waiting, and it reads the row at its deadline.
@@ -121,8 +132,30 @@ export async function submit(
     throw error;
   } finally {
     // A job not made (a duplicate, an error) or failed at once holds no slot.
-    if (!created) void freeSlot(app, projectId, id);
+    if (!queued) void freeSlot(app, projectId, id);
   }
+}
+
+/**
+ * A job submitted again with its idempotency key is queued now if its entry is missing (its
+ * first submitter died before queueing it), not only at the next sweep. Not fatal: the sweep
+ * still would.
+ */
+async function requeueIfLost(
+  app: FastifyInstance,
+  job: { id: string; run: number; status: JobStatus },
+): Promise<void> {
+  await requeueIfQueued(app.queue, app.redis, job).catch((error: unknown) => {
+    app.log.warn({ err: error, jobId: job.id }, "could not check a resubmitted job's queue entry");
+  });
+}
+
+/** Points of a submission where TEST_KILL_AT can make the API die; see the config. */
+export type KillPoint = NonNullable<Config["TEST_KILL_AT"]>;
+
+/** The TEST_KILL_AT hook: dies at once, as a process killed by the OOM killer or a kill -9. */
+export function killAt(app: FastifyInstance, point: KillPoint): void {
+  if (app.config.TEST_KILL_AT === point) process.kill(process.pid, "SIGKILL");
 }
 
 /**
@@ -309,6 +342,8 @@ export async function enqueue(
   app: FastifyInstance,
   job: { id: string; projectId: string; run: number },
 ) {
+  // Its run is recorded as queued: dying here leaves it for the requeue sweep.
+  killAt(app, "before-requeue");
   try {
     await enqueueRun(app.db, app.queue, job);
   } catch (error) {

@@ -6,6 +6,7 @@ import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.
 import {
   findJob,
   type JobRequest,
+  killAt,
   programProperties,
   replyAfterWait,
   submit,
@@ -78,6 +79,7 @@ export default async function jobRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { wait } = request.query;
       const { id, status, created } = await submit(app, authOf(request), request.body);
+      killAt(app, "before-answer");
       // The request's own log lines from here on (its "request completed" too) name the job.
       request.log = reply.log = request.log.child({ jobId: id });
       if (wait === undefined) return reply.code(created ? 202 : 200).send({ id, status });
