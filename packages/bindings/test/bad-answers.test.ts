@@ -4,7 +4,7 @@
 import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientPool, createClientPool, type StdioSandbox, ToolError } from "../src/index.ts";
-import { CONTROL_SERVER, controlServer, SLOW } from "./helpers.ts";
+import { CONTROL_SERVER, controlServer, rejection, SLOW } from "./helpers.ts";
 
 interface Stats {
   pid: number;
@@ -39,15 +39,6 @@ function controlPool() {
   );
   pools.push(pool);
   return { pool, dropped };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   isAlive,
   MEMORY_SERVER,
   nodeServer,
+  rejection,
   SLOW,
   tempDir,
   UNCONFINED,
@@ -30,16 +31,6 @@ interface Stats {
   executions: number;
   byTool: Record<string, number>;
   listRequests: number;
-}
-
-/** Awaits a rejection and returns the error, failing the test if the promise resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 const pools: ClientPool[] = [];

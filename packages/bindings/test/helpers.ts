@@ -129,3 +129,13 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** Awaits a rejection and returns the error, failing the test if the promise resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the promise to reject");
+}

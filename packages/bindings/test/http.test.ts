@@ -11,7 +11,14 @@ import {
   ServerUnavailableError,
   ToolError,
 } from "../src/index.ts";
-import { freePort, type HttpServer, SLOW, startEverythingHttp, UNCONFINED } from "./helpers.ts";
+import {
+  freePort,
+  type HttpServer,
+  rejection,
+  SLOW,
+  startEverythingHttp,
+  UNCONFINED,
+} from "./helpers.ts";
 
 const pools: ClientPool[] = [];
 function pool(
@@ -25,15 +32,6 @@ function pool(
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
 });
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 describe("Streamable HTTP", { timeout: SLOW }, () => {
   let server: HttpServer;
