@@ -32,7 +32,9 @@ export {
   channels,
   createJobQueue,
   createRedis,
+  fairPriority,
   type JobQueue,
+  MAX_PRIORITY,
   type QueuedJob,
   queueEntryId,
 } from "./queue.ts";

@@ -96,7 +96,7 @@ export async function submit(
   }
   await checkQueueDepth(app);
   const id = randomUUID();
-  await takeSlot(app, auth, id);
+  const place = await takeSlot(app, auth, id);
   let created = false;
   try {
     const submitted = await submitJob(app.db, app.queue, {
@@ -108,6 +108,7 @@ export async function submit(
       timeoutMs: request.timeoutMs ?? config.JOB_TIMEOUT_MS,
       memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
       ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
+      priority: place,
     });
     const { job } = submitted;
     created = submitted.created;
@@ -128,12 +129,14 @@ export async function submit(
 /**
  * Takes one of the project's concurrent-job slots for a job about to be made, or answers 429.
  * When the slots look full, those of jobs that ended without giving theirs back (a worker died
- * between the two) are freed first, from what Postgres says is still active.
+ * between the two) are freed first, from what Postgres says is still active. Returns the
+ * project's active jobs counting this one: the job's place in the queue (see fairPriority).
  */
-export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string): Promise<void> {
+export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string): Promise<number> {
   const limit = auth.maxConcurrentJobs;
   try {
-    if (await app.activeJobs.take(auth.projectId, jobId, limit)) return;
+    const place = await app.activeJobs.take(auth.projectId, jobId, limit);
+    if (place > 0) return place;
     const freed = await app.activeJobs.reconcile(auth.projectId, async (ids) => {
       const rows = await app.db.job.findMany({
         where: { id: { in: ids }, status: { in: ["queued", "running"] } },
@@ -141,7 +144,10 @@ export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string):
       });
       return new Set(rows.map((row) => row.id));
     });
-    if (freed > 0 && (await app.activeJobs.take(auth.projectId, jobId, limit))) return;
+    if (freed > 0) {
+      const retried = await app.activeJobs.take(auth.projectId, jobId, limit);
+      if (retried > 0) return retried;
+    }
   } catch (error) {
     app.log.error({ err: error }, "could not count the project's active jobs");
     throw new ApiError(503, "queue_unavailable", "the queue (Redis) is unavailable: retry later");
@@ -304,13 +310,17 @@ export function enqueueFailed(jobId?: string): ApiError {
   );
 }
 
-/** Queues a job's current run (see core's enqueueRun); a refusal fails the job and answers 503. */
+/**
+ * Queues a job's current run at its place (takeSlot's; see core's enqueueRun); a refusal fails
+ * the job and answers 503.
+ */
 export async function enqueue(
   app: FastifyInstance,
   job: { id: string; projectId: string; run: number },
+  place: number,
 ) {
   try {
-    await enqueueRun(app.db, app.queue, job);
+    await enqueueRun(app.db, app.queue, job, place);
   } catch (error) {
     if (!(error instanceof EnqueueError)) throw error;
     app.log.error({ err: error, jobId: job.id }, "could not enqueue a job");
