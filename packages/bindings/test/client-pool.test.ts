@@ -151,6 +151,7 @@ describe("control server", { timeout: SLOW }, () => {
       "add_tool",
       "remove_tool",
       "exit",
+      "gate",
     ]);
     expect(await control.listTools("control")).toBe(tools);
     const stats = (await control.callTool("control", "stats", {})) as Stats;
