@@ -282,8 +282,9 @@ async function rawBullThroughput(total: number): Promise<number> {
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
   });
+  const workerConnection = createRedis(REDIS_URL, "bench-raw-worker");
   const worker = new Worker(name, async () => {}, {
-    connection: createRedis(REDIS_URL, "bench-raw-worker"),
+    connection: workerConnection,
     concurrency: 50,
     autorun: false,
     removeOnComplete: { count: 0 },
@@ -300,6 +301,8 @@ async function rawBullThroughput(total: number): Promise<number> {
   await finished;
   const perSecond = total / ((performance.now() - started) / 1000);
   await worker.close();
+  // BullMQ leaves a connection it was given open: the bench would never exit.
+  workerConnection.disconnect();
   await queue.obliterate({ force: true });
   await queue.close();
   connection.disconnect();
