@@ -9,7 +9,7 @@ import { generateSecretsKey } from "@turtle/core";
 import { createDb } from "@turtle/db";
 import { createTestDatabase } from "@turtle/db/testing";
 import { freePort } from "../scripts/processes.ts";
-import type { Figure } from "./measure.ts";
+import { type Figure, percentile } from "./measure.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CONTROL_SERVER = join(ROOT, "packages/bindings/test/servers/control-server.ts");
@@ -128,11 +128,6 @@ async function rawThreeCalls(times: number): Promise<number[]> {
   }
   await client.close();
   return latencies;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {

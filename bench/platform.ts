@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
+  ActiveJobs,
   channels,
   createJobQueue,
   createRedis,
@@ -24,7 +26,7 @@ import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import ivm from "isolated-vm";
-import type { Figure } from "./measure.ts";
+import { type Figure, percentile } from "./measure.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CONTROL_SERVER = join(ROOT, "packages/bindings/test/servers/control-server.ts");
@@ -42,6 +44,7 @@ export async function benchPlatform(parts: readonly string[] = []): Promise<Figu
     if (wanted("trivial")) figures.push(...(await trivialJobs(bench)));
     if (wanted("calls")) figures.push(...(await toolCallJobs(bench)));
     if (wanted("memory")) figures.push(await workerMemory(bench));
+    if (wanted("fair")) figures.push(...(await fairShares(bench)));
   } finally {
     await bench.close();
   }
@@ -282,8 +285,9 @@ async function rawBullThroughput(total: number): Promise<number> {
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
   });
+  const workerConnection = createRedis(REDIS_URL, "bench-raw-worker");
   const worker = new Worker(name, async () => {}, {
-    connection: createRedis(REDIS_URL, "bench-raw-worker"),
+    connection: workerConnection,
     concurrency: 50,
     autorun: false,
     removeOnComplete: { count: 0 },
@@ -300,6 +304,8 @@ async function rawBullThroughput(total: number): Promise<number> {
   await finished;
   const perSecond = total / ((performance.now() - started) / 1000);
   await worker.close();
+  // BullMQ leaves a connection it was given open: the bench would never exit.
+  workerConnection.disconnect();
   await queue.obliterate({ force: true });
   await queue.close();
   connection.disconnect();
@@ -445,4 +451,94 @@ async function repeat<T>(times: number, fn: () => Promise<T>): Promise<T[]> {
   const results: T[] = [];
   for (let i = 0; i < times; i++) results.push(await fn());
   return results;
+}
+
+/**
+ * The issue's scenario: project B's 40 jobs wait on slow tool calls (more jobs than the fleet's
+ * 32 slots), then project A submits 20 trivial jobs at once. A's p95, from submission to success
+ * in Postgres, beside B against A's own with the fleet otherwise idle. Jobs are admitted as the
+ * API admits them: a concurrent-job slot, whose place in the project is the job's priority.
+ */
+async function fairShares(bench: Bench): Promise<Figure[]> {
+  const dir = await mkdtemp(join(tmpdir(), "turtle-bench-fair-"));
+  const gate = join(dir, "open");
+  const calls = join(dir, "calls.jsonl");
+  const projects = {
+    a: (await bench.db.project.create({ data: { name: "bench-quick" } })).id,
+    b: (await bench.db.project.create({ data: { name: "bench-slow" } })).id,
+  };
+  await saveServer(
+    bench.db,
+    createSecretBox({ SECRETS_KEY: bench.env.SECRETS_KEY }),
+    { projectId: projects.b, name: "control" },
+    { command: process.execPath, args: [CONTROL_SERVER], env: { COUNT_FILE: calls } },
+  );
+  const active = new ActiveJobs(bench.redis, bench.queueName);
+  const admit = async (projectId: string, job: Partial<NewJob> & { code: string }) => {
+    const id = randomUUID();
+    const place = Number(await active.take(projectId, id, 5_000));
+    const { job: row } = await submitJob(bench.db, bench.queue, {
+      id,
+      projectId,
+      timeoutMs: 120_000,
+      memoryMb: 64,
+      priority: place,
+      ...job,
+    });
+    return row.id;
+  };
+  /** A's 20 jobs submitted together: each one's time until it succeeded. */
+  const burst = async () => {
+    const started = performance.now();
+    const ids = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => admit(projects.a, { code: `return ${i}` })),
+    );
+    return Promise.all(
+      ids.map(async (id) => {
+        await waitFinished(bench, id);
+        return performance.now() - started;
+      }),
+    );
+  };
+
+  await bench.startWorkers(2, { WORKER_CONCURRENCY: "16", WORKER_PROJECT_CONCURRENCY: "8" });
+  try {
+    await burst();
+    const alone = percentile(await burst(), 95);
+    const slow = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        admit(projects.b, {
+          code: `await control.gate({ path: ${JSON.stringify(gate)} }); return 1;`,
+        }),
+      ),
+    );
+    // B's jobs are in their calls (as many as its shares allow) before A's come.
+    const deadline = Date.now() + 30_000;
+    const callsMade = async () =>
+      (await readFile(calls, "utf8").catch(() => "")).split("\n").filter(Boolean).length;
+    while ((await callsMade()) < 16) {
+      if (Date.now() > deadline) throw new Error("the slow project's calls did not start");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Without fair shares A would wait for B's calls to end: they end after 20 s at the latest.
+    const release = setTimeout(() => void writeFile(gate, ""), 20_000);
+    const latencies = await burst();
+    if (process.env.BENCH_VERBOSE) process.stderr.write(`fair: ${latencies.map(Math.round)}\n`);
+    const beside = percentile(latencies, 95);
+    clearTimeout(release);
+    await writeFile(gate, "");
+    await Promise.all(slow.map((id) => waitFinished(bench, id)));
+    return [
+      {
+        name: "p95 of 20 trivial jobs beside another project's 40 jobs waiting on tool calls (2 workers × 16 slots)",
+        unit: "ms",
+        value: beside,
+        baseline: { name: "the same 20 jobs, the fleet otherwise idle", value: alone },
+        target: { kind: "max-ratio", value: 2 },
+      },
+    ];
+  } finally {
+    await bench.stopWorkers();
+    await rm(dir, { recursive: true, force: true });
+  }
 }

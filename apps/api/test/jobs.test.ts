@@ -74,7 +74,37 @@ describe("POST /v1/jobs", () => {
     });
     const entry = await api.app.queue.getJob(queueEntryId(id, 0));
     expect(entry?.name).toBe("run");
-    expect(entry?.data).toEqual({ jobId: id, run: 0 });
+    expect(entry?.data).toEqual({ jobId: id, run: 0, projectId: DEFAULT_PROJECT_ID });
+  });
+
+  it("queues each job at its place among its project's active jobs, so projects take turns", async () => {
+    const made = await api.call({
+      method: "POST",
+      url: "/v1/projects",
+      payload: { name: `turns-${randomUUID().slice(0, 8)}` },
+    });
+    expect(made.statusCode, made.body).toBe(201);
+    const { key } = made.json();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await api.app.inject({
+        method: "POST",
+        url: "/v1/jobs",
+        headers: { authorization: `Bearer ${key.key}` },
+        payload: { code: "return 1" },
+      });
+      ids.push(response.json().id);
+    }
+    const entries = await Promise.all(ids.map((id) => api.app.queue.getJob(queueEntryId(id, 0))));
+    // BullMQ takes lower numbers first: this project's first job goes before the default
+    // project's next one, whatever that project has queued already.
+    expect(entries.map((entry) => entry?.opts.priority)).toEqual([1, 2, 3]);
+    const next = (await submit({ code: "return 1" })).json().id;
+    const defaults = await api.app.queue.getJob(queueEntryId(next, 0));
+    expect(defaults?.opts.priority).toBeGreaterThan(1);
+    const head = await api.app.queue.getPrioritized(0, -1);
+    const order = head.map((entry) => entry.data.jobId);
+    expect(order.indexOf(ids[0] as string)).toBeLessThan(order.indexOf(next));
   });
 
   it("keeps servers, limits and the idempotency key as given", async () => {
@@ -285,7 +315,7 @@ describe("POST /v1/jobs", () => {
       // Redis goes away between the project's concurrency slot being taken (played here: with
       // Redis gone the slot itself would answer 503 queue_unavailable, recording nothing) and
       // the queue entry being added.
-      vi.spyOn(cut.app.activeJobs, "take").mockResolvedValue(true);
+      vi.spyOn(cut.app.activeJobs, "take").mockResolvedValue(1);
       cut.app.redis.disconnect();
       const response = await cut.call({
         method: "POST",
@@ -451,7 +481,10 @@ describe("GET /v1/jobs", () => {
       })),
     });
     const expected = (
-      await api.db.job.findMany({ orderBy: [{ createdAt: "desc" }, { id: "desc" }] })
+      await api.db.job.findMany({
+        where: { projectId: DEFAULT_PROJECT_ID },
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      })
     ).map((job) => job.id);
 
     const seen: string[] = [];
@@ -779,7 +812,7 @@ describe("POST /v1/jobs/:id/resume", () => {
     });
     expect(await api.db.step.count({ where: { jobId: id } })).toBe(1);
     const entry = await api.app.queue.getJob(queueEntryId(id, 1));
-    expect(entry?.data).toEqual({ jobId: id, run: 1 });
+    expect(entry?.data).toEqual({ jobId: id, run: 1, projectId: DEFAULT_PROJECT_ID });
 
     const again = await api.call({ method: "POST", url: `/v1/jobs/${id}/resume` });
     expect(again.statusCode).toBe(409);

@@ -24,6 +24,7 @@ import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
 import { Leases, LeasingWorker } from "./leases.ts";
 import { WorkerMetrics } from "./metrics.ts";
+import { giveBack, ProjectShares, peekProjects } from "./project-shares.ts";
 import { ABORT_CANCEL, ABORT_FENCED, ABORT_LEASE, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
@@ -130,42 +131,59 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     } else if (channel === names.policies) policyTables.delete(message);
   });
   const activeJobs = new ActiveJobs(deps.publisher ?? redis, config.TURTLE_QUEUE);
+  const shares = new ProjectShares({
+    perProject: config.WORKER_PROJECT_CONCURRENCY,
+    slots: config.WORKER_CONCURRENCY,
+    waitMs: config.WORKER_SHARE_WAIT_MS,
+    peek: (count) => peekProjects(deps.publisher ?? redis, bull, count),
+    onError: (error) => log({ err: (error as Error).message }, "could not read the queue's head"),
+  });
 
   const bull: Worker<QueuedJob, void, "run"> = new LeasingWorker(
     config.TURTLE_QUEUE,
-    (entry, token) =>
-      runJob(
-        entry,
-        token,
-        {
-          config,
-          db,
-          publisher: deps.publisher ?? redis,
-          toolHosts,
-          checkpoints,
-          starts,
-          limit,
-          log,
-          metrics,
-          policies,
-          activeJobs,
-          track: ({ jobId, attempt, entryId, takenAt }, controller) => {
-            const run = { jobId, attempt, controller, since: new Date() };
-            running.add(run);
-            const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
-            return {
-              holds: lease.holds,
-              release() {
-                running.delete(run);
-                lease.release();
-              },
-            };
+    async (entry, token) => {
+      // Decided before the job is started in Postgres: a job given back was never delivered.
+      // (An entry queued before entries named their project shares one bucket.)
+      const project = entry.data.projectId ?? "";
+      const share = (await shares.acquire(project)) ?? (await giveBack(entry, token));
+      try {
+        return await runJob(
+          entry,
+          token,
+          {
+            config,
+            db,
+            publisher: deps.publisher ?? redis,
+            toolHosts,
+            checkpoints,
+            starts,
+            limit,
+            log,
+            metrics,
+            policies,
+            activeJobs,
+            track: ({ jobId, attempt, entryId, takenAt }, controller) => {
+              const run = { jobId, attempt, controller, since: new Date() };
+              running.add(run);
+              const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
+              return {
+                holds: lease.holds,
+                release() {
+                  running.delete(run);
+                  lease.release();
+                },
+              };
+            },
           },
-        },
-        shutdown.signal,
-      ),
+          shutdown.signal,
+        );
+      } finally {
+        share();
+      }
+    },
     {
       connection: redis,
+      // Jobs waiting on tool calls cost memory, not CPU: more slots than cores, shared fairly.
       concurrency: config.WORKER_CONCURRENCY,
       autorun: false,
       // A worker that dies loses its lock: its jobs are redelivered after about this long.
@@ -211,6 +229,8 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     close(graceMs) {
       closing ??= (async () => {
         const grace = setTimeout(() => shutdown.abort(), graceMs);
+        // Jobs waiting here for their project's share go back to the queue at once.
+        shares.close();
         try {
           await bull.close();
         } finally {

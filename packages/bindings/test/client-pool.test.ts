@@ -149,6 +149,7 @@ describe("control server", { timeout: SLOW }, () => {
       "big",
       "malformed",
       "exit",
+      "gate",
     ]);
     expect(await control.listTools("control")).toBe(tools);
     const stats = (await control.callTool("control", "stats", {})) as Stats;

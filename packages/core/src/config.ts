@@ -133,7 +133,23 @@ export const ConfigSchema = z.object({
     .optional()
     .transform((point) => (point === "" ? undefined : point)),
 
-  WORKER_CONCURRENCY: int(16),
+  /**
+   * Jobs one worker holds at once, all projects together: running, or waiting a moment for their
+   * project's share. A job waiting on tool calls costs memory, not CPU (isolates run on threads
+   * of their own), so this may be well above the machine's cores.
+   */
+  WORKER_CONCURRENCY: int(32),
+  /**
+   * Jobs of one project one worker runs at once. Below WORKER_CONCURRENCY, the rest of the slots
+   * stay free for other projects however many of this one's jobs wait on slow tool calls; equal to
+   * it, one project may take a whole worker.
+   */
+  WORKER_PROJECT_CONCURRENCY: int(16),
+  /**
+   * Longest a job fetched for a project at its share waits on the worker for one of the
+   * project's runs to end before it goes back to the queue (for an idle worker elsewhere).
+   */
+  WORKER_SHARE_WAIT_MS: int(1_000),
   /** How often a worker stores its metrics for /metrics (they expire 3 periods later). */
   WORKER_METRICS_MS: int(5_000, 100),
   /**

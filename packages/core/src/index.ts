@@ -39,7 +39,9 @@ export {
   channels,
   createJobQueue,
   createRedis,
+  fairPriority,
   type JobQueue,
+  MAX_PRIORITY,
   type QueuedJob,
   queueEntryId,
 } from "./queue.ts";

@@ -1,5 +1,5 @@
 import { type Db, type Job, Prisma } from "@turtle/db";
-import { type JobQueue, queueEntryId } from "./queue.ts";
+import { fairPriority, type JobQueue, type QueuedJob, queueEntryId } from "./queue.ts";
 
 export interface NewJob {
   /** Made by the caller when it must know the id before the row exists (a concurrency slot). */
@@ -12,6 +12,8 @@ export interface NewJob {
   timeoutMs: number;
   memoryMb: number;
   idempotencyKey?: string;
+  /** Its place in the queue (see fairPriority); 1, the first place, when omitted. */
+  priority?: number;
 }
 
 /** The job was accepted (it is in Postgres) but could not be queued. */
@@ -81,31 +83,49 @@ export async function submitJob(
   job: NewJob,
 ): Promise<{ job: Job; created: boolean }> {
   const recorded = await recordJob(db, job);
-  if (recorded.created) await enqueueRun(db, queue, recorded.job);
+  if (recorded.created) await enqueueRun(db, queue, recorded.job, job.priority);
   return recorded;
 }
 
-/** Many jobs in two round trips (one insert, one queue add): for bulk submitters. */
+/**
+ * Many jobs in two round trips (one insert, one queue add): for bulk submitters. They take no
+ * concurrent-job slots, so they are queued at the priority each one names (1 when omitted).
+ */
 export async function submitJobs(db: Db, queue: JobQueue, jobs: NewJob[]): Promise<Job[]> {
   const rows = await db.job.createManyAndReturn({ data: jobs.map(rowOf) });
   await queue.addBulk(
-    rows.map((row) => ({
+    rows.map((row, index) => ({
       name: "run" as const,
-      data: { jobId: row.id, run: row.run },
-      opts: { jobId: queueEntryId(row.id, row.run) },
+      data: queuedJob(row),
+      opts: {
+        jobId: queueEntryId(row.id, row.run),
+        priority: fairPriority(jobs[index]?.priority ?? 1),
+      },
     })),
   );
   return rows;
 }
 
-/** Queues the job's current run; on failure marks it failed (it was accepted, so say why). */
-export async function enqueueRun(db: Db, queue: JobQueue, job: Pick<Job, "id" | "run">) {
+function queuedJob(job: Pick<Job, "id" | "run" | "projectId">): QueuedJob {
+  return { jobId: job.id, run: job.run, projectId: job.projectId };
+}
+
+/**
+ * Queues the job's current run at `priority` (see fairPriority; every entry has one, so none
+ * jumps the others through BullMQ's unprioritized list); on failure marks the job failed (it was
+ * accepted, so say why).
+ */
+export async function enqueueRun(
+  db: Db,
+  queue: JobQueue,
+  job: Pick<Job, "id" | "run" | "projectId">,
+  priority = 1,
+) {
   try {
-    await queue.add(
-      "run",
-      { jobId: job.id, run: job.run },
-      { jobId: queueEntryId(job.id, job.run) },
-    );
+    await queue.add("run", queuedJob(job), {
+      jobId: queueEntryId(job.id, job.run),
+      priority: fairPriority(priority),
+    });
   } catch (error) {
     const message = `The job was recorded but could not be queued: ${(error as Error).message}`;
     await db.job.updateMany({

@@ -38,12 +38,26 @@ export function activeJobsKey(queue: string, projectId: string): string {
   return `${queue}:project:${projectId}:active`;
 }
 
-/** KEYS[1] the set; ARGV: limit, job id, now (ms). 1 when the slot is taken (or already held). */
+/**
+ * KEYS[1] the set; ARGV: limit, job id, now (ms). The project's active jobs with this one once its
+ * slot is taken (or already held), 0 when the project is at its limit.
+ */
 const TAKE_SLOT = `
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local count = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return count end
+if count >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-return 1`;
+return count + 1`;
+
+/** KEYS[1] the set; ARGV: job id, now (ms). Takes a slot whatever the limit; returns the count. */
+const HOLD_SLOT = `
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+return redis.call('ZCARD', KEYS[1])`;
+
+type SlotCommands = {
+  takeSlot(key: string, limit: number, jobId: string, now: number): Promise<number>;
+  holdSlot(key: string, jobId: string, now: number): Promise<number>;
+};
 
 export class ActiveJobs {
   private readonly redis: Redis;
@@ -55,21 +69,29 @@ export class ActiveJobs {
     if (typeof (redis as { takeSlot?: unknown }).takeSlot !== "function") {
       redis.defineCommand("takeSlot", { numberOfKeys: 1, lua: TAKE_SLOT });
     }
+    if (typeof (redis as { holdSlot?: unknown }).holdSlot !== "function") {
+      redis.defineCommand("holdSlot", { numberOfKeys: 1, lua: HOLD_SLOT });
+    }
   }
 
-  /** Takes a slot for the job if the project has fewer than `limit` active jobs. */
-  async take(projectId: string, jobId: string, limit: number): Promise<boolean> {
-    const taken = await (
-      this.redis as unknown as {
-        takeSlot(key: string, limit: number, jobId: string, now: number): Promise<number>;
-      }
-    ).takeSlot(activeJobsKey(this.queue, projectId), limit, jobId, Date.now());
-    return taken === 1;
+  private get commands(): SlotCommands {
+    return this.redis as unknown as SlotCommands;
   }
 
-  /** Takes a slot whatever the limit: for a job already accepted that runs again. */
-  async hold(projectId: string, jobId: string): Promise<void> {
-    await this.redis.zadd(activeJobsKey(this.queue, projectId), "NX", Date.now(), jobId);
+  /**
+   * Takes a slot for the job if the project has fewer than `limit` active jobs. Returns the
+   * project's active jobs counting this one (its place for fairPriority), or 0 when none is free.
+   */
+  take(projectId: string, jobId: string, limit: number): Promise<number> {
+    return this.commands.takeSlot(activeJobsKey(this.queue, projectId), limit, jobId, Date.now());
+  }
+
+  /**
+   * Takes a slot whatever the limit: for a job already accepted that runs again. Returns the
+   * project's active jobs counting this one, as take does.
+   */
+  hold(projectId: string, jobId: string): Promise<number> {
+    return this.commands.holdSlot(activeJobsKey(this.queue, projectId), jobId, Date.now());
   }
 
   /** Gives the job's slot back (the job ended, waits for a person, or was never recorded). */

@@ -6,6 +6,25 @@ export interface QueuedJob {
   jobId: string;
   /** The job's run number (0, then one more per resume). */
   run: number;
+  /**
+   * The job's project, so a worker can give each project its share of its slots before it reads
+   * the job (absent from entries queued before shares existed: those run unshared).
+   */
+  projectId?: string;
+}
+
+/** BullMQ's lowest priority (its largest number); 1 is its highest. */
+export const MAX_PRIORITY = 2_097_152;
+
+/**
+ * A run's place in the queue: the project's active jobs (queued or running) when it was admitted,
+ * counting itself. BullMQ takes lower numbers first and ties in order of arrival, so projects
+ * take turns — every project's first job, then every project's second — instead of one project's
+ * backlog standing in front of another's first job.
+ */
+export function fairPriority(activeJobs: number): number {
+  if (!Number.isFinite(activeJobs) || activeJobs < 1) return 1;
+  return Math.min(Math.floor(activeJobs), MAX_PRIORITY);
 }
 
 /** BullMQ entry id of a job's run: dedupes double submission of the same run. */

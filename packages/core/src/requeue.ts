@@ -5,7 +5,7 @@ import type { Db, Job } from "@turtle/db";
 import type { Redis } from "ioredis";
 import { type JobQueue, queueEntryId } from "./queue.ts";
 
-type Run = Pick<Job, "id" | "run">;
+type Run = Pick<Job, "id" | "run" | "projectId">;
 
 /**
  * Queues each run that has no live entry in Redis, and returns how many it queued. A run whose
@@ -44,8 +44,9 @@ export async function requeueRuns(queue: JobQueue, redis: Redis, runs: Run[]): P
   await queue.addBulk(
     missing.map((run) => ({
       name: "run" as const,
-      data: { jobId: run.id, run: run.run },
-      opts: { jobId: queueEntryId(run.id, run.run) },
+      data: { jobId: run.id, run: run.run, projectId: run.projectId },
+      // First among the prioritized: a lost entry has waited long enough (see fairPriority).
+      opts: { jobId: queueEntryId(run.id, run.run), priority: 1 },
     })),
   );
   return missing.length;
@@ -59,7 +60,7 @@ export async function requeueRuns(queue: JobQueue, redis: Redis, runs: Run[]): P
 export async function requeueIfQueued(
   queue: JobQueue,
   redis: Redis,
-  job: Pick<Job, "id" | "run" | "status">,
+  job: Pick<Job, "id" | "run" | "projectId" | "status">,
 ): Promise<void> {
   if (job.status === "queued") await requeueRuns(queue, redis, [job]);
 }
@@ -100,7 +101,7 @@ export async function requeueLost(
     for (;;) {
       const page = await db.job.findMany({
         where: { projectId, status: "queued", createdAt: { lt: queuedBefore } },
-        select: { id: true, run: true },
+        select: { id: true, run: true, projectId: true },
         orderBy: [{ createdAt: "asc" }, { id: "asc" }],
         take: pageSize,
         ...(cursor === undefined ? {} : { cursor: { id: cursor }, skip: 1 }),
@@ -112,7 +113,7 @@ export async function requeueLost(
     // Running jobs are few (at most the fleet's concurrency), read at once.
     const running = await db.job.findMany({
       where: { projectId, status: "running", startedAt: { lt: queuedBefore } },
-      select: { id: true, run: true, startedAt: true, timeoutMs: true },
+      select: { id: true, run: true, projectId: true, startedAt: true, timeoutMs: true },
     });
     const abandoned = running.filter(
       (job) =>

@@ -86,7 +86,7 @@ export async function submit(
       where: {
         projectId_idempotencyKey: { projectId, idempotencyKey: request.idempotencyKey },
       },
-      select: { id: true, status: true, run: true },
+      select: { id: true, status: true, run: true, projectId: true },
     });
     if (first !== null) {
       await requeueIfLost(app, first);
@@ -100,7 +100,7 @@ export async function submit(
   }
   await checkQueueDepth(app);
   const id = randomUUID();
-  await takeSlot(app, auth, id);
+  const place = await takeSlot(app, auth, id);
   let queued = false;
   try {
     const { job, created } = await recordJob(app.db, {
@@ -112,6 +112,7 @@ export async function submit(
       timeoutMs: request.timeoutMs ?? config.JOB_TIMEOUT_MS,
       memoryMb: request.memoryMb ?? config.JOB_MEMORY_MB,
       ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
+      priority: place,
     });
     if (!created) {
       // The first job of a key submitted concurrently (the unique index decided).
@@ -120,7 +121,7 @@ export async function submit(
     }
     killAt(app, "after-insert");
     // Dying here leaves the job recorded but not queued: the requeue sweep queues it.
-    await enqueueRun(app.db, app.queue, job);
+    await enqueueRun(app.db, app.queue, job, place);
     queued = true;
     killAt(app, "after-enqueue");
     // Live lists (GET /v1/events) hear of it; not awaited: nothing waits on a job just queued.
@@ -143,7 +144,7 @@ export async function submit(
  */
 async function requeueIfLost(
   app: FastifyInstance,
-  job: { id: string; run: number; status: JobStatus },
+  job: { id: string; run: number; projectId: string; status: JobStatus },
 ): Promise<void> {
   await requeueIfQueued(app.queue, app.redis, job).catch((error: unknown) => {
     app.log.warn({ err: error, jobId: job.id }, "could not check a resubmitted job's queue entry");
@@ -161,12 +162,14 @@ export function killAt(app: FastifyInstance, point: KillPoint): void {
 /**
  * Takes one of the project's concurrent-job slots for a job about to be made, or answers 429.
  * When the slots look full, those of jobs that ended without giving theirs back (a worker died
- * between the two) are freed first, from what Postgres says is still active.
+ * between the two) are freed first, from what Postgres says is still active. Returns the
+ * project's active jobs counting this one: the job's place in the queue (see fairPriority).
  */
-export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string): Promise<void> {
+export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string): Promise<number> {
   const limit = auth.maxConcurrentJobs;
   try {
-    if (await app.activeJobs.take(auth.projectId, jobId, limit)) return;
+    const place = await app.activeJobs.take(auth.projectId, jobId, limit);
+    if (place > 0) return place;
     const freed = await app.activeJobs.reconcile(auth.projectId, async (ids) => {
       const rows = await app.db.job.findMany({
         where: { id: { in: ids }, status: { in: ["queued", "running"] } },
@@ -174,7 +177,10 @@ export async function takeSlot(app: FastifyInstance, auth: Auth, jobId: string):
       });
       return new Set(rows.map((row) => row.id));
     });
-    if (freed > 0 && (await app.activeJobs.take(auth.projectId, jobId, limit))) return;
+    if (freed > 0) {
+      const retried = await app.activeJobs.take(auth.projectId, jobId, limit);
+      if (retried > 0) return retried;
+    }
   } catch (error) {
     app.log.error({ err: error }, "could not count the project's active jobs");
     throw new ApiError(503, "queue_unavailable", "the queue (Redis) is unavailable: retry later");
@@ -337,15 +343,19 @@ export function enqueueFailed(jobId?: string): ApiError {
   );
 }
 
-/** Queues a job's current run (see core's enqueueRun); a refusal fails the job and answers 503. */
+/**
+ * Queues a job's current run at its place (takeSlot's; see core's enqueueRun); a refusal fails
+ * the job and answers 503.
+ */
 export async function enqueue(
   app: FastifyInstance,
   job: { id: string; projectId: string; run: number },
+  place: number,
 ) {
   // Its run is recorded as queued: dying here leaves it for the requeue sweep.
   killAt(app, "before-requeue");
   try {
-    await enqueueRun(app.db, app.queue, job);
+    await enqueueRun(app.db, app.queue, job, place);
   } catch (error) {
     if (!(error instanceof EnqueueError)) throw error;
     app.log.error({ err: error, jobId: job.id }, "could not enqueue a job");

@@ -26,7 +26,9 @@ export default fp(
     app.decorate("queueDepth", () => {
       const now = Date.now();
       if (cached === undefined || now - cached.at >= options.depthCacheMs) {
-        const depth = jobs.getWaitingCount();
+        // Every entry has a priority (see core's fairPriority): most wait in BullMQ's
+        // prioritized set rather than its plain wait list.
+        const depth = jobs.getJobCountByTypes("waiting", "prioritized");
         cached = { at: now, depth };
         // A failed read is not cached: the next request asks Redis again.
         depth.catch(() => {

@@ -139,9 +139,9 @@ export default async function approvalRoutes(app: FastifyInstance) {
         });
         if (woken.count === 1) {
           // Accepted long ago: it runs again whatever the project's concurrent jobs.
-          await app.activeJobs.hold(job.projectId, job.id).catch(() => {});
+          const place = await app.activeJobs.hold(job.projectId, job.id).catch(() => 1);
           await announce(app, job, "queued");
-          await enqueue(app, { ...job, run: job.run + 1 });
+          await enqueue(app, { ...job, run: job.run + 1 }, place);
         }
       }
       request.log.info({ jobId: job.id, stepKey, decision }, "approval decided");

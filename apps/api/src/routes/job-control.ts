@@ -124,7 +124,7 @@ export default async function jobControlRoutes(app: FastifyInstance) {
         );
       }
       await checkQueueDepth(app);
-      await takeSlot(app, auth, job.id);
+      const place = await takeSlot(app, auth, job.id);
       const resumed = await app.db.job.updateMany({
         where: { id: job.id, status: job.status, run: job.run },
         data: {
@@ -147,7 +147,7 @@ export default async function jobControlRoutes(app: FastifyInstance) {
         );
       }
       await announce(app, job, "queued");
-      await enqueue(app, { ...job, run: job.run + 1 });
+      await enqueue(app, { ...job, run: job.run + 1 }, place);
       return answer(reply, { id: job.id, status: "queued" }, request.query.wait);
     },
   );

@@ -25,6 +25,8 @@
 //                                 without a key, how many times it ran without one
 //   stats {}                    → {pid, executions, byTool, byIdempotencyKey, listRequests}
 //   sleep {ms}                  → waits ms (stops early when the call is cancelled), then {slept}
+//   gate {path}                 → waits until a file exists at path (stops early when the call is
+//                                 cancelled), then {opened}: a call held open until a test says so
 //   fail {message}              → isError result with that message
 //   add_tool {name}             → adds a tool `name` (returns {tool: name}), sends list_changed
 //   remove_tool {name}          → removes a tool added with add_tool, sends list_changed
@@ -36,7 +38,7 @@
 //                                 answers: "json" (broken JSON, id last), "shape" (valid JSON,
 //                                 result not an object) or "noid" (garbage with no id)
 // An unknown tool name is answered with a JSON-RPC error (InvalidParams), not an isError result.
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
@@ -156,6 +158,15 @@ const builtinTools: Tool[] = [
       properties: { code: { type: "integer" }, stderr: { type: "string" } },
     },
   },
+  {
+    name: "gate",
+    description: "Waits until a file exists, then answers.",
+    inputSchema: {
+      type: "object",
+      properties: { path: { type: "string", description: "The file to wait for" } },
+      required: ["path"],
+    },
+  },
 ];
 const extraTools: Tool[] = Array.from({ length: Number(process.env.EXTRA_TOOLS) || 0 }, (_, n) => ({
   name: `extra_${n}`,
@@ -258,6 +269,20 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
         });
       });
       return structured({ slept: ms });
+    }
+    case "gate": {
+      const path = String(args.path);
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (existsSync(path)) done();
+        }, 20);
+        const done = () => {
+          clearInterval(timer);
+          resolve();
+        };
+        extra.signal.addEventListener("abort", done);
+      });
+      return structured({ opened: path });
     }
     case "fail":
       return { content: [{ type: "text", text: String(args.message) }], isError: true };
