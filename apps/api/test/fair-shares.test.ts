@@ -25,7 +25,12 @@ interface Project {
 }
 
 async function project(name: string): Promise<Project> {
-  const made = await api.call({ method: "POST", url: "/v1/projects", payload: { name } });
+  // Its jobs call the tests' own stdio server.
+  const made = await api.call({
+    method: "POST",
+    url: "/v1/projects",
+    payload: { name, allowStdioServers: true },
+  });
   expect(made.statusCode, made.body).toBe(201);
   const { project: row, key } = made.json();
   return {

@@ -54,9 +54,9 @@ describe("the requeue sweep", () => {
     const job = await recorded();
     expect(await state(job.id)).toBe("unknown");
     expect(await sweep()).toBe(1);
-    expect(await state(job.id)).toBe("waiting");
+    expect(await state(job.id)).toBe("prioritized");
     expect(await sweep()).toBe(0);
-    expect(await api.app.queue.getWaitingCount()).toBe(1);
+    expect(await api.app.queue.getPrioritizedCount()).toBe(1);
   });
 
   it("leaves a job just recorded to its submitter, and a delayed entry where it is", async () => {
@@ -83,7 +83,7 @@ describe("the requeue sweep", () => {
     const waiting = await recorded();
     await api.db.job.update({ where: { id: waiting.id }, data: { status: "waiting" } });
     expect(await sweep()).toBe(1);
-    expect(await state(job.id, 2)).toBe("waiting");
+    expect(await state(job.id, 2)).toBe("prioritized");
     expect(await state(ended.id)).toBe("unknown");
     expect(await state(waiting.id)).toBe("unknown");
   });
@@ -107,7 +107,7 @@ describe("the requeue sweep", () => {
       await worker.close();
     }
     expect(await sweep()).toBe(1);
-    expect(await state(job.id)).toBe("waiting");
+    expect(await state(job.id)).toBe("prioritized");
   });
 
   it("queues a running job with no entry only once its deadline and the workers' locks are past", async () => {
@@ -125,7 +125,7 @@ describe("the requeue sweep", () => {
       data: { status: "running", startedAt: new Date(Date.now() - grace) },
     });
     expect(await sweep()).toBe(1);
-    expect(await state(abandoned.id)).toBe("waiting");
+    expect(await state(abandoned.id)).toBe("prioritized");
     expect(await state(live.id)).toBe("unknown");
   });
 
@@ -143,12 +143,12 @@ describe("the requeue sweep", () => {
     try {
       const jobs = [await recorded(), await recorded()];
       await eventually("the sweep to queue both jobs", async () =>
-        (await state(jobs[0]?.id ?? "")) === "waiting" &&
-        (await state(jobs[1]?.id ?? "")) === "waiting"
+        (await state(jobs[0]?.id ?? "")) === "prioritized" &&
+        (await state(jobs[1]?.id ?? "")) === "prioritized"
           ? true
           : undefined,
       );
-      expect(await api.app.queue.getWaitingCount()).toBe(2);
+      expect(await api.app.queue.getPrioritizedCount()).toBe(2);
     } finally {
       for (const other of apps) await other.app.close();
     }
@@ -165,13 +165,13 @@ describe("a job submitted again with its idempotency key", () => {
     });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toEqual({ id: job.id, status: "queued" });
-    expect(await state(job.id)).toBe("waiting");
+    expect(await state(job.id)).toBe("prioritized");
     // Asked again, it is not queued twice.
     await api.call({
       method: "POST",
       url: "/v1/jobs",
       payload: { code: "return 1", idempotencyKey: "stuck-1" },
     });
-    expect(await api.app.queue.getWaitingCount()).toBe(1);
+    expect(await api.app.queue.getPrioritizedCount()).toBe(1);
   });
 });
