@@ -464,8 +464,10 @@ async function fairShares(bench: Bench): Promise<Figure[]> {
   const gate = join(dir, "open");
   const calls = join(dir, "calls.jsonl");
   const projects = {
-    a: (await bench.db.project.create({ data: { name: "bench-quick", allowStdioServers: true } })).id,
-    b: (await bench.db.project.create({ data: { name: "bench-slow", allowStdioServers: true } })).id,
+    a: (await bench.db.project.create({ data: { name: "bench-quick", allowStdioServers: true } }))
+      .id,
+    b: (await bench.db.project.create({ data: { name: "bench-slow", allowStdioServers: true } }))
+      .id,
   };
   await saveServer(
     bench.db,
