@@ -286,7 +286,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     }
   });
 
-  it("leave no process behind: when the server exits, when Turtle closes it, when Turtle is SIGKILLed", async () => {
+  it("leave no process behind: when the server exits, when Turtle closes it, when slirp4netns or Turtle is SIGKILLed", async () => {
     // The server exits on its own: its sandbox and its slirp4netns go with it.
     const before = sandboxProcesses(process.pid);
     const exiting = pool({ control: controlServer() });
@@ -306,6 +306,15 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     await closing.close();
     await waitFor("the sandbox and slirp4netns to exit", () =>
       open.some((found) => running(found.pid)) ? undefined : true,
+    );
+
+    // slirp4netns dies first: the server, left without its network, is ended too.
+    const orphaned = pool({ control: controlServer() });
+    await orphaned.callTool("control", "noop", {});
+    const pair = newSince(before, sandboxProcesses(process.pid));
+    process.kill(pair.find((found) => found.comm === "slirp4netns")?.pid ?? 0, "SIGKILL");
+    await waitFor("the sandbox to exit", () =>
+      pair.some((found) => running(found.pid)) ? undefined : true,
     );
 
     // Turtle's process is SIGKILLed (a worker killed by the OOM killer, say).
