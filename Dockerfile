@@ -3,10 +3,12 @@
 FROM node:24-bookworm-slim
 
 # bubblewrap confines the stdio MCP servers projects register (STDIO_SANDBOX=bwrap, the default):
-# each runs in user, PID and mount namespaces of its own. The container must allow those:
-# docker-compose.yml shows the options, the README says why.
+# each runs in user, PID and mount namespaces of its own, and slirp4netns gives each a network of
+# its own that cannot reach the container's loopback (STDIO_SANDBOX_NETWORK=isolated). The
+# container must allow those and have /dev/net/tun: docker-compose.yml shows the options, the
+# README says why.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap slirp4netns \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -8,8 +8,8 @@
 //      is made and written to .env (created from .env.example) as TURTLE_API_KEY;
 //   4. makes sure there is a SECRETS_KEY (a new one is written to .env), and seals with it the
 //      secrets of servers registered before secrets were encrypted;
-//   5. makes sure bubblewrap is installed (as root, from Debian's packages), which confines stdio
-//      MCP servers (STDIO_SANDBOX=bwrap, the default).
+//   5. makes sure bubblewrap and slirp4netns are installed (as root, from Debian's packages),
+//      which confine stdio MCP servers and give them a network of their own (the defaults).
 //
 // Options:
 //   --new-key          also create another key and print it (once: only its hash is stored)

@@ -7,8 +7,8 @@ import {
   type Config,
   createSecretBox,
   type SecretBox,
+  sandboxWarnings,
   turtleSecrets,
-  UNCONFINED_WARNING,
 } from "@turtle/core";
 import Fastify, {
   type FastifyInstance,
@@ -195,7 +195,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.decorate("config", config);
   app.decorate("secrets", secrets);
-  if (config.STDIO_SANDBOX === "none") app.log.warn(UNCONFINED_WARNING);
+  for (const warning of sandboxWarnings(config)) app.log.warn(warning);
   // Postgres text cannot hold U+0000, so no filter can contain one: a query string carrying one
   // is refused here, once for every route, before it reaches a query. (Path ids and names are
   // checked by their routes' own rules.)

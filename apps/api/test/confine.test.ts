@@ -193,16 +193,41 @@ describe("a tenant's hostile stdio server", () => {
       env: Record<string, string>;
       files: Record<string, string>;
       postgres: { connected: boolean };
+      redis: { connected: boolean };
     };
     expect(found.uid).toBe(65534);
     expect(found.env.TENANT_TOKEN).toBe("the-tenant-own-token");
     expect(found.env).not.toHaveProperty("SECRETS_KEY");
     expect(found.files[join(dir, ".env")]).toMatch(/^unreadable: ENOENT/);
     expect(found.files[`${REPO_ROOT}.env`]).toMatch(/^unreadable: ENOENT/);
-    // The truth about the network (README): a Postgres that trusts local connections is in reach
-    // of a server on the host's network; one with a password is not, the password being out of
-    // its reach. STDIO_SANDBOX_NETWORK=none takes the network away.
-    expect(found.postgres.connected).toBe(true);
+    // Its own network (STDIO_SANDBOX_NETWORK=isolated, the default) reaches the outside but not
+    // the host's loopback: neither this Postgres, which trusts local connections, nor Redis.
+    expect(found.postgres.connected).toBe(false);
+    expect(found.redis.connected).toBe(false);
+  });
+});
+
+describe("STDIO_SANDBOX_NETWORK=host", () => {
+  it("is said loudly at every start, by the API and by a worker", async () => {
+    let text = "";
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        text += chunk;
+        done();
+      },
+    });
+    const config = testConfig(database.url, {
+      STDIO_SANDBOX: "bwrap",
+      STDIO_SANDBOX_NETWORK: "host",
+    });
+    const app = await buildApp({ config, logger: { level: "warn", stream } });
+    await app.close();
+    expect(text).toContain('"level":40');
+    expect(text).toContain("STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers share");
+    const shared = await startWorker({ config }, dir);
+    shared.child.kill("SIGTERM");
+    await shared.exited;
+    expect(shared.output()).toContain("STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers");
   });
 });
 

@@ -12,9 +12,9 @@ import {
   parseServerRef,
   type QueuedJob,
   type SecretBox,
+  sandboxWarnings,
   stdioSandbox,
   turtleSecrets,
-  UNCONFINED_WARNING,
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
@@ -83,7 +83,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const starts = new RunStarter(db);
   // Whatever a server says is quoted without these (see @turtle/bindings' redact.ts).
   setProcessSecrets(turtleSecrets(config));
-  if (config.STDIO_SANDBOX === "none") log({ level: "warn" }, UNCONFINED_WARNING);
+  for (const warning of sandboxWarnings(config)) log({ level: "warn" }, warning);
   const toolHosts = new ToolHosts(db, deps.secrets ?? createSecretBox(config), {
     idleMs: config.SERVER_IDLE_MS,
     maxMessageBytes: config.TOOL_RESULT_MAX_BYTES,

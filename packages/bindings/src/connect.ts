@@ -28,6 +28,7 @@ import {
 import { ServerUnavailableError } from "./errors.ts";
 import { redactSecrets } from "./redact.ts";
 import { BwrapStdioTransport, SandboxMissingError, type StdioSandbox } from "./sandbox.ts";
+import { SandboxNetworkError } from "./sandbox-network.ts";
 
 const STDERR_TAIL_BYTES = 8 * 1024;
 const TERMINATE_SESSION_MS = 1_000;
@@ -118,7 +119,7 @@ async function connectStdio(
     await new Promise((resolve) => setImmediate(resolve));
     const why = summarize(stderr.text());
     const message =
-      error instanceof SandboxMissingError
+      error instanceof SandboxMissingError || error instanceof SandboxNetworkError
         ? `${label} could not start: ${error.message}`
         : isSpawnError(error)
           ? `${label} could not start: ${error.message}`

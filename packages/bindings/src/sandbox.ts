@@ -11,7 +11,8 @@
 //   is an empty directory unless the operator lists it (STDIO_SANDBOX_PATHS);
 // - an environment holding only PATH, HOME, TMPDIR, LANG, the host's certificate paths and the
 //   registration's own `env`;
-// - the host's network (servers call their APIs) unless the operator unshares it too.
+// - a network namespace of its own that reaches the outside through slirp4netns but not the
+//   host's loopback (sandbox-network.ts); or, as the operator chooses, loopback only or the host's.
 //
 // bwrap's options travel through a pipe (`--args 3`), not its command line: the registration's
 // secret env values never show in the host's process list, and bwrap itself starts with an empty
@@ -26,6 +27,14 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { createBoundedReadBuffer, type MessageReadBuffer } from "./bounded-reads.ts";
 import type { StdioServerConfig } from "./config.ts";
+import {
+  isolatedNetworkOptions,
+  SandboxNetworkError,
+  type SlirpNetwork,
+  startSlirp,
+  UNSHARE,
+  unshareArgs,
+} from "./sandbox-network.ts";
 
 /** A host directory every confined server sees, at the same path. */
 export interface SandboxPath {
@@ -43,8 +52,13 @@ export type StdioSandbox =
       /** Host user and group the sandbox runs as when Turtle runs as root. Default 65534. */
       uid?: number;
       gid?: number;
-      /** `host`: the host's network (default); `none`: a network namespace with loopback only. */
-      network?: "host" | "none";
+      /**
+       * `isolated` (default): a network namespace of its own, reaching the outside through
+       * slirp4netns but not the host's loopback; `none`: loopback only; `host`: the host's.
+       */
+      network?: "isolated" | "none" | "host";
+      /** The slirp4netns program (`isolated`). Default: `slirp4netns` on PATH. */
+      slirp4netns?: string;
       /** Operator-chosen host directories every confined server sees. */
       paths?: readonly SandboxPath[];
     };
@@ -112,7 +126,9 @@ export function bwrapOptions(
     "--die-with-parent",
     "--new-session",
   ];
-  if (sandbox.network !== "none") options.push("--share-net");
+  // `isolated` shares the network namespace `unshare` made for bwrap (sandbox-network.ts).
+  const network = sandbox.network ?? "isolated";
+  if (network !== "none") options.push("--share-net");
   options.push("--uid", String(SANDBOX_ID), "--gid", String(SANDBOX_ID));
   // The private mounts first: what is bound after them may lie under /tmp (an installation, an
   // operator's directory) and stays in view.
@@ -128,7 +144,11 @@ export function bwrapOptions(
     if (link !== undefined) options.push("--symlink", link, dir);
     else bind("--ro-bind-try", dir);
   }
-  for (const file of ETC_FILES) bind("--ro-bind-try", `/etc/${file}`);
+  for (const file of ETC_FILES) {
+    // Isolated, the sandbox's resolv.conf names slirp4netns's DNS forwarder instead.
+    if (network === "isolated" && file === "resolv.conf") continue;
+    bind("--ro-bind-try", `/etc/${file}`);
+  }
   const modules = nodeModulesDir();
   if (modules !== undefined) bind("--ro-bind-try", modules);
   const node = nodeDir();
@@ -155,6 +175,7 @@ export function bwrapOptions(
     ...config.env,
   };
   for (const [name, value] of Object.entries(env)) options.push("--setenv", name, value);
+  if (network === "isolated") options.push(...isolatedNetworkOptions());
   return options;
 }
 
@@ -186,6 +207,13 @@ export class SandboxMissingError extends Error {
   override readonly name = "SandboxMissingError";
 }
 
+function bwrapMissing(command: string, cause: unknown): SandboxMissingError {
+  return new SandboxMissingError(
+    `stdio servers run confined by bubblewrap, and "${command}" is not installed: install it (apt-get install -y bubblewrap, or npm run setup as root)`,
+    { cause },
+  );
+}
+
 /**
  * The MCP SDK's stdio transport, spawning the server inside bwrap. A transport of our own
  * because the SDK's cannot hand the child a third pipe (for `--args`) nor spawn it as another
@@ -197,6 +225,7 @@ export class BwrapStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private child: ChildProcess | undefined;
+  private network: SlirpNetwork | undefined;
   private drained: Promise<void> | undefined;
   private readonly buffer: MessageReadBuffer;
   private readonly config: StdioServerConfig;
@@ -223,13 +252,18 @@ export class BwrapStdioTransport implements Transport {
       if (option.includes("\0")) throw new Error("an env value or path holds a NUL character");
     }
     const command = this.sandbox.command ?? "bwrap";
+    const isolated = (this.sandbox.network ?? "isolated") === "isolated";
     const asRoot = process.getuid?.() === 0;
+    const bwrapArgs = ["--args", "3", "--", this.config.command, ...(this.config.args ?? [])];
     const child = spawn(
-      command,
-      ["--args", "3", "--", this.config.command, ...(this.config.args ?? [])],
+      isolated ? UNSHARE : command,
+      isolated ? [...unshareArgs(SANDBOX_ID, command), ...bwrapArgs] : bwrapArgs,
       {
         env: {},
-        stdio: ["pipe", "pipe", "pipe", "pipe"],
+        // 3: bwrap's options; isolated, 4 to 6 too (sandbox-network.ts).
+        stdio: isolated
+          ? ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe"]
+          : ["pipe", "pipe", "pipe", "pipe"],
         // As root, the sandbox gets a host user of its own: the files it can read are what any
         // unprivileged user can read, whatever it binds.
         ...(asRoot
@@ -261,6 +295,7 @@ export class BwrapStdioTransport implements Transport {
       }
     });
     child.on("close", () => {
+      this.network?.stop();
       this.child = undefined;
       this.onclose?.();
     });
@@ -268,15 +303,23 @@ export class BwrapStdioTransport implements Transport {
       child.once("spawn", resolve);
       child.once("error", (error: NodeJS.ErrnoException) => {
         reject(
-          error.code === "ENOENT" && error.path === command
-            ? new SandboxMissingError(
-                `stdio servers run confined by bubblewrap, and "${command}" is not installed: install it (apt-get install -y bubblewrap, or npm run setup as root)`,
-                { cause: error },
-              )
-            : error,
+          error.code === "ENOENT" && error.path === command ? bwrapMissing(command, error) : error,
         );
       });
     });
+    if (!isolated) return;
+    try {
+      this.network = await startSlirp(child, this.sandbox.slirp4netns ?? "slirp4netns", (why) => {
+        // Without slirp4netns the server has no network left: end it rather than leave it
+        // half-working.
+        this.onerror?.(new SandboxNetworkError(why));
+        child.kill("SIGKILL");
+      });
+    } catch (error) {
+      child.kill("SIGKILL");
+      // unshare says 127 when it found no bwrap to run.
+      throw child.exitCode === 127 ? bwrapMissing(command, error) : error;
+    }
   }
 
   async send(message: JSONRPCMessage): Promise<void> {

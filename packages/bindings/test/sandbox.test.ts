@@ -1,8 +1,11 @@
 // Stdio servers confined by bubblewrap: the servers Turtle's demo and tests use still start, and a
 // hostile one finds none of the platform's secrets — not in its environment, not in any
 // process's under /proc, not in a .env — and whatever a server says is quoted without them.
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { type AddressInfo, createServer } from "node:net";
+import { networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -25,6 +28,7 @@ import {
   nodeServer,
   SLOW,
   tempDir,
+  waitFor,
 } from "./helpers.ts";
 
 const SERVERS_DIR = dirname(CONTROL_SERVER);
@@ -32,6 +36,7 @@ const HOSTILE_SERVER = join(SERVERS_DIR, "hostile-server.ts");
 const FILESYSTEM_SERVER = createRequire(import.meta.url).resolve(
   "@modelcontextprotocol/server-filesystem/dist/index.js",
 );
+const POOL_HOLDER = join(SERVERS_DIR, "pool-holder.ts");
 const EXAMPLES = fileURLToPath(new URL("../../../examples/mcp-servers.json", import.meta.url));
 
 /** The tests' own servers live in the repository, which confined servers do not see. */
@@ -66,6 +71,68 @@ afterAll(async () => {
   dir.remove();
 });
 
+interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+}
+
+function processes(): ProcessEntry[] {
+  const found: ProcessEntry[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const [state = "", ppid = "0"] = stat.slice(close + 2).split(" ");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      found.push({ pid: Number(entry), ppid: Number(ppid), comm, state });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** The sandboxes (bwrap) and slirp4netns processes a process started. */
+function sandboxProcesses(parent: number): ProcessEntry[] {
+  return processes().filter(
+    (found) =>
+      found.ppid === parent &&
+      found.state !== "Z" &&
+      (found.comm === "bwrap" || found.comm === "slirp4netns"),
+  );
+}
+
+function newSince(before: ProcessEntry[], now: ProcessEntry[]): ProcessEntry[] {
+  return now.filter((found) => !before.some((old) => old.pid === found.pid));
+}
+
+function descendants(pid: number): number[] {
+  const all = processes();
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift();
+    for (const child of all.filter((entry) => entry.ppid === parent)) {
+      found.push(child.pid);
+      queue.push(child.pid);
+    }
+  }
+  return found;
+}
+
+/** Alive and not a zombie waiting for its parent (a container's init may never reap it). */
+function running(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 interface Loot {
   uid: number;
   nestedUserNamespace: boolean;
@@ -73,15 +140,18 @@ interface Loot {
   env: Record<string, string>;
   processes: Record<string, { environ?: string; cmdline?: string }>;
   files: Record<string, string>;
-  postgres: { connected: boolean };
+  postgres: { connected: boolean; error?: string };
+  redis: { connected: boolean; said?: string; error?: string };
+  reached: Record<string, { connected: boolean; said?: string; error?: string }>;
 }
 
-async function loot(sandbox: StdioSandbox): Promise<Loot> {
+async function loot(sandbox: StdioSandbox, reach: string[] = []): Promise<Loot> {
+  const args = [`--probe=${dotenv}`, ...reach.map((target) => `--reach=${target}`)];
   const hostile = pool(
     {
       // Registered to work beside the .env: in the sandbox its cwd is an empty directory.
       hostile: {
-        ...nodeServer(HOSTILE_SERVER, [`--probe=${dotenv}`], { TENANT_TOKEN: "tenant-own-1" }),
+        ...nodeServer(HOSTILE_SERVER, args, { TENANT_TOKEN: "tenant-own-1" }),
         cwd: dir.path,
       },
     },
@@ -177,11 +247,106 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     expect(found.uid).toBe(65534);
   });
 
-  it("reaches the host's network unless it is unshared: Postgres with trust auth is in reach", async () => {
-    // The truth on a host whose Postgres trusts local TCP connections: a confined server on the
-    // host's network connects (the README says so); with STDIO_SANDBOX_NETWORK=none it cannot.
-    expect((await loot(confined)).postgres.connected).toBe(true);
-    expect((await loot({ ...confined, network: "none" })).postgres.connected).toBe(false);
+  it("reach the outside through their own network, but not the host's loopback: Postgres, Redis", async () => {
+    // A TCP service on the host's own non-loopback address stands for "the outside": what a
+    // server reaches through slirp4netns's NAT, as it would reach an API on the internet.
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((found) => found?.family === "IPv4" && !found.internal)?.address;
+    const outside = createServer((socket) => socket.end("hello from outside\n"));
+    if (address !== undefined) {
+      await new Promise<void>((resolve) => outside.listen(0, address, resolve));
+    }
+    try {
+      const target =
+        address === undefined ? [] : [`${address}:${(outside.address() as AddressInfo).port}`];
+      const found = await loot(confined, target);
+      // Postgres trusts local TCP connections on this host, and Redis asks no password: the
+      // default sandbox reaches neither.
+      expect(found.postgres).toMatchObject({ connected: false });
+      expect(found.postgres.error).toMatch(/ECONNREFUSED|ENETUNREACH|EHOSTUNREACH/);
+      expect(found.redis).toMatchObject({ connected: false });
+      expect(found.redis.error).toMatch(/ECONNREFUSED|ENETUNREACH|EHOSTUNREACH/);
+      if (address === undefined) {
+        console.warn("no non-loopback IPv4 address on this machine: outbound reach not checked");
+      } else {
+        expect(found.reached[target[0] ?? ""]).toEqual({
+          connected: true,
+          said: "hello from outside",
+        });
+      }
+      // Loopback only: nothing beyond it.
+      const none = await loot({ ...confined, network: "none" }, target);
+      expect(none.postgres.connected).toBe(false);
+      for (const reached of Object.values(none.reached)) expect(reached.connected).toBe(false);
+      // The host's network, the operator's explicit choice: Postgres with trust auth is open.
+      expect((await loot({ ...confined, network: "host" })).postgres.connected).toBe(true);
+    } finally {
+      outside.close();
+    }
+  });
+
+  it("leave no process behind: when the server exits, when Turtle closes it, when slirp4netns or Turtle is SIGKILLed", async () => {
+    // The server exits on its own: its sandbox and its slirp4netns go with it.
+    const before = sandboxProcesses(process.pid);
+    const exiting = pool({ control: controlServer() });
+    await exiting.callTool("control", "noop", {});
+    const started = newSince(before, sandboxProcesses(process.pid));
+    expect(started.map((found) => found.comm).sort()).toEqual(["bwrap", "slirp4netns"]);
+    await exiting.callTool("control", "exit", { code: 0 }).catch(() => undefined);
+    await waitFor("the sandbox and slirp4netns to exit", () =>
+      started.some((found) => running(found.pid)) ? undefined : true,
+    );
+
+    // Turtle closes the connection.
+    const closing = pool({ control: controlServer() });
+    await closing.callTool("control", "noop", {});
+    const open = newSince(before, sandboxProcesses(process.pid));
+    expect(open).toHaveLength(2);
+    await closing.close();
+    await waitFor("the sandbox and slirp4netns to exit", () =>
+      open.some((found) => running(found.pid)) ? undefined : true,
+    );
+
+    // slirp4netns dies first: the server, left without its network, is ended too.
+    const orphaned = pool({ control: controlServer() });
+    await orphaned.callTool("control", "noop", {});
+    const pair = newSince(before, sandboxProcesses(process.pid));
+    process.kill(pair.find((found) => found.comm === "slirp4netns")?.pid ?? 0, "SIGKILL");
+    await waitFor("the sandbox to exit", () =>
+      pair.some((found) => running(found.pid)) ? undefined : true,
+    );
+
+    // Turtle's process is SIGKILLed (a worker killed by the OOM killer, say).
+    const holder = spawn(process.execPath, [POOL_HOLDER], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await waitFor("the holder to start its server", () =>
+        holder.stdout?.read()?.toString().includes("ready") ? true : undefined,
+      );
+      const held = sandboxProcesses(holder.pid ?? 0);
+      expect(held.map((found) => found.comm).sort()).toEqual(["bwrap", "slirp4netns"]);
+      const server = descendants(held.find((found) => found.comm === "bwrap")?.pid ?? 0);
+      expect(server.length).toBeGreaterThan(0);
+      holder.kill("SIGKILL");
+      const all = [...held.map((found) => found.pid), ...server];
+      await waitFor("the sandbox, the server and slirp4netns to exit", () =>
+        all.some(running) ? undefined : true,
+      );
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  it("fail closed, saying to install slirp4netns, when it is missing", async () => {
+    const missing = pool(
+      { control: controlServer() },
+      { ...confined, slirp4netns: "/nonexistent/slirp4netns" },
+    );
+    const error = await missing.listTools("control").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServerUnavailableError);
+    expect((error as Error).message).toMatch(
+      /"\/nonexistent\/slirp4netns" is not installed: install it \(apt-get install -y slirp4netns/,
+    );
   });
 
   it("fail closed, saying to install bubblewrap, when bwrap is missing", async () => {

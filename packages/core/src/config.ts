@@ -55,10 +55,13 @@ export const ConfigSchema = z.object({
    */
   STDIO_SANDBOX: z.enum(["bwrap", "none"]).default("bwrap"),
   /**
-   * Confined servers' network: `host` (default: servers call their APIs, and so reach whatever
-   * the host reaches) or `none` (a network namespace with loopback only).
+   * Confined servers' network. `isolated` (default): a network namespace of each server's own,
+   * reaching the outside through slirp4netns (Debian's `slirp4netns`) but never the host's
+   * loopback, where Postgres, Redis and Turtle's API listen. `none`: loopback only. `host`: the
+   * host's network, loopback included — only where every project allowed stdio servers is
+   * trusted with what listens there; logged as a warning at start.
    */
-  STDIO_SANDBOX_NETWORK: z.enum(["host", "none"]).default("host"),
+  STDIO_SANDBOX_NETWORK: z.enum(["isolated", "none", "host"]).default("isolated"),
   /**
    * Host directories every confined stdio server sees, comma-separated absolute paths, read-only
    * unless followed by `:rw` (`/srv/mcp-data:rw`). A registration's `cwd` or directory argument

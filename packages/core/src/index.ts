@@ -64,10 +64,12 @@ export {
   turtleSecrets,
 } from "./secrets.ts";
 export {
+  HOST_NETWORK_WARNING,
   joinSecrets,
   loadServerConfigs,
   type ServerSecrets,
   type ServerView,
+  sandboxWarnings,
   saveServer,
   serverData,
   serverView,

@@ -133,6 +133,18 @@ export function stdioSandbox(
 export const UNCONFINED_WARNING =
   "STDIO_SANDBOX=none: stdio MCP servers run unconfined, with this process's user, files and view of its processes; any project allowed stdio servers can read the platform's secrets. Set STDIO_SANDBOX=bwrap (the default) unless every such project is trusted";
 
+/** Said at start by a process whose confined stdio servers share the host's network. */
+export const HOST_NETWORK_WARNING =
+  "STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers share this host's network, loopback included: any project allowed stdio servers can reach what listens on 127.0.0.1 (Postgres, Redis, Turtle's API), and read a database that trusts local connections. Set STDIO_SANDBOX_NETWORK=isolated (the default) unless every such project is trusted";
+
+/** What a process that runs stdio servers warns of at start, given its settings. */
+export function sandboxWarnings(
+  config: Pick<Config, "STDIO_SANDBOX" | "STDIO_SANDBOX_NETWORK">,
+): string[] {
+  if (config.STDIO_SANDBOX === "none") return [UNCONFINED_WARNING];
+  return config.STDIO_SANDBOX_NETWORK === "host" ? [HOST_NETWORK_WARNING] : [];
+}
+
 /**
  * Why a project's stdio servers may not start, or undefined when they may: the operator allows
  * stdio servers per project (PATCH /v1/projects/:id `allowStdioServers`).

@@ -118,10 +118,10 @@ describe("turtleSecrets", () => {
 });
 
 describe("STDIO_SANDBOX settings", () => {
-  it("default to bubblewrap on the host's network, and read directories with :rw", () => {
+  it("default to bubblewrap on a network of its own, and read directories with :rw", () => {
     expect(loadConfig({})).toMatchObject({
       STDIO_SANDBOX: "bwrap",
-      STDIO_SANDBOX_NETWORK: "host",
+      STDIO_SANDBOX_NETWORK: "isolated",
       STDIO_SANDBOX_PATHS: [],
     });
     expect(loadConfig({ STDIO_SANDBOX_PATHS: "/srv/a, /srv/b:rw" }).STDIO_SANDBOX_PATHS).toEqual([
@@ -132,5 +132,9 @@ describe("STDIO_SANDBOX settings", () => {
       /STDIO_SANDBOX_PATHS="data": "data" is not an absolute path/,
     );
     expect(() => loadConfig({ STDIO_SANDBOX: "off" })).toThrow(/STDIO_SANDBOX="off"/);
+    expect(loadConfig({ STDIO_SANDBOX_NETWORK: "host" }).STDIO_SANDBOX_NETWORK).toBe("host");
+    expect(() => loadConfig({ STDIO_SANDBOX_NETWORK: "slirp" })).toThrow(
+      /STDIO_SANDBOX_NETWORK="slirp"/,
+    );
   });
 });
