@@ -19,7 +19,7 @@
 // environment, so nothing a registration sets (LD_PRELOAD, say) applies outside the sandbox.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { lstatSync, readlinkSync } from "node:fs";
+import { lstatSync, readlinkSync, statSync } from "node:fs";
 import { dirname, basename as pathBasename, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
@@ -104,6 +104,42 @@ function nodeDir(): string {
   const bin = dirname(process.execPath);
   return pathBasename(bin) === "bin" ? dirname(bin) : bin;
 }
+
+/** Whether any user may reach `path`: every directory on the way lets others search it. */
+function reachableByOthers(path: string): boolean {
+  for (let dir = path; ; dir = dirname(dir)) {
+    try {
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * The host user bwrap runs as. As root, a user of the sandbox's own (65534), so that what a server
+ * can read of what is bound is what any unprivileged user can — when that user can reach Node and
+ * node_modules (and the operator's paths) at all. An installation under a private directory (/root, mode 0700) is out of its
+ * reach: bwrap then runs as root, its user namespace still mapping the server to 65534, and the
+ * server still sees only what is bound, read-only. Said once on stderr.
+ */
+function hostIds(
+  sandbox: Extract<StdioSandbox, { kind: "bwrap" }>,
+): { uid: number; gid: number } | Record<string, never> {
+  if (process.getuid?.() !== 0) return {};
+  const bound = [nodeDir(), nodeModulesDir(), ...(sandbox.paths ?? []).map((entry) => entry.path)];
+  if (bound.every((path) => path === undefined || reachableByOthers(path)))
+    return { uid: sandbox.uid ?? SANDBOX_ID, gid: sandbox.gid ?? SANDBOX_ID };
+  if (!warnedHostUser) {
+    warnedHostUser = true;
+    process.emitWarning(
+      `Turtle is installed where an unprivileged user cannot reach it (${nodeModulesDir() ?? nodeDir()}): stdio servers' sandboxes are started as root, their servers still unprivileged inside; install Turtle under a directory others may search (chmod o+x) to have them started as user ${SANDBOX_ID}`,
+    );
+  }
+  return {};
+}
+let warnedHostUser = false;
 
 function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
@@ -253,7 +289,6 @@ export class BwrapStdioTransport implements Transport {
     }
     const command = this.sandbox.command ?? "bwrap";
     const isolated = (this.sandbox.network ?? "isolated") === "isolated";
-    const asRoot = process.getuid?.() === 0;
     const bwrapArgs = ["--args", "3", "--", this.config.command, ...(this.config.args ?? [])];
     const child = spawn(
       isolated ? UNSHARE : command,
@@ -264,11 +299,8 @@ export class BwrapStdioTransport implements Transport {
         stdio: isolated
           ? ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe"]
           : ["pipe", "pipe", "pipe", "pipe"],
-        // As root, the sandbox gets a host user of its own: the files it can read are what any
-        // unprivileged user can read, whatever it binds.
-        ...(asRoot
-          ? { uid: this.sandbox.uid ?? SANDBOX_ID, gid: this.sandbox.gid ?? SANDBOX_ID }
-          : {}),
+        // As root, the sandbox gets a host user of its own where it can (see hostIds).
+        ...hostIds(this.sandbox),
         // The host's cwd stays Turtle's; bwrap's --chdir sets the server's.
         cwd: "/",
       },
