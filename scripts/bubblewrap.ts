@@ -6,10 +6,11 @@
 //
 // It also tries bwrap the way Turtle runs it (new user, PID and mount namespaces), so a container
 // that forbids user namespaces is told so now, not at the first server's start.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { bwrapOptions } from "@turtle/bindings";
+import { aptInstall } from "./apt.ts";
 
 const say = (line: string) => process.stdout.write(`bubblewrap: ${line}\n`);
 
@@ -23,23 +24,6 @@ function missing(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(needed(env))
     .filter(([program]) => spawnSync(program, ["--version"], { stdio: "ignore" }).status !== 0)
     .map(([, pkg]) => pkg);
-}
-
-function aptInstall(packages: string[]): void {
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const install = () =>
-    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", ...packages], {
-      env,
-      stdio: "pipe",
-      timeout: 600_000,
-    });
-  try {
-    install();
-  } catch {
-    // The package lists may be missing or stale.
-    execFileSync("apt-get", ["update"], { env, stdio: "pipe", timeout: 600_000 });
-    install();
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
 // The browser the dashboard test drives: Debian's Chromium, installed from Debian's packages the
 // first time the test needs it (or CHROMIUM_PATH, to use another build).
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { aptInstall } from "../../../scripts/apt.ts";
 
 const DEBIAN_CHROMIUM = "/usr/bin/chromium";
 
@@ -16,23 +16,6 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-function aptInstall(): void {
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const install = () =>
-    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], {
-      env,
-      stdio: "pipe",
-      timeout: 600_000,
-    });
-  try {
-    install();
-  } catch {
-    // The package lists may be missing or stale.
-    execFileSync("apt-get", ["update"], { env, stdio: "pipe", timeout: 600_000 });
-    install();
-  }
-}
-
 /** The path of a Chromium to launch, installing Debian's package when there is none. */
 export function chromiumPath(): string {
   const chosen = process.env.CHROMIUM_PATH;
@@ -46,7 +29,7 @@ export function chromiumPath(): string {
       "the dashboard test needs Chromium: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH",
     );
   }
-  aptInstall();
+  aptInstall(["chromium"]);
   if (!existsSync(DEBIAN_CHROMIUM))
     throw new Error("apt-get installed chromium, yet it is missing");
   return DEBIAN_CHROMIUM;
