@@ -162,7 +162,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.MAX_BODY_BYTES,
-    trustProxy: config.TRUST_PROXY,
+    // A hop count, never `true`: with `true` the client's own X-Forwarded-For entry would be its
+    // address, and it could dodge the per-address limit on failed authentication.
+    trustProxy:
+      config.TRUST_PROXY === 0
+        ? false
+        : (_address: string, hop: number) => hop < config.TRUST_PROXY,
     schemaErrorFormatter: formatValidationError,
     // Long `?wait=` requests end at close (see plugins/job-events.ts); idle keep-alives now.
     forceCloseConnections: "idle",

@@ -222,8 +222,47 @@ describe("failed authentication", () => {
       const { key: other } = await createApiKey(limited.db, "other");
       expect((await fromAddress(base, "127.0.0.2", other)).status).toBe(200);
       expect((await fromAddress(base, "127.0.0.2", generateApiKey())).status).toBe(401);
+      // A burst of guesses all at once from a third address: each counts before its look-up,
+      // so no more than the limit are answered 401 (looked up), the rest 429.
+      const burst = await Promise.all(
+        Array.from({ length: 60 }, () => fromAddress(base, "127.0.0.3", generateApiKey())),
+      );
+      expect(burst.filter((answer) => answer.status === 401).length).toBeLessThanOrEqual(20);
+      expect(burst.filter((answer) => answer.status === 429).length).toBeGreaterThanOrEqual(40);
+      // A client's first burst with a valid key not yet cached counts once, and passes.
+      const { key: fresh } = await createApiKey(limited.db, "fresh");
+      const first = await Promise.all(
+        Array.from({ length: 40 }, () => fromAddress(base, "127.0.0.4", fresh)),
+      );
+      expect(first.every((answer) => answer.status === 200)).toBe(true);
     } finally {
       await limited.close();
+    }
+  });
+
+  it("behind a proxy, counts the address the proxy saw, not one the client wrote", async () => {
+    const proxied = await startApi({
+      env: { AUTH_FAILURES_PER_MINUTE: "5", TRUST_PROXY: "true" },
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        // The client forges the first entry; the proxy appends the address it saw.
+        const answer = await proxied.app.inject({
+          method: "GET",
+          url: "/v1/jobs",
+          remoteAddress: "127.0.0.9",
+          headers: {
+            authorization: `Bearer ${generateApiKey()}`,
+            "x-forwarded-for": `10.9.${i}.1, 198.51.100.7`,
+          },
+        });
+        statuses.push(answer.statusCode);
+      }
+      expect(statuses.filter((status) => status === 401)).toHaveLength(5);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(25);
+    } finally {
+      await proxied.close();
     }
   });
 });

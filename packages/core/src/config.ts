@@ -17,13 +17,25 @@ export const ConfigSchema = z.object({
     .default("redis://127.0.0.1:6379"),
   HOST: z.string().default("127.0.0.1"),
   /**
-   * Behind a reverse proxy that sets X-Forwarded-Proto/-Host: trust them (the session cookie is
-   * then Secure over https, and the dashboard's origin check uses the public host).
+   * Behind a reverse proxy that sets X-Forwarded-For/-Proto/-Host: `true` (one proxy) or how many
+   * stand in front. The session cookie is then Secure over https, the dashboard's origin check
+   * uses the public host, and a client's address (what failed authentication is counted by) is
+   * the one the nearest proxies saw, never an address the client wrote into the header itself.
    */
   TRUST_PROXY: z
-    .enum(["true", "false", ""])
+    .string()
     .default("false")
-    .transform((value) => value === "true"),
+    .transform((value, context) => {
+      if (value === "" || value === "false") return 0;
+      if (value === "true") return 1;
+      const hops = Number(value);
+      if (Number.isInteger(hops) && hops >= 0 && hops <= 16) return hops;
+      context.addIssue({
+        code: "custom",
+        message: "must be true, false, or how many proxies stand in front of Turtle (0-16)",
+      });
+      return z.NEVER;
+    }),
   PORT: int(3000, 0).pipe(z.number().max(65_535)),
   /** Queue name; also prefixes Turtle's Redis channels, so test runs never meet. */
   TURTLE_QUEUE: z

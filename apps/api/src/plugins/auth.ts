@@ -128,9 +128,10 @@ const FAILURE_CHECK_MS = 250;
 /**
  * Failed authentications per client address, counted in Redis so every API instance shares
  * them: past the limit, an address gets 429 for the rest of the minute without its key being
- * looked up, so guessing keys costs the guesser time and Turtle nothing. A key already known
- * valid (seen within CACHE_MS) is let through: a client sharing the address (a NAT) keeps
- * working. The counter is consulted only for keys not in that cache, so valid keys pay nothing.
+ * looked up, so guessing keys costs the guesser time and Turtle nothing. Each look-up counts
+ * before it is made and is given back when the key was valid. A key already known valid (seen
+ * within CACHE_MS) is let through without a count: a client sharing the address (a NAT) keeps
+ * working, and a valid key costs Redis nothing once cached.
  */
 function createFailureLimit(app: FastifyInstance) {
   const limiter = new RateLimiterRedis({
@@ -156,20 +157,19 @@ function createFailureLimit(app: FastifyInstance) {
       { "retry-after": String(seconds) },
     );
   };
+  const limit = app.config.AUTH_FAILURES_PER_MINUTE;
   return {
-    /** Throws 429 while the address is over its limit. */
-    async check(ip: string): Promise<void> {
-      const state = await bounded(limiter.get(ip));
-      if (state && state.consumedPoints >= app.config.AUTH_FAILURES_PER_MINUTE) {
-        throw tooMany(state.msBeforeNext);
-      }
-    },
-    /** Counts a failure; throws 429 when it was one too many. */
-    async fail(ip: string): Promise<void> {
+    /**
+     * Counts an attempt before its credential is looked up, so a burst of guesses cannot all pass
+     * a check made before any of them failed: throws 429 once the address is past its limit.
+     */
+    async attempt(ip: string): Promise<void> {
       const state = await bounded(limiter.penalty(ip, 1));
-      if (state && state.consumedPoints > app.config.AUTH_FAILURES_PER_MINUTE) {
-        throw tooMany(state.msBeforeNext);
-      }
+      if (state && state.consumedPoints > limit) throw tooMany(state.msBeforeNext);
+    },
+    /** The attempt's credential was valid: it does not count. */
+    succeeded(ip: string): void {
+      void bounded(limiter.reward(ip, 1));
     },
   };
 }
@@ -266,6 +266,7 @@ export default fp(
     }
 
     const failures = createFailureLimit(app);
+    const lookups = new Map<string, Promise<Auth | null>>();
     /**
      * The auth a credential gives, or null, counted against the client's address when it gives
      * none: a credential seen valid lately is answered from the cache without asking Redis.
@@ -277,10 +278,18 @@ export default fp(
     ): Promise<Auth | null> {
       const cached = valid.get(cacheKey);
       if (cached !== undefined && cached.until > Date.now()) return cached.auth;
-      await failures.check(request.ip);
-      const auth = await cachedAuth(cacheKey, where);
-      if (auth === null) await failures.fail(request.ip);
-      return auth;
+      // Concurrent requests with one credential share its look-up and count once: a client's
+      // first burst with a key not yet cached is one attempt, not fifty.
+      const inFlight = lookups.get(cacheKey);
+      if (inFlight !== undefined) return inFlight;
+      const lookup = (async () => {
+        await failures.attempt(request.ip);
+        const auth = await cachedAuth(cacheKey, where);
+        if (auth !== null) failures.succeeded(request.ip);
+        return auth;
+      })().finally(() => lookups.delete(cacheKey));
+      lookups.set(cacheKey, lookup);
+      return lookup;
     }
     const keyAuth = (hash: string, request: FastifyRequest) =>
       limited(request, `key:${hash}`, async () => ({ hash }));
@@ -342,7 +351,7 @@ export default fp(
       }
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (!match?.[1]) {
-        await failures.fail(request.ip);
+        await failures.attempt(request.ip);
         throw unauthorized(
           "malformed Authorization header: send `Authorization: Bearer <API key>`",
         );
