@@ -173,6 +173,31 @@ return await control.delete_record(args);`,
     await status(id, "failed");
   });
 
+  it("counts an approval only for the arguments the person saw, even under the same step key", async () => {
+    // As if two argument objects' step keys collided (the key's hash is not cryptographic): the
+    // stored request says { id: "shown" }, the call asks for { id: "real" }.
+    const id = await submit("return await control.delete_record({ id: 'real' });");
+    await status(id, "waiting");
+    const [asked] = (await api.call({ method: "GET", url: `/v1/jobs/${id}/approvals` })).json()
+      .approvals;
+    await api.db.approval.update({
+      where: { jobId_stepKey: { jobId: id, stepKey: asked.stepKey } },
+      data: { args: { id: "shown" } },
+    });
+    expect((await decide(id, asked.stepKey, { decision: "approve" })).statusCode).toBe(200);
+    const failed = await status(id, "failed");
+    expect(failed.error).toMatchObject({
+      code: "tool_error",
+      message: expect.stringContaining("was approved for other arguments"),
+    });
+    const deleted = readFileSync(join(fleet.dir, "calls.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { tool: string; args: { id?: string } })
+      .filter((call) => call.tool === "delete_record" && call.args.id === "real");
+    expect(deleted).toEqual([]);
+  });
+
   it("turns a rejection into a ToolError (code rejected) the program can catch", async () => {
     const id = await submit(
       "try {\n  await control.delete_record({ id: 'b' });\n  return 'deleted';\n} catch (error) {\n  return { code: error.code, message: error.message };\n}",

@@ -48,7 +48,7 @@ export interface DurableStepsInit {
   retry?: { retries: number; backoffMs: number };
   /** The tool policies in force, and the decisions people made on this job's calls. */
   policies?: PolicyTable;
-  approvals?: ReadonlyMap<string, { status: string; reason: string | null }>;
+  approvals?: ReadonlyMap<string, { status: string; reason: string | null; args?: unknown }>;
   /**
    * A call needs a person's approval that it does not have: record the request and pause the
    * run (the call's promise never settles for the program; the run ends and the job waits).
@@ -220,6 +220,11 @@ export class DurableSteps {
     if (policy === "deny")
       return refuse("denied", `${server}.${tool} is denied by its tool policy`);
     const decision = approvals?.get(key);
+    // Found by step key, whose hash is not cryptographic: the decision counts only for the very
+    // arguments the person saw (SHA-256 of their canonical JSON, as the audit log keeps them).
+    if (decision !== undefined && "args" in decision && hashArgs(decision.args) !== argsHash) {
+      return refuse("rejected", `${server}.${tool} was approved for other arguments`);
+    }
     if (decision?.status === "approved") return undefined;
     if (decision?.status === "rejected") {
       const why = decision.reason ? `: ${decision.reason}` : "";

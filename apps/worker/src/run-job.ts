@@ -144,7 +144,7 @@ export async function runJob(
     const approvals = new Map(
       (job.run > 0 ? await db.approval.findMany({ where: { jobId } }) : []).map((row) => [
         row.stepKey,
-        { status: row.status, reason: row.reason },
+        { status: row.status, reason: row.reason, args: row.args },
       ]),
     );
     const requested: Array<{ key: string; server: string; tool: string; args: unknown }> = [];
