@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -461,6 +461,7 @@ async function repeat<T>(times: number, fn: () => Promise<T>): Promise<T[]> {
  */
 async function fairShares(bench: Bench): Promise<Figure[]> {
   const dir = await mkdtemp(join(tmpdir(), "turtle-bench-fair-"));
+  await chmod(dir, 0o777);
   const gate = join(dir, "open");
   const calls = join(dir, "calls.jsonl");
   const projects = {
@@ -503,7 +504,12 @@ async function fairShares(bench: Bench): Promise<Figure[]> {
     );
   };
 
-  await bench.startWorkers(2, { WORKER_CONCURRENCY: "16", WORKER_PROJECT_CONCURRENCY: "8" });
+  await bench.startWorkers(2, {
+    WORKER_CONCURRENCY: "16",
+    WORKER_PROJECT_CONCURRENCY: "8",
+    // The confined server opens the gate's file and writes its calls there.
+    STDIO_SANDBOX_PATHS: `${bench.env.STDIO_SANDBOX_PATHS},${dir}:rw`,
+  });
   try {
     await burst();
     const alone = percentile(await burst(), 95);
