@@ -39,7 +39,13 @@ export {
   toIdentifier,
 } from "./identifiers.ts";
 export { REDACTED, redactSecrets, redactValue, setProcessSecrets } from "./redact.ts";
-export { bwrapOptions, type SandboxPath, type StdioSandbox } from "./sandbox.ts";
+export {
+  bwrapOptions,
+  DEFAULT_SANDBOX_TMP_MB,
+  limitedCommand,
+  type SandboxPath,
+  type StdioSandbox,
+} from "./sandbox.ts";
 export {
   createSchemaContext,
   declareType,
