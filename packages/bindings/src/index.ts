@@ -35,6 +35,7 @@ export {
   isSafeIdentifier,
   type ResolvedMethod,
   resolveMethod,
+  serverNameProblem,
   type ToolAnnotations,
   toIdentifier,
 } from "./identifiers.ts";
