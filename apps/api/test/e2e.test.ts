@@ -22,6 +22,8 @@ beforeAll(async () => {
           args: [CONTROL_SERVER],
           env: { COUNT_FILE: countFile },
         },
+        // Named like a global of Node's, which the sandbox does not have.
+        { name: "fetch", command: process.execPath, args: [CONTROL_SERVER] },
       ];
     },
   });
@@ -48,6 +50,16 @@ function executions(jobId: string): Array<{ tool: string; args: Record<string, u
 }
 
 describe("jobs run by a real worker", () => {
+  it("run with a server named like a global of Node's (fetch) as a namespace", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/jobs?wait=30",
+      payload: { code: "return (await fetch.echo({ n: 7 })).n;", servers: ["fetch", "control"] },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ status: "succeeded", result: 7, error: null });
+  });
+
   it("submit with ?wait= answers with the result, its logs, stats and steps", async () => {
     const response = await api.call({
       method: "POST",

@@ -87,6 +87,35 @@ describe("POST /v1/servers", () => {
     });
   });
 
+  it("answers 409 for a name that makes the namespace of another server, naming it", async () => {
+    const first = await api.call({
+      method: "POST",
+      url: "/v1/servers",
+      payload: { name: "a-b", ...everything },
+    });
+    expect(first.statusCode).toBe(201);
+    for (const [method, url] of [
+      ["POST", "/v1/servers"],
+      ["PUT", "/v1/servers/a_b"],
+      ["PUT", "/v1/servers/a.b"],
+    ] as const) {
+      const name = url.split("/").at(-1) === "servers" ? "a_b" : url.split("/").at(-1);
+      const response = await api.call({ method, url, payload: { name, ...everything } });
+      expect(response.statusCode).toBe(409);
+      expect(response.json().error).toEqual({
+        code: "namespace_taken",
+        message: expect.stringContaining('the registered server "a-b"'),
+      });
+    }
+    // The server itself may still be replaced.
+    const replaced = await api.call({
+      method: "PUT",
+      url: "/v1/servers/a-b",
+      payload: everything,
+    });
+    expect(replaced.statusCode).toBe(200);
+  });
+
   it.each([
     [{}, "body.name is required"],
     [{ name: "a b", command: "node" }, 'body.name "a b" may only contain'],

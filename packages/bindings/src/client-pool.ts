@@ -298,7 +298,9 @@ export function createClientPool(
     // What a tool returns becomes a program's value, a step row and maybe a job's result: Turtle's
     // own secrets go. (Its own env values stay in a result: they may be ordinary words, and a
     // server that returns its token returns what the program's project gave it.)
-    return unwrapToolResult(server, tool, redactValue(result), slot.secrets);
+    // Redacted once unwrapped: the text a tool returns is parsed as JSON there, and a secret
+    // written with JSON escapes (`\u0064b-…`) is only itself after parsing.
+    return redactValue(unwrapToolResult(server, tool, result, slot.secrets));
   }
 
   return {

@@ -26,7 +26,7 @@ import {
   secretValues,
 } from "./config.ts";
 import { ServerUnavailableError } from "./errors.ts";
-import { redactSecrets } from "./redact.ts";
+import { longestSecret, redactCutText, redactSecrets } from "./redact.ts";
 import { BwrapStdioTransport, SandboxMissingError, type StdioSandbox } from "./sandbox.ts";
 import { SandboxNetworkError } from "./sandbox-network.ts";
 
@@ -377,20 +377,34 @@ interface Tail {
  * from what it quotes.
  */
 function createTail(limit: number, secrets: readonly string[] = []): Tail {
-  const tail = createRawTail(limit);
-  return { push: (chunk) => tail.push(chunk), text: () => redactSecrets(tail.text(), secrets) };
+  // Kept longer than shown: a secret the cut goes through is then still found whole in what is
+  // kept, or only its end is, in the extra bytes that are dropped after redaction.
+  const extra = longestSecret(secrets);
+  const tail = createRawTail(limit + extra);
+  return {
+    push: (chunk) => tail.push(chunk),
+    text: () => {
+      const text = tail.text();
+      return tail.cut() ? redactCutText(text, extra, secrets) : redactSecrets(text, secrets);
+    },
+  };
 }
 
-function createRawTail(limit: number): Tail {
+function createRawTail(limit: number): Tail & { cut(): boolean } {
   let kept = Buffer.alloc(0);
+  let cut = false;
   return {
     push(chunk) {
       kept = Buffer.concat([kept, chunk]);
-      if (kept.length > limit) kept = Buffer.from(kept.subarray(kept.length - limit));
+      if (kept.length > limit) {
+        kept = Buffer.from(kept.subarray(kept.length - limit));
+        cut = true;
+      }
     },
     text() {
       return kept.toString("utf8");
     },
+    cut: () => cut,
   };
 }
 

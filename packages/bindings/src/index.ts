@@ -35,11 +35,18 @@ export {
   isSafeIdentifier,
   type ResolvedMethod,
   resolveMethod,
+  serverNameProblem,
   type ToolAnnotations,
   toIdentifier,
 } from "./identifiers.ts";
 export { REDACTED, redactSecrets, redactValue, setProcessSecrets } from "./redact.ts";
-export { bwrapOptions, type SandboxPath, type StdioSandbox } from "./sandbox.ts";
+export {
+  bwrapOptions,
+  DEFAULT_SANDBOX_TMP_MB,
+  limitedCommand,
+  type SandboxPath,
+  type StdioSandbox,
+} from "./sandbox.ts";
 export {
   createSchemaContext,
   declareType,

@@ -42,6 +42,50 @@ export function redactSecrets(text: string, secrets: readonly string[] = []): st
 }
 
 /**
+ * The longest text a secret redaction could need to see whole: the longest secret, or an API key.
+ */
+export function longestSecret(secrets: readonly string[] = []): number {
+  let longest = API_KEY_LENGTH;
+  for (const secret of processSecrets) longest = Math.max(longest, secret.length);
+  for (const secret of secrets) longest = Math.max(longest, secret.length);
+  return longest;
+}
+
+/** `tt_` and 43 characters: the API keys Turtle makes. */
+const API_KEY_LENGTH = 46;
+
+/**
+ * The redacted end of `text`, from index `from` on, for text whose start was cut off (a stderr
+ * tail): a secret the cut went through shows only its end there, which nothing would recognise.
+ * So the kept text starts at `from` or later, never inside a secret or API key found whole in
+ * `text`; with `from` at least `longestSecret()` into it, no piece of a cut secret is left.
+ */
+export function redactCutText(text: string, from: number, secrets: readonly string[] = []): string {
+  const spans: Array<[number, number]> = [];
+  const values =
+    secrets.length === 0 ? processSecrets : sortSecrets([...processSecrets, ...secrets]);
+  for (const secret of values) {
+    for (let at = text.indexOf(secret); at !== -1; at = text.indexOf(secret, at + 1)) {
+      spans.push([at, at + secret.length]);
+    }
+  }
+  for (const match of text.matchAll(API_KEY_PATTERN)) {
+    spans.push([match.index, match.index + match[0].length]);
+  }
+  let cut = Math.min(from, text.length);
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const [start, end] of spans) {
+      if (start < cut && cut < end) {
+        cut = end;
+        moved = true;
+      }
+    }
+  }
+  return redactSecrets(text.slice(cut), secrets);
+}
+
+/**
  * A server's value (a tool result, a tool list) with every string in it redacted. Returns the
  * value itself, not a copy, when nothing in it needed redacting: the common case on the hot path.
  */
@@ -49,9 +93,14 @@ export function redactValue<T>(value: T, secrets: readonly string[] = []): T {
   return redactDeep(value, secrets, 0) as T;
 }
 
+/** Deeper than this, a server's value is not walked: it is replaced whole, unread. */
+const MAX_DEPTH = 64;
+
 function redactDeep(value: unknown, secrets: readonly string[], depth: number): unknown {
   if (typeof value === "string") return redactSecrets(value, secrets);
-  if (typeof value !== "object" || value === null || depth > 64) return value;
+  if (typeof value !== "object" || value === null) return value;
+  // Returned as it is, it would carry whatever it holds past redaction.
+  if (depth > MAX_DEPTH) return REDACTED;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {

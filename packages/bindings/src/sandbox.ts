@@ -61,7 +61,23 @@ export type StdioSandbox =
       slirp4netns?: string;
       /** Operator-chosen host directories every confined server sees. */
       paths?: readonly SandboxPath[];
+      /**
+       * Size of each of the server's private tmpfs mounts (/tmp and HOME), in MiB. Default 256.
+       * tmpfs is memory: unsized, each would grow to half the host's RAM.
+       */
+      tmpMb?: number;
     };
+
+/** Default size of a confined server's /tmp and HOME, each, in MiB. */
+export const DEFAULT_SANDBOX_TMP_MB = 256;
+
+/**
+ * Resource limits (setrlimit, through util-linux's `prlimit` inside the sandbox) on the server
+ * and what it starts: processes and threads of its user (a fork bomb stops there), the size of
+ * any file it writes, and open files. Memory is not limited this way: V8 reserves far more address
+ * space than it uses, so an RLIMIT_AS low enough to matter stops Node from starting.
+ */
+export const SANDBOX_RLIMITS = { nproc: 512, nofile: 4096 } as const;
 
 /** The user servers run as inside the sandbox (nobody). */
 const SANDBOX_ID = 65534;
@@ -168,7 +184,10 @@ export function bwrapOptions(
   options.push("--uid", String(SANDBOX_ID), "--gid", String(SANDBOX_ID));
   // The private mounts first: what is bound after them may lie under /tmp (an installation, an
   // operator's directory) and stays in view.
-  options.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SANDBOX_HOME);
+  // Sized: a tmpfs is host memory, half the RAM each unless told otherwise.
+  const tmpBytes = String((sandbox.tmpMb ?? DEFAULT_SANDBOX_TMP_MB) * 1024 * 1024);
+  options.push("--proc", "/proc", "--dev", "/dev");
+  options.push("--size", tmpBytes, "--tmpfs", "/tmp", "--size", tmpBytes, "--tmpfs", SANDBOX_HOME);
 
   const bound: string[] = [];
   const bind = (flag: "--ro-bind-try" | "--ro-bind" | "--bind", path: string) => {
@@ -238,6 +257,27 @@ function symlinkTarget(path: string): string | undefined {
   }
 }
 
+/**
+ * The server's command line inside the sandbox, under prlimit (see SANDBOX_RLIMITS). The file
+ * size limit is the tmpfs's size: no file the server may write needs to be larger. Exported for
+ * tests.
+ */
+export function limitedCommand(
+  config: StdioServerConfig,
+  sandbox: Extract<StdioSandbox, { kind: "bwrap" }>,
+): string[] {
+  const fsize = (sandbox.tmpMb ?? DEFAULT_SANDBOX_TMP_MB) * 1024 * 1024;
+  return [
+    "prlimit",
+    `--nproc=${SANDBOX_RLIMITS.nproc}`,
+    `--nofile=${SANDBOX_RLIMITS.nofile}`,
+    `--fsize=${fsize}`,
+    "--",
+    config.command,
+    ...(config.args ?? []),
+  ];
+}
+
 /** Thrown by start() when the bwrap program is missing. */
 export class SandboxMissingError extends Error {
   override readonly name = "SandboxMissingError";
@@ -289,7 +329,7 @@ export class BwrapStdioTransport implements Transport {
     }
     const command = this.sandbox.command ?? "bwrap";
     const isolated = (this.sandbox.network ?? "isolated") === "isolated";
-    const bwrapArgs = ["--args", "3", "--", this.config.command, ...(this.config.args ?? [])];
+    const bwrapArgs = ["--args", "3", "--", ...limitedCommand(this.config, this.sandbox)];
     const child = spawn(
       isolated ? UNSHARE : command,
       isolated ? [...unshareArgs(SANDBOX_ID, command), ...bwrapArgs] : bwrapArgs,

@@ -9,7 +9,9 @@ import {
   createClientPool,
   createToolHost,
   IDEMPOTENCY_META_KEY,
+  REDACTED,
   ServerUnavailableError,
+  setProcessSecrets,
   ToolError,
 } from "../src/index.ts";
 import {
@@ -142,6 +144,7 @@ describe("control server", { timeout: SLOW }, () => {
       "echo",
       "count",
       "stats",
+      "say",
       "sleep",
       "fail",
       "add_tool",
@@ -153,7 +156,7 @@ describe("control server", { timeout: SLOW }, () => {
     ]);
     expect(await control.listTools("control")).toBe(tools);
     const stats = (await control.callTool("control", "stats", {})) as Stats;
-    expect(stats.listRequests).toBe(6);
+    expect(stats.listRequests).toBe(7); // 13 tools, 2 a page
   });
 
   it("drops the cached tool list when the server sends tools/list_changed", async () => {
@@ -300,6 +303,48 @@ describe("control server", { timeout: SLOW }, () => {
     );
     expect(error.message).toBe('MCP server "control" exited: auth failed for [redacted]');
     expect((error as ServerUnavailableError).stderr).not.toContain("hunter2");
+  });
+
+  it("never quotes a secret the stderr tail's cut went through", async () => {
+    const secret = "ghp_hunter2hunter2hunter2";
+    const control = pool({ control: { ...controlServer(), env: { GITHUB_TOKEN: secret } } });
+    // The server writes the secret, a line end and 8 KiB - 12 bytes more: the last 8 KiB start
+    // 10 characters before the secret's end ("2hunter2").
+    const error = await rejection(
+      control.callTool("control", "exit", { stderr: `${secret}\n${"x".repeat(8 * 1024 - 13)}` }),
+    );
+    expect(error).toBeInstanceOf(ServerUnavailableError);
+    expect((error as ServerUnavailableError).stderr).toMatch(/x{1000}/);
+    expect((error as ServerUnavailableError).stderr).not.toMatch(/hunter|unter2|ter2/);
+  });
+
+  it("never returns Turtle's own secrets written with JSON escapes", async () => {
+    setProcessSecrets(["db-password-of-the-pool-test"]);
+    try {
+      const control = pool({ control: controlServer() });
+      // JSON escapes: the tool's text is parsed as JSON, which turns them into the secret.
+      const escaped = await control.callTool("control", "say", {
+        text: '{"url":"\\u0064b-password-of-the-pool-test"}',
+      });
+      expect(escaped).toEqual({ url: REDACTED });
+    } finally {
+      setProcessSecrets([]);
+    }
+  });
+
+  it("never returns Turtle's own secrets nested deeper than redaction walks", async () => {
+    setProcessSecrets(["db-password-of-the-pool-test"]);
+    try {
+      const control = pool({ control: controlServer() });
+      // Replaced whole, unread.
+      let deep: Record<string, unknown> = { at: "db-password-of-the-pool-test" };
+      for (let i = 0; i < 80; i++) deep = { deeper: deep };
+      const echoed = await control.callTool("control", "echo", deep);
+      expect(JSON.stringify(echoed)).not.toContain("db-password");
+      expect(JSON.stringify(echoed)).toContain(REDACTED);
+    } finally {
+      setProcessSecrets([]);
+    }
   });
 
   it("bounds concurrent connects without starving anyone", async () => {

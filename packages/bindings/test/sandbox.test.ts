@@ -10,8 +10,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  bwrapOptions,
   type ClientPool,
   createClientPool,
+  limitedCommand,
   loadMcpServersFile,
   type McpServerConfig,
   REDACTED,
@@ -336,6 +338,47 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     } finally {
       holder.kill("SIGKILL");
     }
+  });
+
+  it("hold a server's /tmp and HOME to their size, and its processes and files to their limits", async () => {
+    // Run as the transport runs a server (same options, same prlimit), with a shell instead of
+    // an MCP server, so what it met can be read from its output.
+    const sandbox = { kind: "bwrap", network: "none", tmpMb: 16 } as const;
+    // Files of 4 MiB each (under the file size limit) until 32 MiB, in each mount: the mount's
+    // size stops them. Then one file past the file size limit.
+    const fill = (dir: string) =>
+      `for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=${dir}/f$i bs=1M count=4 2>&1 | grep -i space; done; echo ${dir}=$(cat ${dir}/f* | wc -c)`;
+    const script = [
+      fill("/tmp"),
+      fill("$HOME"),
+      "rm -f /tmp/f*; (dd if=/dev/zero of=/tmp/big bs=1M count=17 2>&1) | head -n 1",
+      "grep -E 'Max (processes|open files|file size)' /proc/self/limits",
+    ].join("; ");
+    const config = { command: "sh", args: ["-c", script] };
+    const child = spawn("bwrap", ["--args", "3", "--", ...limitedCommand(config, sandbox)], {
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}),
+    });
+    (child.stdio[3] as NodeJS.WritableStream).end(`${bwrapOptions(config, sandbox).join("\0")}\0`);
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk;
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk;
+    });
+    await new Promise((resolve) => child.once("close", resolve));
+    expect(output).toMatch(/No space left on device/);
+    const tmp = Number(/\/tmp=(\d+)/.exec(output)?.[1]);
+    const home = Number(/\/home\/mcp=(\d+)/.exec(output)?.[1]);
+    expect(tmp).toBeGreaterThan(0);
+    expect(tmp).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(home).toBeGreaterThan(0);
+    expect(home).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(output).toMatch(/File (size limit exceeded|too large)/);
+    expect(output).toMatch(/Max processes\s+512\s+512/);
+    expect(output).toMatch(/Max open files\s+4096\s+4096/);
+    expect(output).toMatch(new RegExp(`Max file size\\s+${16 * 1024 * 1024}\\s`));
   });
 
   it("fail closed, saying to install slirp4netns, when it is missing", async () => {

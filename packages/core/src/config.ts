@@ -79,6 +79,11 @@ export const ConfigSchema = z.object({
    * unless followed by `:rw` (`/srv/mcp-data:rw`). A registration's `cwd` or directory argument
    * is only visible when it is under one of these.
    */
+  /**
+   * Size of each confined stdio server's private /tmp and HOME, in MiB (tmpfs: host memory, so
+   * each server may hold up to twice this). Also the largest file a server may write anywhere.
+   */
+  STDIO_SANDBOX_TMP_MB: int(256),
   STDIO_SANDBOX_PATHS: z
     .string()
     .default("")

@@ -119,13 +119,17 @@ export async function loadServerConfigs(
 
 /** How the configuration says stdio servers run (STDIO_SANDBOX and its settings). */
 export function stdioSandbox(
-  config: Pick<Config, "STDIO_SANDBOX" | "STDIO_SANDBOX_NETWORK" | "STDIO_SANDBOX_PATHS">,
+  config: Pick<
+    Config,
+    "STDIO_SANDBOX" | "STDIO_SANDBOX_NETWORK" | "STDIO_SANDBOX_PATHS" | "STDIO_SANDBOX_TMP_MB"
+  >,
 ): StdioSandbox {
   if (config.STDIO_SANDBOX === "none") return { kind: "none" };
   return {
     kind: "bwrap",
     network: config.STDIO_SANDBOX_NETWORK,
     paths: config.STDIO_SANDBOX_PATHS,
+    tmpMb: config.STDIO_SANDBOX_TMP_MB,
   };
 }
 

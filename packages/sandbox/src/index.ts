@@ -1,6 +1,7 @@
 export { type CompiledProgram, type CompileOutcome, compileProgram } from "./compile.ts";
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./limits.ts";
 export {
+  isolateGlobalNames,
   type LogEntry,
   type LogLevel,
   type RunError,

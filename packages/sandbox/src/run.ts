@@ -141,6 +141,29 @@ const LOG_LEVELS: ReadonlySet<string> = new Set(["log", "info", "warn", "error",
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const TAKEN_GLOBALS: ReadonlySet<string> = new Set(["input", "console", "ToolError", "globalThis"]);
 
+let isolateGlobals: ReadonlySet<string> | undefined;
+
+/**
+ * Every name a program's global scope already has in an isolate: its globals and what the global
+ * object inherits (`toString`…). Read once from a fresh context, not from this process's own
+ * globalThis: Node's (`fetch`, `process`, `Buffer`…) are not in the sandbox, and a namespace
+ * named like one (a server called `fetch`) is a namespace like any other there.
+ */
+export function isolateGlobalNames(): ReadonlySet<string> {
+  if (isolateGlobals) return isolateGlobals;
+  const isolate = new ivm.Isolate({ memoryLimit: 8 });
+  try {
+    const context = isolate.createContextSync();
+    const names = context.evalSync(
+      "const names = []; for (let o = globalThis; o; o = Object.getPrototypeOf(o)) names.push(...Object.getOwnPropertyNames(o)); JSON.stringify(names)",
+    ) as string;
+    isolateGlobals = new Set(JSON.parse(names) as string[]);
+    return isolateGlobals;
+  } finally {
+    isolate.dispose();
+  }
+}
+
 /**
  * Runs one program in a fresh isolate and disposes it. Never throws: every failure, the
  * program's or the host's, comes back as `{ ok: false, error }`.
@@ -202,7 +225,11 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
   const namespaces: Array<[string, string[]]> = [];
   const methodRefs: MethodRef[] = [];
   for (const [namespace, methods] of Object.entries(options.namespaces ?? {})) {
-    if (!IDENTIFIER.test(namespace) || TAKEN_GLOBALS.has(namespace) || namespace in globalThis) {
+    if (
+      !IDENTIFIER.test(namespace) ||
+      TAKEN_GLOBALS.has(namespace) ||
+      isolateGlobalNames().has(namespace)
+    ) {
       return `namespace "${namespace}" is not a usable global identifier`;
     }
     for (const method of methods) {

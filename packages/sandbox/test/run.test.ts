@@ -8,6 +8,34 @@ const invoke = async (call: { args: unknown }) => {
 };
 
 describe("runProgram", () => {
+  it("takes namespaces named like Node's globals, which the sandbox does not have", async () => {
+    const names = [
+      "fetch",
+      "process",
+      "Buffer",
+      "setTimeout",
+      "crypto",
+      "URL",
+      "navigator",
+      "performance",
+      "structuredClone",
+      "global",
+      "atob",
+      "TextEncoder",
+      "queueMicrotask",
+    ];
+    const run = await runProgram(
+      `return [${names.map((name) => `await ${name}.add({ a: 1, b: 1 })`).join(", ")}];`,
+      { namespaces: Object.fromEntries(names.map((name) => [name, ["add"]])), invoke },
+    );
+    expect(run).toMatchObject({ ok: true, result: names.map(() => 2) });
+    // The sandbox's own globals, and what every object inherits, stay refused.
+    for (const taken of ["JSON", "Math", "toString", "console", "input"]) {
+      const refused = await runProgram("return 1;", { namespaces: { [taken]: ["add"] }, invoke });
+      expect(refused).toMatchObject({ ok: false, error: { code: "invalid_options" } });
+    }
+  });
+
   it("runs TypeScript with input, a tool call and console output", async () => {
     const run = await runProgram(
       "const x: number = await math.add({ a: input.a, b: 2 });\nconsole.log('x is', x);\nreturn { x };",

@@ -6,6 +6,7 @@ import {
   type McpServerConfig,
   parseMcpServersFile,
   ServerNameSchema,
+  toIdentifier,
 } from "@turtle/bindings";
 import { channels, saveServer, serverData, serverView, stdioRefusal } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
@@ -101,6 +102,22 @@ export default async function serverRoutes(app: FastifyInstance) {
     if (refusal !== undefined) throw new ApiError(403, "stdio_not_allowed", refusal);
   }
 
+  /**
+   * Two servers whose names make one namespace (`a-b` and `a_b`) would leave programs unable to
+   * tell them apart: the project's catalog refuses them, so every job using either would fail.
+   * Refused here instead, naming the other server.
+   */
+  async function checkNamespace(projectId: string, name: string): Promise<void> {
+    const namespace = toIdentifier(name);
+    const rows = await app.db.server.findMany({ where: { projectId }, select: { name: true } });
+    const other = rows.find((row) => row.name !== name && toIdentifier(row.name) === namespace);
+    if (other === undefined) return;
+    throw conflict(
+      "namespace_taken",
+      `"${name}" would be the namespace ${namespace} in programs, which the registered server "${other.name}" already is: choose another name, or PUT /v1/servers/${other.name} to replace that server`,
+    );
+  }
+
   const errors = {
     400: ErrorResponseSchema,
     403: ErrorResponseSchema,
@@ -133,6 +150,7 @@ export default async function serverRoutes(app: FastifyInstance) {
       const { name, ...entry } = request.body;
       const config = parseEntry(name, entry);
       await checkTransport(projectId, config);
+      await checkNamespace(projectId, name);
       const data = serverData(app.secrets, { projectId, name }, config);
       try {
         const row = await app.db.server.create({ data: { projectId, name, ...data } });
@@ -177,6 +195,7 @@ export default async function serverRoutes(app: FastifyInstance) {
       const projectId = projectOf(request);
       const config = parseEntry(name, entry);
       await checkTransport(projectId, config);
+      await checkNamespace(projectId, name);
       const existed = (await app.db.server.count({ where: { projectId, name } })) > 0;
       const row = await saveServer(app.db, app.secrets, { projectId, name }, config);
       await app.mcp.changed(projectId, name);

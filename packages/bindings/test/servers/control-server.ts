@@ -24,6 +24,7 @@
 //                                 idempotency key (params._meta["io.turtle/idempotency-key"]);
 //                                 without a key, how many times it ran without one
 //   stats {}                    → {pid, executions, byTool, byIdempotencyKey, listRequests}
+//   say {text}                  → `text` as its only text content (no structuredContent)
 //   sleep {ms}                  → waits ms (stops early when the call is cancelled), then {slept}
 //   gate {path}                 → waits until a file exists at path (stops early when the call is
 //                                 cancelled), then {opened}: a call held open until a test says so
@@ -96,6 +97,11 @@ const builtinTools: Tool[] = [
     },
   },
   { name: "stats", description: "Execution statistics of this process.", inputSchema: noInput },
+  {
+    name: "say",
+    description: "Returns its `text` argument as its only text content.",
+    inputSchema: { type: "object", properties: { text: { type: "string" } } },
+  },
   {
     name: "sleep",
     description: "Waits, then answers.",
@@ -247,6 +253,8 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<
       return { content: [] };
     case "echo":
       return structured(args);
+    case "say":
+      return { content: [{ type: "text", text: String(args.text) }] };
     case "count": {
       let count: number;
       if (idempotencyKey === null) {
