@@ -25,6 +25,11 @@ export interface RunJobDeps {
   starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /**
+   * Whether the worker still holds the entry's queue lock (its lease is taken at delivery).
+   * Asked just before the job is started: a lost entry may be another worker's run already.
+   */
+  holds?: () => boolean;
+  /**
    * Registers the run, so that a cancel request (from any API instance), a checkpoint batch the
    * fence refused or the loss of its queue lock can stop it. `holds` says whether the worker
    * still holds the run's queue entry (asked before each call); `release` ends the registration.
@@ -92,6 +97,8 @@ export async function runJob(
 ): Promise<void> {
   const { config, db } = deps;
   const { jobId, run } = entry.data;
+  // Starting the job fences any other delivery: only while this one still holds the entry.
+  if (deps.holds?.() === false) throw new WaitingError();
   const job = await deps.starts
     .start(jobId, run)
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));

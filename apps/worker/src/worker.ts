@@ -18,7 +18,7 @@ import {
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import type { Worker } from "bullmq";
+import { WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
@@ -142,43 +142,62 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const bull: Worker<QueuedJob, void, "run"> = new LeasingWorker(
     config.TURTLE_QUEUE,
     async (entry, token) => {
-      // Decided before the job is started in Postgres: a job given back was never delivered.
-      // (An entry queued before entries named their project shares one bucket.)
-      const project = entry.data.projectId ?? "";
-      const share = (await shares.acquire(project)) ?? (await giveBack(entry, token));
+      // The lease is taken at delivery, not when the run starts: a job waiting here for its
+      // project's share holds the entry too, its lock's renewals count, and losing the lock
+      // while it waits must stop it before it starts the job another worker may have taken.
+      const lost = new AbortController();
+      const lease = leases.take(String(entry.id), entry.processedOn ?? Date.now(), () =>
+        lost.abort(ABORT_LEASE),
+      );
       try {
-        return await runJob(
-          entry,
-          token,
-          {
-            config,
-            db,
-            publisher: deps.publisher ?? redis,
-            toolHosts,
-            checkpoints,
-            starts,
-            limit,
-            log,
-            metrics,
-            policies,
-            activeJobs,
-            track: ({ jobId, attempt, entryId, takenAt }, controller) => {
-              const run = { jobId, attempt, controller, since: new Date() };
-              running.add(run);
-              const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
-              return {
-                holds: lease.holds,
-                release() {
-                  running.delete(run);
-                  lease.release();
-                },
-              };
+        // Decided before the job is started in Postgres: a job given back was never delivered.
+        // (An entry queued before entries named their project shares one bucket.)
+        const project = entry.data.projectId ?? "";
+        const share =
+          (await shares.acquire(project, lost.signal)) ??
+          (lease.holds() ? await giveBack(entry, token, lease.holds) : null);
+        // Lost while it waited: the entry is another worker's, or back in the queue. Nothing
+        // was written; BullMQ must leave the entry alone.
+        if (share === null) throw new WaitingError();
+        try {
+          return await runJob(
+            entry,
+            token,
+            {
+              config,
+              db,
+              publisher: deps.publisher ?? redis,
+              toolHosts,
+              checkpoints,
+              starts,
+              limit,
+              log,
+              metrics,
+              policies,
+              activeJobs,
+              holds: lease.holds,
+              track: ({ jobId, attempt }, controller) => {
+                const run = { jobId, attempt, controller, since: new Date() };
+                running.add(run);
+                const onLost = () => controller.abort(ABORT_LEASE);
+                if (lost.signal.aborted) onLost();
+                else lost.signal.addEventListener("abort", onLost, { once: true });
+                return {
+                  holds: lease.holds,
+                  release() {
+                    running.delete(run);
+                    lost.signal.removeEventListener("abort", onLost);
+                  },
+                };
+              },
             },
-          },
-          shutdown.signal,
-        );
+            shutdown.signal,
+          );
+        } finally {
+          share();
+        }
       } finally {
-        share();
+        lease.release();
       }
     },
     {
