@@ -29,6 +29,9 @@ import { ABORT_CANCEL, ABORT_FENCED, ABORT_LEASE, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
 
+/** How long a cancel request that found no run here is kept for a run about to register. */
+const UNCLAIMED_CANCEL_MS = 60_000;
+
 export interface TurtleWorkerDeps {
   config: Config;
   db: Db;
@@ -121,10 +124,30 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     return loading;
   };
 
+  // Cancel requests that found no run of their job here, with when (monotonic) they came. The API
+  // asks only once the job's start is committed, so the request can come before the run that
+  // started it is registered (see track); kept a minute, long after any such run registers.
+  const unclaimedCancels = new Map<string, number>();
+  const rememberCancel = (jobId: string) => {
+    const now = performance.now();
+    for (const [id, at] of unclaimedCancels) {
+      if (now - at < UNCLAIMED_CANCEL_MS) break;
+      unclaimedCancels.delete(id);
+    }
+    unclaimedCancels.delete(jobId);
+    unclaimedCancels.set(jobId, now);
+  };
+
   const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
     if (channel === names.cancel) {
-      for (const run of running) if (run.jobId === message) run.controller.abort(ABORT_CANCEL);
+      let claimed = false;
+      for (const run of running) {
+        if (run.jobId !== message) continue;
+        run.controller.abort(ABORT_CANCEL);
+        claimed = true;
+      }
+      if (!claimed) rememberCancel(message);
     } else if (channel === names.servers) {
       const ref = parseServerRef(message);
       if (ref !== null) toolHosts.invalidate(ref.projectId);
@@ -176,9 +199,15 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
               policies,
               activeJobs,
               holds: lease.holds,
-              track: ({ jobId, attempt }, controller) => {
+              track: ({ jobId, attempt, startAskedAt }, controller) => {
                 const run = { jobId, attempt, controller, since: new Date() };
                 running.add(run);
+                // Asked for after this run's start was: meant for it (an earlier run's came
+                // before its end, so before this start).
+                const cancelledAt = unclaimedCancels.get(jobId);
+                if (cancelledAt !== undefined && cancelledAt >= startAskedAt) {
+                  controller.abort(ABORT_CANCEL);
+                }
                 const onLost = () => controller.abort(ABORT_LEASE);
                 if (lost.signal.aborted) onLost();
                 else lost.signal.addEventListener("abort", onLost, { once: true });
