@@ -5,7 +5,7 @@ import {
   publishJobEvent,
   type QueuedJob,
 } from "@turtle/core";
-import type { Db, Prisma } from "@turtle/db";
+import { type Db, isDatabaseError, type Prisma } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
@@ -194,6 +194,8 @@ export async function runJob(
       }
       if (reason === ABORT_FENCED) return;
       if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
+      // The project's servers could not be read: Postgres' failure, not the servers'.
+      if (isDatabaseError(error)) return await retryLater(deps, entry, token, jobId, error);
       return await finish({
         status: "failed",
         error: {
@@ -316,6 +318,14 @@ export async function runJob(
       replayedSteps,
       replayedKeys,
     });
+  } catch (error) {
+    if (error instanceof DelayedError || error instanceof WaitingError) throw error;
+    // Postgres or Redis failed under the run (reading its checkpoints, policies or approvals,
+    // announcing it, flushing on shutdown): the job is still running in Postgres, so the entry
+    // must not end in BullMQ's failed set. Delivered again later, it replays. Unless the entry
+    // is no longer this worker's: then it is left alone.
+    if (!tracked.holds()) throw new WaitingError();
+    return await retryLater(deps, entry, token, jobId, error);
   } finally {
     stopReplays();
     shutdown.removeEventListener("abort", onShutdown);
