@@ -12,7 +12,7 @@
 // worker closes.
 
 import type { QueuedJob } from "@turtle/core";
-import { DelayedError, type Job as QueueEntry, type Worker } from "bullmq";
+import { DelayedError, type Job as QueueEntry, WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 
 /** Gives a granted share back (idempotent). */
@@ -65,24 +65,29 @@ export class ProjectShares {
   /**
    * A share of the worker for one run of the project: at once while the project is under its
    * share and none of its jobs wait before this one; else when one of its runs ends. `null` means
-   * give the job back to the queue. An entry without a project runs unshared.
+   * give the job back to the queue. An entry without a project runs unshared. When `lost` aborts
+   * (the worker lost the entry's queue lock while the job waited), the job stops waiting at once
+   * with `null`: the caller must then leave the entry alone, as another worker may hold it.
    */
-  acquire(projectId: string | undefined): Promise<ReleaseShare | null> {
+  acquire(projectId: string | undefined, lost?: AbortSignal): Promise<ReleaseShare | null> {
     if (projectId === undefined) return Promise.resolve(() => {});
-    if (this.closed) return Promise.resolve(null);
+    if (this.closed || lost?.aborted) return Promise.resolve(null);
     if (this.runs(projectId) < this.options.perProject && !this.hasWaiters(projectId)) {
       return Promise.resolve(this.grant(projectId));
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.giveBack(waiter), this.options.waitMs);
+      const onLost = () => this.giveBack(waiter);
       const waiter: Waiter = {
         projectId,
         settle: (share) => {
           clearTimeout(timer);
+          lost?.removeEventListener("abort", onLost);
           resolve(share);
         },
       };
       this.waiters.push(waiter);
+      lost?.addEventListener("abort", onLost, { once: true });
       this.peekSoon();
     });
   }
@@ -178,16 +183,20 @@ const GIVE_BACK_MS = 100;
  * A job that did not get its project's share goes back to the queue, at its priority, for a
  * moment: long enough for the slot it leaves to take another project's job, not its own again.
  * Nothing changed in Postgres (the job is still queued) and no attempt is counted. Should Redis
- * refuse the move, the job runs here after all rather than be lost to BullMQ's failed set.
+ * refuse the move while this worker still holds the entry's lock (`holds`), the job runs here
+ * after all rather than be lost to BullMQ's failed set; refused because the lock lapsed, the
+ * entry is another worker's (or back in the queue) and this one leaves it alone.
  */
 export async function giveBack(
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
+  holds: () => boolean,
 ): Promise<ReleaseShare> {
   try {
     await entry.moveToDelayed(Date.now() + GIVE_BACK_MS, token);
   } catch {
-    return () => {};
+    if (holds()) return () => {};
+    throw new WaitingError();
   }
   throw new DelayedError();
 }

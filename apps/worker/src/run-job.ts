@@ -5,7 +5,7 @@ import {
   publishJobEvent,
   type QueuedJob,
 } from "@turtle/core";
-import type { Db, Prisma } from "@turtle/db";
+import { type Db, isDatabaseError, type Prisma } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
@@ -25,12 +25,27 @@ export interface RunJobDeps {
   starts: RunStarter;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /**
+   * Whether the worker still holds the entry's queue lock (its lease is taken at delivery).
+   * Asked just before the job is started: a lost entry may be another worker's run already.
+   */
+  holds?: () => boolean;
+  /**
    * Registers the run, so that a cancel request (from any API instance), a checkpoint batch the
    * fence refused or the loss of its queue lock can stop it. `holds` says whether the worker
    * still holds the run's queue entry (asked before each call); `release` ends the registration.
    */
   track: (
-    run: { jobId: string; attempt: number; entryId: string; takenAt: number },
+    run: {
+      jobId: string;
+      attempt: number;
+      entryId: string;
+      takenAt: number;
+      /**
+       * When (monotonic) the job's start was asked for: a cancel request for the job that came
+       * after it, before the run was registered, was meant for this run.
+       */
+      startAskedAt: number;
+    },
     controller: AbortController,
   ) => { holds(): boolean; release(): void };
   log: (fields: Record<string, unknown>, message: string) => void;
@@ -92,6 +107,9 @@ export async function runJob(
 ): Promise<void> {
   const { config, db } = deps;
   const { jobId, run } = entry.data;
+  // Starting the job fences any other delivery: only while this one still holds the entry.
+  if (deps.holds?.() === false) throw new WaitingError();
+  const startAskedAt = performance.now();
   const job = await deps.starts
     .start(jobId, run)
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
@@ -104,39 +122,50 @@ export async function runJob(
       retryLater(deps, entry, token, jobId, error),
     );
 
-  if (job.deliveries > config.WORKER_MAX_DELIVERIES) {
-    return finish({
-      status: "failed",
-      error: {
-        code: "worker_lost",
-        name: "WorkerLostError",
-        message: `The job was started ${job.deliveries - 1} times and each time the worker running it died before it finished (killed, or out of memory); it will not be started again. Resume it to try once more.`,
-        line: null,
-        column: null,
-      },
-    });
-  }
-  if (job.cancelRequestedAt !== null) return finish(cancelledBefore());
-  await publishJobEvent(deps.publisher, config.TURTLE_QUEUE, {
-    jobId,
-    projectId,
-    status: "running",
-  });
-
-  // The job's time counts from its start, so waiting for its servers is part of it.
-  const deadline = Date.now() + job.timeoutMs;
+  // Registered before anything else is awaited: a cancel request can come as soon as the start
+  // is committed, and a shutdown at any time; heard by nobody, the job would run to its end.
   const controller = new AbortController();
   const tracked = deps.track(
-    // BullMQ set the lock when the worker asked for the entry, at `processedOn` (its clock).
-    { jobId, attempt, entryId: String(entry.id), takenAt: entry.processedOn ?? Date.now() },
+    {
+      jobId,
+      attempt,
+      entryId: String(entry.id),
+      // BullMQ set the lock when the worker asked for the entry, at `processedOn` (its clock).
+      takenAt: entry.processedOn ?? Date.now(),
+      startAskedAt,
+    },
     controller,
   );
   const onShutdown = () => controller.abort(ABORT_SHUTDOWN);
-  shutdown.addEventListener("abort", onShutdown, { once: true });
+  if (shutdown.aborted) onShutdown();
+  else shutdown.addEventListener("abort", onShutdown, { once: true });
   let lease: Awaited<ReturnType<ToolHosts["acquire"]>> | undefined;
   let activity: ActivityStream | undefined;
   let stopReplays = () => {};
   try {
+    if (job.deliveries > config.WORKER_MAX_DELIVERIES) {
+      return await finish({
+        status: "failed",
+        error: {
+          code: "worker_lost",
+          name: "WorkerLostError",
+          message: `The job was started ${job.deliveries - 1} times and each time the worker running it died before it finished (killed, or out of memory); it will not be started again. Resume it to try once more.`,
+          line: null,
+          column: null,
+        },
+      });
+    }
+    if (job.cancelRequestedAt !== null || controller.signal.reason === ABORT_CANCEL) {
+      return await finish(cancelledBefore());
+    }
+    await publishJobEvent(deps.publisher, config.TURTLE_QUEUE, {
+      jobId,
+      projectId,
+      status: "running",
+    });
+
+    // The job's time counts from its start, so waiting for its servers is part of it.
+    const deadline = Date.now() + job.timeoutMs;
     const prior =
       job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
     const policies = await deps.policies?.(projectId);
@@ -165,6 +194,8 @@ export async function runJob(
       }
       if (reason === ABORT_FENCED) return;
       if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
+      // The project's servers could not be read: Postgres' failure, not the servers'.
+      if (isDatabaseError(error)) return await retryLater(deps, entry, token, jobId, error);
       return await finish({
         status: "failed",
         error: {
@@ -287,6 +318,14 @@ export async function runJob(
       replayedSteps,
       replayedKeys,
     });
+  } catch (error) {
+    if (error instanceof DelayedError || error instanceof WaitingError) throw error;
+    // Postgres or Redis failed under the run (reading its checkpoints, policies or approvals,
+    // announcing it, flushing on shutdown): the job is still running in Postgres, so the entry
+    // must not end in BullMQ's failed set. Delivered again later, it replays. Unless the entry
+    // is no longer this worker's: then it is left alone.
+    if (!tracked.holds()) throw new WaitingError();
+    return await retryLater(deps, entry, token, jobId, error);
   } finally {
     stopReplays();
     shutdown.removeEventListener("abort", onShutdown);

@@ -18,7 +18,7 @@ import {
   type WorkerInfo,
 } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import type { Worker } from "bullmq";
+import { WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
@@ -28,6 +28,9 @@ import { giveBack, ProjectShares, peekProjects } from "./project-shares.ts";
 import { ABORT_CANCEL, ABORT_FENCED, ABORT_LEASE, runJob } from "./run-job.ts";
 import { RunStarter } from "./starts.ts";
 import { ToolHosts } from "./tool-hosts.ts";
+
+/** How long a cancel request that found no run here is kept for a run about to register. */
+const UNCLAIMED_CANCEL_MS = 60_000;
 
 export interface TurtleWorkerDeps {
   config: Config;
@@ -121,10 +124,30 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     return loading;
   };
 
+  // Cancel requests that found no run of their job here, with when (monotonic) they came. The API
+  // asks only once the job's start is committed, so the request can come before the run that
+  // started it is registered (see track); kept a minute, long after any such run registers.
+  const unclaimedCancels = new Map<string, number>();
+  const rememberCancel = (jobId: string) => {
+    const now = performance.now();
+    for (const [id, at] of unclaimedCancels) {
+      if (now - at < UNCLAIMED_CANCEL_MS) break;
+      unclaimedCancels.delete(id);
+    }
+    unclaimedCancels.delete(jobId);
+    unclaimedCancels.set(jobId, now);
+  };
+
   const subscribed = subscriber.subscribe(names.cancel, names.servers, names.policies);
   subscriber.on("message", (channel: string, message: string) => {
     if (channel === names.cancel) {
-      for (const run of running) if (run.jobId === message) run.controller.abort(ABORT_CANCEL);
+      let claimed = false;
+      for (const run of running) {
+        if (run.jobId !== message) continue;
+        run.controller.abort(ABORT_CANCEL);
+        claimed = true;
+      }
+      if (!claimed) rememberCancel(message);
     } else if (channel === names.servers) {
       const ref = parseServerRef(message);
       if (ref !== null) toolHosts.invalidate(ref.projectId);
@@ -142,43 +165,68 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
   const bull: Worker<QueuedJob, void, "run"> = new LeasingWorker(
     config.TURTLE_QUEUE,
     async (entry, token) => {
-      // Decided before the job is started in Postgres: a job given back was never delivered.
-      // (An entry queued before entries named their project shares one bucket.)
-      const project = entry.data.projectId ?? "";
-      const share = (await shares.acquire(project)) ?? (await giveBack(entry, token));
+      // The lease is taken at delivery, not when the run starts: a job waiting here for its
+      // project's share holds the entry too, its lock's renewals count, and losing the lock
+      // while it waits must stop it before it starts the job another worker may have taken.
+      const lost = new AbortController();
+      const lease = leases.take(String(entry.id), entry.processedOn ?? Date.now(), () =>
+        lost.abort(ABORT_LEASE),
+      );
       try {
-        return await runJob(
-          entry,
-          token,
-          {
-            config,
-            db,
-            publisher: deps.publisher ?? redis,
-            toolHosts,
-            checkpoints,
-            starts,
-            limit,
-            log,
-            metrics,
-            policies,
-            activeJobs,
-            track: ({ jobId, attempt, entryId, takenAt }, controller) => {
-              const run = { jobId, attempt, controller, since: new Date() };
-              running.add(run);
-              const lease = leases.take(entryId, takenAt, () => controller.abort(ABORT_LEASE));
-              return {
-                holds: lease.holds,
-                release() {
-                  running.delete(run);
-                  lease.release();
-                },
-              };
+        // Decided before the job is started in Postgres: a job given back was never delivered.
+        // (An entry queued before entries named their project shares one bucket.)
+        const project = entry.data.projectId ?? "";
+        const share =
+          (await shares.acquire(project, lost.signal)) ??
+          (lease.holds() ? await giveBack(entry, token, lease.holds) : null);
+        // Lost while it waited: the entry is another worker's, or back in the queue. Nothing
+        // was written; BullMQ must leave the entry alone.
+        if (share === null) throw new WaitingError();
+        try {
+          return await runJob(
+            entry,
+            token,
+            {
+              config,
+              db,
+              publisher: deps.publisher ?? redis,
+              toolHosts,
+              checkpoints,
+              starts,
+              limit,
+              log,
+              metrics,
+              policies,
+              activeJobs,
+              holds: lease.holds,
+              track: ({ jobId, attempt, startAskedAt }, controller) => {
+                const run = { jobId, attempt, controller, since: new Date() };
+                running.add(run);
+                // Asked for after this run's start was: meant for it (an earlier run's came
+                // before its end, so before this start).
+                const cancelledAt = unclaimedCancels.get(jobId);
+                if (cancelledAt !== undefined && cancelledAt >= startAskedAt) {
+                  controller.abort(ABORT_CANCEL);
+                }
+                const onLost = () => controller.abort(ABORT_LEASE);
+                if (lost.signal.aborted) onLost();
+                else lost.signal.addEventListener("abort", onLost, { once: true });
+                return {
+                  holds: lease.holds,
+                  release() {
+                    running.delete(run);
+                    lost.signal.removeEventListener("abort", onLost);
+                  },
+                };
+              },
             },
-          },
-          shutdown.signal,
-        );
+            shutdown.signal,
+          );
+        } finally {
+          share();
+        }
       } finally {
-        share();
+        lease.release();
       }
     },
     {

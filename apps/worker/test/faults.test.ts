@@ -231,6 +231,92 @@ describe("Redis stalled longer than the worker lock while jobs fan out", () => {
   }, 180_000);
 });
 
+describe("Redis stalled longer than the worker lock while jobs wait for their project's share", () => {
+  it("starts no held job whose entry another worker took: no calls twice at once, none after the end", async () => {
+    const redis = await ownRedis();
+    try {
+      // One run of the project at a time per worker: each worker holds the jobs it fetched
+      // beyond that, and their locks lapse while Redis stops for 3 s.
+      platform = await createPlatform("redis-stall-held", {
+        REDIS_URL: redis.url,
+        WORKER_CONCURRENCY: "4",
+        WORKER_PROJECT_CONCURRENCY: "1",
+        WORKER_SHARE_WAIT_MS: "30000",
+      });
+      const current = platform;
+      await Promise.all([current.startWorker(), current.startWorker()]);
+      // 200 calls in chunks of 10, a short sleep after each: about 3 s a job.
+      const code = [
+        "let sum = 0;",
+        "for (let start = 0; start < 200; start += 10) {",
+        "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+        "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
+        "  await control.sleep({ ms: 100, after: start });",
+        "  sum += echoed.reduce((a, e) => a + e.i, 0);",
+        "}",
+        "return sum + input.n;",
+      ].join("\n");
+      const jobs: Job[] = [];
+      for (let n = 0; n < 8; n++) jobs.push(await current.submit({ code, input: { n } }));
+      await eventually("two jobs to make calls", async () => {
+        const started = new Set(
+          (await current.executions()).map((line) => line.idempotencyKey?.split(":")[0]),
+        );
+        return started.size >= 2 ? true : undefined;
+      });
+      await redis.stall(3_000);
+
+      const ended = await eventually(
+        "every job to end",
+        async () => {
+          const rows = await current.db.job.findMany();
+          return rows.every((row) => row.status === "succeeded" || row.status === "failed")
+            ? rows
+            : undefined;
+        },
+        120_000,
+      );
+      expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
+      const calls = await current.executions();
+      const byKey = new Map<string, number[]>();
+      for (const line of calls) {
+        const key = String(line.idempotencyKey);
+        byKey.set(key, [...(byKey.get(key) ?? []), line.at]);
+      }
+      const jobOf = new Map(ended.map((row) => [row.id, row]));
+      const figures = { calls: calls.length, twice: 0, overlapping: 0, afterEnd: 0 };
+      for (const [key, times] of byKey) {
+        const job = jobOf.get(key.split(":")[0] ?? "");
+        if (job?.startedAt == null || job.finishedAt == null) throw new Error(`no job for ${key}`);
+        const [lastStart, end] = [job.startedAt.getTime(), job.finishedAt.getTime()];
+        figures.twice += times.length - 1;
+        if (times.filter((at) => at >= lastStart).length > 1) figures.overlapping++;
+        figures.afterEnd += times.filter((at) => at > end).length;
+      }
+      const deliveries = ended.reduce((sum, row) => sum + row.attempts, 0);
+      console.log(`Redis stalled 3 s, jobs held: ${JSON.stringify({ ...figures, deliveries })}`);
+      expect(byKey.size).toBe(8 * 220);
+      expect(figures.afterEnd).toBe(0);
+      expect(figures.overlapping).toBe(0);
+      expect(figures.twice).toBeLessThanOrEqual(10 * (deliveries - ended.length));
+      // One stall takes each entry from its worker once at most: a held job's lock is renewed
+      // while it waits, so it is not lost again (and again) by the time its share comes.
+      expect(deliveries).toBeLessThanOrEqual(2 * ended.length);
+      // Nothing left in the queue for a job that ended.
+      expect(await current.queue.getJobCounts("wait", "active", "delayed", "prioritized")).toEqual({
+        wait: 0,
+        active: 0,
+        delayed: 0,
+        prioritized: 0,
+      });
+    } finally {
+      await platform?.close();
+      platform = undefined;
+      await redis.kill();
+    }
+  }, 180_000);
+});
+
 describe("a run whose job was started again elsewhere, or ended, while it makes calls", () => {
   // 300 calls in chunks of 10, a sleep after each (longer than a checkpoint batch takes, so
   // that a run makes at most one more chunk before it hears of its fence): about 3 s.

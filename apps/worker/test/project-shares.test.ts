@@ -80,3 +80,19 @@ describe("ProjectShares", () => {
     worker.close();
   });
 });
+
+describe("ProjectShares and the entry's queue lock", () => {
+  it("stops a job waiting for its share at once when the worker loses the entry's lock", async () => {
+    const worker = shares();
+    await worker.acquire("a");
+    await worker.acquire("a");
+    const lost = new AbortController();
+    const waiting = worker.acquire("a", lost.signal);
+    expect(worker.waiting).toBe(1);
+    lost.abort();
+    expect(await waiting).toBeNull();
+    expect(worker.waiting).toBe(0);
+    expect(await worker.acquire("b", lost.signal)).toBeNull();
+    worker.close();
+  });
+});

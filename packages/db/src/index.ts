@@ -1,4 +1,4 @@
-export { createDb, type Db, type DbOptions } from "./client.ts";
+export { createDb, type Db, type DbOptions, isDatabaseError } from "./client.ts";
 export type { ApiKey, AuditEntry, Job, Project, Server, Step } from "./generated/client.ts";
 export { Prisma } from "./generated/client.ts";
 export { ApiKeyScope, AuditOutcome, JobStatus, StepStatus } from "./generated/enums.ts";

@@ -354,6 +354,9 @@ class Execution {
     );
     const onAbort = () => this.kill("cancelled");
     this.options.signal?.addEventListener("abort", onAbort, { once: true });
+    // Aborted while the program compiled (after runProgram's own check): the listener came too
+    // late to hear it.
+    if (this.options.signal?.aborted) onAbort();
 
     let reply: string | undefined;
     let thrown: unknown;

@@ -167,3 +167,17 @@ describe("runProgram", () => {
     });
   });
 });
+
+describe("runProgram aborted while the program compiles", () => {
+  it("is cancelled, not run to its end", { timeout: 20_000 }, async () => {
+    const controller = new AbortController();
+    const running = runProgram(
+      "const until = Date.now() + 1500; while (Date.now() < until) {} return 'ran';",
+      { signal: controller.signal, limits: { timeoutMs: 10_000 } },
+    );
+    // runProgram has checked the signal and awaits the compiler: the abort lands in between.
+    controller.abort();
+    const run = await running;
+    expect(run).toMatchObject({ ok: false, error: { code: "cancelled" } });
+  });
+});
