@@ -44,6 +44,16 @@ function executions(): Record<string, number> {
   return counts;
 }
 
+/** The arguments of each execution of `tool` the server recorded. */
+function calls(tool: string): Array<Record<string, unknown>> {
+  return readFileSync(join(fleet.dir, "calls.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { tool: string; args: Record<string, unknown> })
+    .filter((call) => call.tool === tool)
+    .map((call) => call.args);
+}
+
 async function submit(code: string): Promise<string> {
   const response = await api.call({ method: "POST", url: "/v1/jobs", payload: { code } });
   expect(response.statusCode).toBe(202);
@@ -161,12 +171,7 @@ return await control.delete_record(args);`,
     expect(again).toContainEqual(
       expect.objectContaining({ args: { id: "victim" }, status: "pending" }),
     );
-    const deleted = readFileSync(join(fleet.dir, "calls.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { tool: string; args: { id?: string } })
-      .filter((call) => call.tool === "delete_record" && call.args.id === "victim");
-    expect(deleted).toEqual([]);
+    expect(calls("delete_record").filter((args) => args.id === "victim")).toEqual([]);
     await decide(id, again.find((a: { status: string }) => a.status === "pending").stepKey, {
       decision: "reject",
     });
@@ -190,12 +195,7 @@ return await control.delete_record(args);`,
       code: "tool_error",
       message: expect.stringContaining("was approved for other arguments"),
     });
-    const deleted = readFileSync(join(fleet.dir, "calls.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { tool: string; args: { id?: string } })
-      .filter((call) => call.tool === "delete_record" && call.args.id === "real");
-    expect(deleted).toEqual([]);
+    expect(calls("delete_record").filter((args) => args.id === "real")).toEqual([]);
   });
 
   it("turns a rejection into a ToolError (code rejected) the program can catch", async () => {

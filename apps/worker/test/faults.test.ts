@@ -18,6 +18,20 @@ afterEach(async () => {
   platform = undefined;
 });
 
+/** A job of `calls` echo calls in chunks of 10, each chunk followed by a 100 ms sleep. */
+function fanOut(calls: number): string {
+  return [
+    "let sum = 0;",
+    `for (let start = 0; start < ${calls}; start += 10) {`,
+    "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
+    "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
+    "  await control.sleep({ ms: 100, after: start });",
+    "  sum += echoed.reduce((a, e) => a + e.i, 0);",
+    "}",
+    "return sum + input.n;",
+  ].join("\n");
+}
+
 describe("an MCP server killed in the middle of a call", () => {
   it("is started again and the call made again with its idempotency key; the job goes on", async () => {
     platform = await createPlatform("server-killed");
@@ -164,16 +178,7 @@ describe("Redis stalled longer than the worker lock while jobs fan out", () => {
       const current = platform;
       await Promise.all([current.startWorker(), current.startWorker()]);
       // 600 calls in chunks of 10, a short sleep after each: about 9 s a job.
-      const code = [
-        "let sum = 0;",
-        "for (let start = 0; start < 600; start += 10) {",
-        "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
-        "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
-        "  await control.sleep({ ms: 100, after: start });",
-        "  sum += echoed.reduce((a, e) => a + e.i, 0);",
-        "}",
-        "return sum + input.n;",
-      ].join("\n");
+      const code = fanOut(600);
       const jobs: Job[] = [];
       for (let n = 0; n < 6; n++) jobs.push(await current.submit({ code, input: { n } }));
       await eventually("every job to make calls", async () => {
@@ -246,16 +251,7 @@ describe("Redis stalled longer than the worker lock while jobs wait for their pr
       const current = platform;
       await Promise.all([current.startWorker(), current.startWorker()]);
       // 200 calls in chunks of 10, a short sleep after each: about 3 s a job.
-      const code = [
-        "let sum = 0;",
-        "for (let start = 0; start < 200; start += 10) {",
-        "  const chunk = Array.from({ length: 10 }, (_, k) => start + k);",
-        "  const echoed = await Promise.all(chunk.map((i) => control.echo({ job: input.n, i })));",
-        "  await control.sleep({ ms: 100, after: start });",
-        "  sum += echoed.reduce((a, e) => a + e.i, 0);",
-        "}",
-        "return sum + input.n;",
-      ].join("\n");
+      const code = fanOut(200);
       const jobs: Job[] = [];
       for (let n = 0; n < 8; n++) jobs.push(await current.submit({ code, input: { n } }));
       await eventually("two jobs to make calls", async () => {
