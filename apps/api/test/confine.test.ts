@@ -207,47 +207,35 @@ describe("a tenant's hostile stdio server", () => {
   });
 });
 
-describe("STDIO_SANDBOX_NETWORK=host", () => {
-  it("is said loudly at every start, by the API and by a worker", async () => {
-    let text = "";
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        text += chunk;
-        done();
-      },
-    });
-    const config = testConfig(database.url, {
-      STDIO_SANDBOX: "bwrap",
-      STDIO_SANDBOX_NETWORK: "host",
-    });
-    const app = await buildApp({ config, logger: { level: "warn", stream } });
-    await app.close();
-    expect(text).toContain('"level":40');
-    expect(text).toContain("STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers share");
-    const shared = await startWorker({ config }, dir);
-    shared.child.kill("SIGTERM");
-    await shared.exited;
-    expect(shared.output()).toContain("STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers");
+/** What the API logs as warnings, and a worker prints, when each starts with `env`. */
+async function startupWarnings(env: Record<string, string>) {
+  let api = "";
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      api += chunk;
+      done();
+    },
   });
-});
+  const config = testConfig(database.url, env);
+  const app = await buildApp({ config, logger: { level: "warn", stream } });
+  await app.close();
+  const worker = await startWorker({ config }, dir);
+  worker.child.kill("SIGTERM");
+  await worker.exited;
+  return { api, worker: worker.output() };
+}
 
-describe("STDIO_SANDBOX=none", () => {
-  it("is said loudly at every start, by the API and by a worker", async () => {
-    let text = "";
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        text += chunk;
-        done();
-      },
-    });
-    const config = testConfig(database.url, { STDIO_SANDBOX: "none" });
-    const app = await buildApp({ config, logger: { level: "warn", stream } });
-    await app.close();
-    expect(text).toContain('"level":40');
-    expect(text).toContain("STDIO_SANDBOX=none: stdio MCP servers run unconfined");
-    const unconfined = await startWorker({ config }, dir);
-    unconfined.child.kill("SIGTERM");
-    await unconfined.exited;
-    expect(unconfined.output()).toContain("stdio MCP servers run unconfined");
+describe("a weakened sandbox", () => {
+  it.each([
+    [
+      { STDIO_SANDBOX: "bwrap", STDIO_SANDBOX_NETWORK: "host" },
+      "STDIO_SANDBOX_NETWORK=host: confined stdio MCP servers share",
+    ],
+    [{ STDIO_SANDBOX: "none" }, "STDIO_SANDBOX=none: stdio MCP servers run unconfined"],
+  ])("%j is said loudly at every start, by the API and by a worker", async (env, warning) => {
+    const said = await startupWarnings(env);
+    expect(said.api).toContain('"level":40');
+    expect(said.api).toContain(warning);
+    expect(said.worker).toContain(warning);
   });
 });

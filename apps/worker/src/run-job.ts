@@ -38,8 +38,6 @@ export interface RunJobDeps {
     run: {
       jobId: string;
       attempt: number;
-      entryId: string;
-      takenAt: number;
       /**
        * When (monotonic) the job's start was asked for: a cancel request for the job that came
        * after it, before the run was registered, was meant for this run.
@@ -129,9 +127,6 @@ export async function runJob(
     {
       jobId,
       attempt,
-      entryId: String(entry.id),
-      // BullMQ set the lock when the worker asked for the entry, at `processedOn` (its clock).
-      takenAt: entry.processedOn ?? Date.now(),
       startAskedAt,
     },
     controller,

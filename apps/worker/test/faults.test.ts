@@ -18,6 +18,48 @@ afterEach(async () => {
   platform = undefined;
 });
 
+/** Waits (up to 2 min) for every job of the platform to succeed or fail; returns their rows. */
+function everyJobEnded(platform: Platform) {
+  return eventually(
+    "every job to end",
+    async () => {
+      const rows = await platform.db.job.findMany();
+      return rows.every((row) => row.status === "succeeded" || row.status === "failed")
+        ? rows
+        : undefined;
+    },
+    120_000,
+  );
+}
+
+/**
+ * What the control server's executions say of the jobs' deliveries: keys executed, calls made
+ * twice, keys executed twice once the job's last delivery had started (two deliveries at once),
+ * calls made after the job ended, and the deliveries in all.
+ */
+function duplicates(
+  ended: Array<{ id: string; startedAt: Date | null; finishedAt: Date | null; attempts: number }>,
+  calls: Array<{ idempotencyKey?: string; at: number }>,
+) {
+  const byKey = new Map<string, number[]>();
+  for (const line of calls) {
+    const key = String(line.idempotencyKey);
+    byKey.set(key, [...(byKey.get(key) ?? []), line.at]);
+  }
+  const jobOf = new Map(ended.map((row) => [row.id, row]));
+  const figures = { calls: calls.length, twice: 0, overlapping: 0, afterEnd: 0 };
+  for (const [key, times] of byKey) {
+    const job = jobOf.get(key.split(":")[0] ?? "");
+    if (job?.startedAt == null || job.finishedAt == null) throw new Error(`no job for ${key}`);
+    const [lastStart, end] = [job.startedAt.getTime(), job.finishedAt.getTime()];
+    figures.twice += times.length - 1;
+    if (times.filter((at) => at >= lastStart).length > 1) figures.overlapping++;
+    figures.afterEnd += times.filter((at) => at > end).length;
+  }
+  const deliveries = ended.reduce((sum, row) => sum + row.attempts, 0);
+  return { keys: byKey.size, deliveries, ...figures };
+}
+
 /** A job of `calls` echo calls in chunks of 10, each chunk followed by a 100 ms sleep. */
 function fanOut(calls: number): string {
   return [
@@ -189,40 +231,14 @@ describe("Redis stalled longer than the worker lock while jobs fan out", () => {
       });
       await redis.stall(3_000);
 
-      const ended = await eventually(
-        "every job to end",
-        async () => {
-          const rows = await current.db.job.findMany();
-          return rows.every((row) => row.status === "succeeded" || row.status === "failed")
-            ? rows
-            : undefined;
-        },
-        120_000,
-      );
+      const ended = await everyJobEnded(current);
       expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
       for (const row of ended) {
         expect(row.result).toBe(179_700 + (row.input as { n: number }).n);
       }
-      const calls = await current.executions();
-      const byKey = new Map<string, number[]>();
-      for (const line of calls) {
-        const key = String(line.idempotencyKey);
-        byKey.set(key, [...(byKey.get(key) ?? []), line.at]);
-      }
-      const jobOf = new Map(ended.map((row) => [row.id, row]));
-      const figures = { calls: calls.length, twice: 0, overlapping: 0, afterEnd: 0 };
-      for (const [key, times] of byKey) {
-        const job = jobOf.get(key.split(":")[0] ?? "");
-        if (job?.startedAt == null || job.finishedAt == null) throw new Error(`no job for ${key}`);
-        const [lastStart, end] = [job.startedAt.getTime(), job.finishedAt.getTime()];
-        figures.twice += times.length - 1;
-        // Both made once the job's last delivery had started: two deliveries at once.
-        if (times.filter((at) => at >= lastStart).length > 1) figures.overlapping++;
-        figures.afterEnd += times.filter((at) => at > end).length;
-      }
-      const deliveries = ended.reduce((sum, row) => sum + row.attempts, 0);
+      const { keys, deliveries, ...figures } = duplicates(ended, await current.executions());
       console.log(`Redis stalled 3 s: ${JSON.stringify({ ...figures, deliveries })}`);
-      expect(byKey.size).toBe(6 * 660);
+      expect(keys).toBe(6 * 660);
       expect(figures.afterEnd).toBe(0);
       expect(figures.overlapping).toBe(0);
       // What a stopped delivery can leave for the next to make again: its calls in flight (a
@@ -262,36 +278,11 @@ describe("Redis stalled longer than the worker lock while jobs wait for their pr
       });
       await redis.stall(3_000);
 
-      const ended = await eventually(
-        "every job to end",
-        async () => {
-          const rows = await current.db.job.findMany();
-          return rows.every((row) => row.status === "succeeded" || row.status === "failed")
-            ? rows
-            : undefined;
-        },
-        120_000,
-      );
+      const ended = await everyJobEnded(current);
       expect(ended.filter((row) => row.status !== "succeeded")).toEqual([]);
-      const calls = await current.executions();
-      const byKey = new Map<string, number[]>();
-      for (const line of calls) {
-        const key = String(line.idempotencyKey);
-        byKey.set(key, [...(byKey.get(key) ?? []), line.at]);
-      }
-      const jobOf = new Map(ended.map((row) => [row.id, row]));
-      const figures = { calls: calls.length, twice: 0, overlapping: 0, afterEnd: 0 };
-      for (const [key, times] of byKey) {
-        const job = jobOf.get(key.split(":")[0] ?? "");
-        if (job?.startedAt == null || job.finishedAt == null) throw new Error(`no job for ${key}`);
-        const [lastStart, end] = [job.startedAt.getTime(), job.finishedAt.getTime()];
-        figures.twice += times.length - 1;
-        if (times.filter((at) => at >= lastStart).length > 1) figures.overlapping++;
-        figures.afterEnd += times.filter((at) => at > end).length;
-      }
-      const deliveries = ended.reduce((sum, row) => sum + row.attempts, 0);
+      const { keys, deliveries, ...figures } = duplicates(ended, await current.executions());
       console.log(`Redis stalled 3 s, jobs held: ${JSON.stringify({ ...figures, deliveries })}`);
-      expect(byKey.size).toBe(8 * 220);
+      expect(keys).toBe(8 * 220);
       expect(figures.afterEnd).toBe(0);
       expect(figures.overlapping).toBe(0);
       expect(figures.twice).toBeLessThanOrEqual(10 * (deliveries - ended.length));
