@@ -42,6 +42,17 @@ await writeFile(
   new URL("latest.json", results),
   `${JSON.stringify({ at: new Date().toISOString(), node: process.version, figures }, null, 2)}\n`,
 );
+// A missed target fails the run, so a change can be gated on it.
 const missed = figures.filter((figure) => !passes(figure));
-if (missed.length > 0)
-  process.stderr.write(`bench: ${missed.length} figure(s) missed their target\n`);
+if (missed.length > 0) {
+  const names = missed.map((figure) => `  ${figure.name}`).join("\n");
+  process.stderr.write(`bench: ${missed.length} figure(s) missed their target:\n${names}\n`);
+  process.exitCode = 1;
+}
+
+// Done: the process should now end on its own. A connection left open would keep it up forever
+// (a gate waiting on it would hang), so after a grace it ends anyway, failed, and says why.
+setTimeout(() => {
+  process.stderr.write("bench: still up 10 s after its last figure: a handle was left open\n");
+  process.exit(1);
+}, 10_000).unref();
