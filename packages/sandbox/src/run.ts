@@ -2,19 +2,13 @@ import ivm from "isolated-vm";
 import { type CompiledProgram, compileProgram } from "./compile.ts";
 import { GUEST_RUNTIME_SOURCE, type GuestConfig } from "./guest-runtime.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
-import { INTERNAL_PREFIX, mapStack } from "./stack.ts";
-import { keyMatchesArguments, STEP_HASHER_SOURCE } from "./step-key.ts";
-import type { LogEntry, LogLevel, RunError, RunErrorCode, RunOptions, RunResult } from "./types.ts";
+import { decodeOutcome, failure, type Outcome, sentLogLines } from "./outcome.ts";
+import { RUNTIME_URL, SCRIPT_URL } from "./stack.ts";
+import { keyMatchesArguments, MAX_KEY_LENGTH, STEP_HASHER_SOURCE } from "./step-key.ts";
+import type { LogEntry, LogLevel, RunErrorCode, RunOptions, RunResult } from "./types.ts";
 
-const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
-/** Where V8's message puts a SyntaxError in the program: `… [file:///…/program.js:2:3]`. */
-const SYNTAX_AT = new RegExp(
-  `\\[${SCRIPT_URL.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:(\\d+):(\\d+)\\]$`,
-);
 /** How esbuild prints the first line of the wrapper the program is compiled in (compile.ts). */
 const WRAPPER_START = "(async function() {";
-const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
-const ISOLATE_BOUNDARY = /\n\s+at \(?<isolated-vm boundary>/;
 const WATCH_INTERVAL_MS = 10;
 /**
  * Why calls still in flight are aborted: the run is over. One shared reason, because aborting
@@ -23,8 +17,6 @@ const WATCH_INTERVAL_MS = 10;
 const RUN_OVER = Object.freeze(new Error("The run is over"));
 /** A batch of replies stops growing past this many characters; the rest go in the next. */
 const MAX_REPLY_BATCH_CHARS = 4 * 1024 * 1024;
-/** Namespace and method identifiers, a hash and a count fit well within this. */
-const MAX_KEY_LENGTH = 1024;
 /** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
 const HEAP_SAMPLE_EVERY = 5;
 const MIB = 1024 * 1024;
@@ -64,7 +56,7 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
   const logs: LogEntry[] = [];
   const stats = { wallMs: 0, cpuMs: 0, toolCalls: 0, heapPeakBytes: 0 };
   const replayed: string[] = [];
-  const finish = (outcome: { ok: true; result: unknown } | { ok: false; error: RunError }) => {
+  const finish = (outcome: Outcome) => {
     stats.wallMs = performance.now() - startedAt;
     return { ...outcome, logs, replayed, stats } as RunResult;
   };
@@ -153,18 +145,6 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
   } catch (error) {
     return `input is not JSON: ${(error as Error).message}`;
   }
-}
-
-function failure(
-  code: RunErrorCode,
-  message: string,
-  name = "Error",
-  at: { line: number; column: number } | null = null,
-) {
-  return {
-    ok: false as const,
-    error: { code, name, message, line: at?.line ?? null, column: at?.column ?? null },
-  };
 }
 
 interface MutableStats {
@@ -292,28 +272,16 @@ class Execution {
       hostCall.release();
       if (!isolate.isDisposed) isolate.dispose();
     }
-    if (this.killedFor !== null) {
-      return failure(
-        this.killedFor,
-        killMessage(this.killedFor, limits),
-        KILL_NAMES[this.killedFor],
-      );
-    }
-    if (reply === undefined) return this.describeHostFailure(thrown, filename, evaluating);
-    // The reply is the program's to forge (a Promise species it poisoned can stand in for the
-    // runtime's last promise and settle with anything): whatever arrives, runProgram must not
-    // throw.
-    try {
-      if (typeof reply !== "string") throw new TypeError(`it is ${typeof reply}, not a string`);
-      return this.decodeReply(reply, filename);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      return failure(
-        "result_error",
-        `The program's reply could not be read (${reason})`,
-        "ResultError",
-      );
-    }
+    return decodeOutcome(
+      {
+        program: this.program,
+        filename,
+        limits,
+        replay: this.options.durable?.replay,
+        replayed: this.replayed,
+      },
+      { killedFor: this.killedFor, reply, thrown, evaluating },
+    );
   }
 
   /**
@@ -580,103 +548,6 @@ class Execution {
     this.isolate.dispose();
     this.markKilled();
   }
-
-  private describeHostFailure(thrown: unknown, filename: string, evaluating: boolean) {
-    const message = thrown instanceof Error ? thrown.message : String(thrown);
-    if (/memory limit/i.test(message)) {
-      return failure("memory_limit", killMessage("memory_limit", this.limits), "MemoryLimitError");
-    }
-    const name = thrown instanceof Error ? thrown.name : "Error";
-    // isolated-vm appends the host's own frames after a boundary line: never hand those out.
-    const stack = thrown instanceof Error ? thrown.stack?.split(ISOLATE_BOUNDARY)[0] : undefined;
-    const mapped = mapStack(stack, this.program, SCRIPT_URL, filename);
-    // A failure to set the isolate up, a SyntaxError the transform let through, or a throw
-    // while installing the runtime: no frame of the program's (it cannot run before that).
-    // V8 refusing the program's own syntax (a `with` statement in strict code) names its place.
-    const where = name === "SyntaxError" ? SYNTAX_AT.exec(message) : null;
-    const at = where === null ? null : this.program.toSource(Number(where[1]), Number(where[2]));
-    if (at !== null) {
-      return failure("compile_error", message.replace(SYNTAX_AT, "").trimEnd(), "CompileError", at);
-    }
-    const ours = mapped.line === null && (name === "SyntaxError" || stack?.includes(RUNTIME_URL));
-    if (!evaluating || ours) {
-      return {
-        ok: false as const,
-        error: { code: "internal_error" as const, name, message, line: null, column: null },
-      };
-    }
-    // Otherwise it is a rejection the program left unhandled: isolated-vm ends the evaluation
-    // with one still unhandled at the end of the first task (the program's synchronous start
-    // and the microtasks after it), in place of the result. It never reports one left
-    // unhandled later, after the program has awaited a tool call.
-    const error: RunError = {
-      code: errorCode(name),
-      name,
-      message: `Unhandled promise rejection: ${message}`,
-      line: mapped.line,
-      column: mapped.column,
-      ...(mapped.stack === undefined ? {} : { stack: mapped.stack }),
-    };
-    return { ok: false as const, error };
-  }
-
-  private decodeReply(envelope: string, filename: string) {
-    // "<R|E>[replayed keys, log lines sent]\0<body>": the head comes first, whatever the outcome.
-    const split = envelope.indexOf("\0");
-    // A program can make the runtime's head say anything (an Array.prototype.toJSON, say). A true
-    // one lists each replayed key once, every one from the replay table, so it is never longer
-    // than that table: a longer head is not read, and no key is taken twice.
-    const headText = envelope.slice(1, split);
-    const bound = (this.options.durable?.replay?.length ?? 0) + 64;
-    const head = headText.length <= bound ? (JSON.parse(headText) as unknown) : null;
-    const replayed = Array.isArray(head) ? head[0] : undefined;
-    if (Array.isArray(replayed)) {
-      const seen = new Set<string>();
-      for (const key of replayed) {
-        if (typeof key !== "string" || key.length > MAX_KEY_LENGTH || seen.has(key)) continue;
-        seen.add(key);
-        this.replayed.push(key);
-      }
-    }
-    const reply = envelope[0] + envelope.slice(split + 1);
-    if (Buffer.byteLength(reply) > this.limits.maxResultBytes + 64 * 1024) {
-      return failure(
-        "result_error",
-        `The program's result is over ${this.limits.maxResultBytes} bytes (maxResultBytes)`,
-        "ResultError",
-      );
-    }
-    const body = JSON.parse(reply.slice(1)) as unknown;
-    if (reply[0] === "R") return { ok: true as const, result: body };
-    const thrown = body as {
-      name: string;
-      message: string;
-      stack?: string;
-      server?: string;
-      tool?: string;
-      code?: string;
-    };
-    const mapped = mapStack(thrown.stack, this.program, SCRIPT_URL, filename);
-    const code = errorCode(thrown.name);
-    const error: RunError = {
-      code,
-      name: thrown.name,
-      message: thrown.message,
-      line: mapped.line,
-      column: mapped.column,
-      ...(mapped.stack === undefined ? {} : { stack: mapped.stack }),
-      ...(code === "tool_error" ? { server: thrown.server, tool: thrown.tool } : {}),
-    };
-    return { ok: false as const, error };
-  }
-}
-
-/** The code of an error the program threw (or left unhandled), by its name. */
-function errorCode(name: string): RunErrorCode {
-  if (name === "ToolError") return "tool_error";
-  if (name === "LimitError") return "limit_exceeded";
-  if (name === "ResultError") return "result_error";
-  return "runtime_error";
 }
 
 function closureSource(program: CompiledProgram): string {
@@ -744,15 +615,6 @@ function encodeToolError(error: unknown, { namespace, method }: MethodRef): stri
   }
 }
 
-/** The number of console lines the guest says it sent, from the reply's head. */
-function sentLogLines(envelope: string): number {
-  const split = envelope.indexOf("\0");
-  if (split < 0) return Number.POSITIVE_INFINITY;
-  const head = envelope.slice(envelope.lastIndexOf(",", split) + 1, split - 1);
-  const count = Number(head);
-  return Number.isSafeInteger(count) ? count : Number.POSITIVE_INFINITY;
-}
-
 function toolFailure(message: string, namespace: unknown, method: unknown): string {
   return JSON.stringify({
     name: "ToolError",
@@ -765,26 +627,4 @@ function toolFailure(message: string, namespace: unknown, method: unknown): stri
 
 function limitFailure(message: string, limit: string): string {
   return JSON.stringify({ name: "LimitError", message, limit });
-}
-
-const KILL_NAMES: Partial<Record<RunErrorCode, string>> = {
-  timeout: "TimeoutError",
-  cpu_limit: "CpuLimitError",
-  memory_limit: "MemoryLimitError",
-  cancelled: "CancelledError",
-};
-
-function killMessage(reason: RunErrorCode, limits: Limits): string {
-  switch (reason) {
-    case "timeout":
-      return `The program ran past its ${limits.timeoutMs} ms deadline (timeoutMs) and was stopped`;
-    case "cpu_limit":
-      return `The program used more than ${limits.cpuMs} ms of CPU (cpuMs) and was stopped`;
-    case "memory_limit":
-      return `The program used more than ${limits.memoryMb} MB of memory (memoryMb) and was stopped`;
-    case "cancelled":
-      return "The run was cancelled";
-    default:
-      return "The run was stopped";
-  }
 }
