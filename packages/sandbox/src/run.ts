@@ -1,26 +1,26 @@
+/**
+ * Runs one program: checks the options, compiles the TypeScript and takes one isolate through its
+ * life (created under its memory limit, the guest runtime installed from V8's code cache, the
+ * program evaluated while a watchdog holds it to its deadline and CPU budget, then disposed).
+ * What crosses the boundary while the program runs is handled in exchange.ts; how the run ended
+ * becomes its result in outcome.ts; what callers see is in types.ts.
+ */
 import ivm from "isolated-vm";
 import { type CompiledProgram, compileProgram } from "./compile.ts";
+import { CallExchange, type ExchangeInit, type MethodRef } from "./exchange.ts";
 import { GUEST_RUNTIME_SOURCE, type GuestConfig } from "./guest-runtime.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { decodeOutcome, failure, type Outcome, sentLogLines } from "./outcome.ts";
 import { RUNTIME_URL, SCRIPT_URL } from "./stack.ts";
-import { keyMatchesArguments, MAX_KEY_LENGTH, STEP_HASHER_SOURCE } from "./step-key.ts";
-import type { LogEntry, LogLevel, RunErrorCode, RunOptions, RunResult } from "./types.ts";
+import { STEP_HASHER_SOURCE } from "./step-key.ts";
+import type { LogEntry, RunErrorCode, RunOptions, RunResult } from "./types.ts";
 
 /** How esbuild prints the first line of the wrapper the program is compiled in (compile.ts). */
 const WRAPPER_START = "(async function() {";
 const WATCH_INTERVAL_MS = 10;
-/**
- * Why calls still in flight are aborted: the run is over. One shared reason, because aborting
- * without one makes a DOMException, with a captured stack, on every run.
- */
-const RUN_OVER = Object.freeze(new Error("The run is over"));
-/** A batch of replies stops growing past this many characters; the rest go in the next. */
-const MAX_REPLY_BATCH_CHARS = 4 * 1024 * 1024;
 /** Heap statistics need the isolate's lock; sampling every 50 ms is plenty for a peak. */
 const HEAP_SAMPLE_EVERY = 5;
 const MIB = 1024 * 1024;
-const LOG_LEVELS: ReadonlySet<string> = new Set(["log", "info", "warn", "error", "debug"]);
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const TAKEN_GLOBALS: ReadonlySet<string> = new Set(["input", "console", "ToolError", "globalThis"]);
 
@@ -91,11 +91,6 @@ export async function runProgram(code: string, options: RunOptions = {}): Promis
   return finish(await execution.run(filename));
 }
 
-interface MethodRef {
-  readonly namespace: string;
-  readonly method: string;
-}
-
 interface PreparedConfig {
   /** What the guest runtime installs. */
   readonly configJson: string;
@@ -153,61 +148,42 @@ interface MutableStats {
   heapPeakBytes: number;
 }
 
-interface ExecutionInit {
+/** What one isolate's run needs; the call exchange takes its share (methods, logs, startedAt). */
+interface ExecutionInit extends ExchangeInit {
   program: CompiledProgram;
   configJson: string;
-  methods: readonly MethodRef[];
   replayed: string[];
-  limits: Limits;
-  options: RunOptions;
-  logs: LogEntry[];
   stats: MutableStats;
-  startedAt: number;
 }
 
 /** The lifetime of one isolate: created, run once, disposed. */
 class Execution {
   private readonly isolate: ivm.Isolate;
-  private readonly calls = new AbortController();
+  private readonly exchange: CallExchange;
   private killedFor: RunErrorCode | null = null;
-  private logBytes = 0;
-  private inFlight = 0;
   private heapRequest = false;
   /** Resolves once kill() has disposed the isolate. */
   private readonly killed: Promise<undefined>;
   private markKilled: () => void = () => {};
   private runStartedAt = 0;
-  private logLinesReceived = 0;
   private ticks = 0;
   private watchdog: NodeJS.Timeout | undefined;
-  /** Replies not yet handed to the guest, each `[slot,ok,json]`. */
-  private outbox: string[] = [];
-  /** The guest runtime's entry point: replies go in through it. */
-  private entry: ivm.Reference | undefined;
-  private flushQueued = false;
-  /** Set when the run has ended: later replies are dropped. */
-  private over = false;
 
   private readonly program: CompiledProgram;
   private readonly configJson: string;
-  private readonly methods: readonly MethodRef[];
   private readonly replayed: string[];
   private readonly limits: Limits;
   private readonly options: RunOptions;
-  private readonly logs: LogEntry[];
   private readonly stats: MutableStats;
-  private readonly startedAt: number;
 
   constructor(init: ExecutionInit) {
     this.program = init.program;
     this.configJson = init.configJson;
-    this.methods = init.methods;
     this.replayed = init.replayed;
     this.limits = init.limits;
     this.options = init.options;
-    this.logs = init.logs;
     this.stats = init.stats;
-    this.startedAt = init.startedAt;
+    this.exchange = new CallExchange(init);
     this.isolate = new ivm.Isolate({ memoryLimit: init.limits.memoryMb });
     this.killed = new Promise((resolve) => {
       this.markKilled = () => resolve(undefined);
@@ -215,9 +191,9 @@ class Execution {
   }
 
   async run(filename: string) {
-    const { isolate, limits } = this;
-    const hostCall = new ivm.Reference(this.handleCalls);
-    const hostLog = new ivm.Callback(this.handleLog, { ignored: true });
+    const { isolate, limits, exchange } = this;
+    const hostCall = new ivm.Reference(exchange.handleCalls);
+    const hostLog = new ivm.Callback(exchange.handleLog, { ignored: true });
     this.runStartedAt = performance.now();
     this.watchdog = setTimeout(
       this.tick,
@@ -238,7 +214,7 @@ class Execution {
       const entry = runtime.applySync(undefined, [hostCall, hostLog, this.configJson], {
         result: { reference: true },
       }) as ivm.Reference;
-      this.entry = entry;
+      exchange.connect(entry);
       evaluating = true;
       const evaluation: Promise<string> = (async () =>
         context.evalClosure(closureSource(this.program), [entry], {
@@ -256,18 +232,16 @@ class Execution {
       // next phase, so one turn of the event loop lands them. (Without it, a line logged after
       // a tool call was missing from two runs in three.) The reply says how many lines were
       // sent, so a run whose lines are all in skips the turn.
-      if (typeof reply === "string" && this.logLinesReceived < sentLogLines(reply)) {
+      if (typeof reply === "string" && exchange.logLinesReceived < sentLogLines(reply)) {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (error) {
       thrown = error;
     } finally {
       clearTimeout(this.watchdog);
-      this.over = true;
-      this.outbox = [];
-      this.entry?.release();
+      exchange.close();
       this.options.signal?.removeEventListener("abort", onAbort);
-      this.calls.abort(RUN_OVER);
+      exchange.abortCalls();
       this.sampleFinalStats();
       hostCall.release();
       if (!isolate.isDisposed) isolate.dispose();
@@ -297,217 +271,6 @@ class Execution {
     if (this.isolate.cpuTime >= BigInt(cpuMs) * 1_000_000n) return this.kill("cpu_limit");
     if (++this.ticks % HEAP_SAMPLE_EVERY === 0) this.sampleHeap();
     this.watchdog = setTimeout(this.tick, WATCH_INTERVAL_MS);
-  };
-
-  /** The guest's one way out: the calls it starts, one per line (see the guest runtime). */
-  private readonly handleCalls = (batch: unknown): void => {
-    if (typeof batch === "string" && !this.over) this.startCalls(batch);
-  };
-
-  private startCalls(batch: string) {
-    let at = 0;
-    while (at < batch.length) {
-      let end = batch.indexOf("\n", at);
-      if (end < 0) end = batch.length;
-      const tab = batch.indexOf("\t", at);
-      if (tab < 0 || tab > end) break;
-      const head = batch.slice(at, tab);
-      if (head === "r") {
-        const count = Number(batch.slice(tab + 1, end));
-        if (Number.isSafeInteger(count) && count > 0) this.options.onReplayed?.(count);
-      } else {
-        const [slot, id, key] = head.split(",");
-        this.startCall(Number(slot), Number(id), key ?? "", batch.slice(tab + 1, end));
-      }
-      at = end + 1;
-    }
-  }
-
-  private startCall(slot: number, id: number, key: string, json: string) {
-    if (!Number.isSafeInteger(slot) || slot < 0) return;
-    const target = this.methods[id];
-    if (target === undefined) {
-      return this.reply(slot, 0, toolFailure("a tool call must name a method of this run", "", ""));
-    }
-    const durable = this.options.durable !== undefined;
-    if (durable && (key === "" || key.length > MAX_KEY_LENGTH)) {
-      return this.reply(
-        slot,
-        0,
-        toolFailure("a durable tool call must carry its step key", "", ""),
-      );
-    }
-    const { limits, options } = this;
-    const { namespace, method } = target;
-    // The guest runtime checks these first for a precise error; this is the check that holds.
-    if (json.length * 3 > limits.maxArgBytes && Buffer.byteLength(json) > limits.maxArgBytes) {
-      return this.reply(
-        slot,
-        0,
-        limitFailure(
-          `${namespace}.${method}(): its argument is over ${limits.maxArgBytes} bytes (maxArgBytes)`,
-          "maxArgBytes",
-        ),
-      );
-    }
-    if (this.stats.toolCalls >= limits.maxToolCalls) {
-      return this.reply(
-        slot,
-        0,
-        limitFailure(
-          `the program already made ${limits.maxToolCalls} tool calls (maxToolCalls)`,
-          "maxToolCalls",
-        ),
-      );
-    }
-    if (this.inFlight >= limits.maxConcurrentCalls) {
-      return this.reply(
-        slot,
-        0,
-        limitFailure(
-          `${limits.maxConcurrentCalls} tool calls are already in flight (maxConcurrentCalls)`,
-          "maxConcurrentCalls",
-        ),
-      );
-    }
-    const invoke = options.invoke;
-    if (invoke === undefined) {
-      return this.reply(slot, 0, toolFailure("this run has no tools", namespace, method));
-    }
-    let args: unknown;
-    try {
-      args = JSON.parse(json);
-    } catch {
-      return this.reply(
-        slot,
-        0,
-        toolFailure("a tool call's arguments must be JSON", namespace, method),
-      );
-    }
-    // The key finds checkpoints and approvals: it must name these arguments, the ones the tool
-    // is given. The guest runtime makes it so; a key that does not is refused, not trusted.
-    if (durable && !keyMatchesArguments(key, `${namespace}.${method}`, args)) {
-      return this.reply(
-        slot,
-        0,
-        toolFailure(
-          `${namespace}.${method}(): its step key does not match its arguments`,
-          namespace,
-          method,
-        ),
-      );
-    }
-    const index = this.stats.toolCalls++;
-    this.inFlight++;
-    let pending: Promise<unknown>;
-    try {
-      pending = invoke({
-        namespace,
-        method,
-        args,
-        signal: this.calls.signal,
-        index,
-        ...(durable ? { key } : {}),
-      });
-    } catch (error) {
-      this.inFlight--;
-      return this.reply(slot, 0, encodeToolError(error, target));
-    }
-    // Neither handler may throw: nothing awaits this chain, and an unhandled rejection ends
-    // a Node process by default. Every call is answered, whatever the tool handed back.
-    pending.then(
-      (value) => {
-        this.inFlight--;
-        this.replyWithResult(slot, value, target);
-      },
-      (error: unknown) => {
-        this.inFlight--;
-        this.reply(slot, 0, encodeToolError(error, target));
-      },
-    );
-  }
-
-  private replyWithResult(slot: number, value: unknown, target: MethodRef) {
-    const { namespace, method } = target;
-    let out: string | undefined;
-    try {
-      out = JSON.stringify(value === undefined ? null : value);
-      if (typeof out !== "string") throw new TypeError(`it is ${typeof value}`);
-    } catch (error) {
-      // Thrown from here, the host's TypeError (host stack and all) would reach the program.
-      const reason = error instanceof Error ? error.message : "it cannot be serialized";
-      return this.reply(
-        slot,
-        0,
-        encodeToolError(
-          new Error(`${namespace}.${method}() returned a value that is not JSON: ${reason}`),
-          target,
-        ),
-      );
-    }
-    if (out.length > this.limits.maxToolResultBytes) {
-      return this.reply(
-        slot,
-        0,
-        limitFailure(
-          `${namespace}.${method}() returned ${out.length} bytes, over the ${this.limits.maxToolResultBytes}-byte limit (maxToolResultBytes)`,
-          "maxToolResultBytes",
-        ),
-      );
-    }
-    this.reply(slot, 1, out);
-  }
-
-  /** Queues a call's reply (ok: 1 a value, 0 an error) for the guest. */
-  private reply(slot: number, ok: 0 | 1, json: string) {
-    if (this.over) return;
-    this.outbox.push(`[${slot},${ok},${json}]`);
-    if (this.flushQueued) return;
-    // The last call out answers at once; otherwise replies that settle in this same turn (a
-    // `Promise.all` of fast tools) go together, a microtask later.
-    if (this.inFlight === 0) return this.flushReplies();
-    this.flushQueued = true;
-    queueMicrotask(this.flushReplies);
-  }
-
-  /** Hands the guest every reply that is ready, in messages it parses in one go each. */
-  private readonly flushReplies = () => {
-    this.flushQueued = false;
-    const { outbox, entry } = this;
-    this.outbox = [];
-    if (this.over || entry === undefined) return;
-    let from = 0;
-    while (from < outbox.length) {
-      let to = from;
-      let chars = 0;
-      while (to < outbox.length && (to === from || chars < MAX_REPLY_BATCH_CHARS)) {
-        chars += (outbox[to] as string).length + 1;
-        to++;
-      }
-      const batch = from === 0 && to === outbox.length ? outbox : outbox.slice(from, to);
-      try {
-        entry.applyIgnored(undefined, [`[${batch.join(",")}]`]);
-      } catch {
-        return; // the isolate is gone: the run is over
-      }
-      from = to;
-    }
-  };
-
-  private readonly handleLog = (level: unknown, text: unknown) => {
-    this.logLinesReceived++;
-    if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof text !== "string") return;
-    // The guest cuts at maxLogBytes and adds one marker line; this bound holds whatever it does.
-    const bytes = Buffer.byteLength(text) + 1;
-    if (this.logBytes + bytes > this.limits.maxLogBytes + 1024) return;
-    this.logBytes += bytes;
-    const entry: LogEntry = {
-      level: level as LogLevel,
-      message: text,
-      at: Math.round(performance.now() - this.startedAt),
-    };
-    this.logs.push(entry);
-    this.options.onLog?.(entry);
   };
 
   private sampleHeap() {
@@ -544,7 +307,7 @@ class Execution {
     if (this.killedFor !== null || this.isolate.isDisposed) return;
     this.killedFor = reason;
     this.stats.cpuMs = Number(this.isolate.cpuTime) / 1e6;
-    this.calls.abort(RUN_OVER);
+    this.exchange.abortCalls();
     this.isolate.dispose();
     this.markKilled();
   }
@@ -593,38 +356,4 @@ function loadRuntime(isolate: ivm.Isolate): ivm.Script {
     runtimeCodeCache = undefined;
   }
   return script;
-}
-
-function encodeToolError(error: unknown, { namespace, method }: MethodRef): string {
-  try {
-    const detail = error as { message?: unknown; server?: unknown; tool?: unknown; code?: unknown };
-    return JSON.stringify({
-      name: "ToolError",
-      message: typeof detail?.message === "string" ? detail.message : String(error),
-      server: typeof detail?.server === "string" ? detail.server : namespace,
-      tool: typeof detail?.tool === "string" ? detail.tool : method,
-      code: typeof detail?.code === "string" ? detail.code : "tool_error",
-    });
-  } catch {
-    // An error whose properties throw, or that has no way to become a string.
-    return toolFailure(
-      `${namespace}.${method}() failed with an unreadable error`,
-      namespace,
-      method,
-    );
-  }
-}
-
-function toolFailure(message: string, namespace: unknown, method: unknown): string {
-  return JSON.stringify({
-    name: "ToolError",
-    message,
-    server: String(namespace),
-    tool: String(method),
-    code: "tool_error",
-  });
-}
-
-function limitFailure(message: string, limit: string): string {
-  return JSON.stringify({ name: "LimitError", message, limit });
 }
