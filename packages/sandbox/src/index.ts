@@ -1,15 +1,14 @@
 export { type CompiledProgram, type CompileOutcome, compileProgram } from "./compile.ts";
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./limits.ts";
-export {
-  isolateGlobalNames,
-  type LogEntry,
-  type LogLevel,
-  type RunError,
-  type RunErrorCode,
-  type RunOptions,
-  type RunResult,
-  type RunStats,
-  runProgram,
-  type ToolCall,
-  type ToolInvoker,
-} from "./run.ts";
+export { isolateGlobalNames, runProgram } from "./run.ts";
+export type {
+  LogEntry,
+  LogLevel,
+  RunError,
+  RunErrorCode,
+  RunOptions,
+  RunResult,
+  RunStats,
+  ToolCall,
+  ToolInvoker,
+} from "./types.ts";

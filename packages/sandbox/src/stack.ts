@@ -2,6 +2,10 @@ import type { CompiledProgram } from "./compile.ts";
 
 /** Turtle's own scripts in the isolate are named under this prefix. */
 export const INTERNAL_PREFIX = "file:///turtle/";
+/** The name the program's script is evaluated under, which its stack frames carry. */
+export const SCRIPT_URL = `${INTERNAL_PREFIX}program.js`;
+/** The name the guest runtime's script is compiled under. */
+export const RUNTIME_URL = `${INTERNAL_PREFIX}runtime.js`;
 
 export interface MappedStack {
   /** The stack with program frames pointing into the TypeScript and runtime frames removed. */

@@ -72,6 +72,9 @@ export function createStepHasher(): (value: unknown) => string {
 
 export const STEP_HASHER_SOURCE: string = createStepHasher.toString();
 
+/** Namespace and method identifiers, a hash and a count fit well within this. */
+export const MAX_KEY_LENGTH = 1024;
+
 const hashOnHost = createStepHasher();
 
 /**
