@@ -4,7 +4,10 @@
 import { type JobActivityItem, type WorkerInfo, workerInfoKey } from "@turtle/core";
 import type { RunErrorCode } from "@turtle/sandbox";
 import type { Redis } from "ioredis";
-import { Counter, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** How long a key id stays in the missing-keys gauge after its last job was handed back. */
+const KEY_MISSING_SHOWN_MS = 5 * 60_000;
 
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -55,6 +58,29 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  /** When (monotonic) a job was last handed back for each key id this worker lacks. */
+  private readonly keysMissing = new Map<string, number>();
+  private readonly keysMissingGauge = new Gauge({
+    name: "turtle_secrets_keys_missing",
+    help: "Keys this worker lacks (neither SECRETS_KEY nor in SECRETS_READ_KEYS) that servers' secrets are sealed with, by key id: 1 while jobs were handed back for it in the last 5 minutes",
+    labelNames: ["kid"],
+    registers: [this.registry],
+    collect: () => {
+      this.keysMissingGauge.reset();
+      const now = performance.now();
+      for (const [kid, at] of this.keysMissing) {
+        if (now - at > KEY_MISSING_SHOWN_MS) this.keysMissing.delete(kid);
+        else this.keysMissingGauge.set({ kid }, 1);
+      }
+    },
+  });
+  private readonly keyMissingJobs = new Counter({
+    name: "turtle_jobs_key_missing_total",
+    help: "Jobs this worker handed back to the queue because it lacks the key their servers' secrets are sealed with, by key id",
+    labelNames: ["kid"],
+    registers: [this.registry],
+  });
+
   /** A step's start or end, as the run reports it live. */
   readonly step = (item: JobActivityItem): void => {
     if (item.type !== "step" || item.durationMs === undefined) return;
@@ -65,6 +91,12 @@ export class WorkerMetrics {
 
   /** Runs finished since the worker started, by status (for WorkerInfo). */
   readonly finished: Record<string, number> = {};
+
+  /** A job handed back because this worker lacks the key `kid`. */
+  keyMissing(kid: string): void {
+    this.keysMissing.set(kid, performance.now());
+    this.keyMissingJobs.inc({ kid });
+  }
 
   retry(server: string, tool: string): void {
     this.retries.inc({ server, tool });

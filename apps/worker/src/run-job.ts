@@ -4,6 +4,7 @@ import {
   type PolicyTable,
   publishJobEvent,
   type QueuedJob,
+  SecretsKeyMissingError,
 } from "@turtle/core";
 import { type Db, isDatabaseError, type Prisma } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
@@ -53,6 +54,8 @@ export interface RunJobDeps {
   policies?: (projectId: string) => Promise<PolicyTable>;
   /** Each project's active jobs: a job that ends (or waits for a person) gives its slot back. */
   activeJobs?: ActiveJobs;
+  /** Told of each job handed back because this worker lacks the key its secrets are sealed with. */
+  onKeyMissing?: (error: SecretsKeyMissingError, jobId: string) => void;
 }
 
 interface Prior {
@@ -191,6 +194,9 @@ export async function runJob(
       if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
       // The project's servers could not be read: Postgres' failure, not the servers'.
       if (isDatabaseError(error)) return await retryLater(deps, entry, token, jobId, error);
+      if (error instanceof SecretsKeyMissingError) {
+        return await awaitKey(deps, entry, token, { jobId, projectId }, { run, attempt }, error);
+      }
       return await finish({
         status: "failed",
         error: {
@@ -378,13 +384,17 @@ interface RunOf {
   attempt: number;
 }
 
-/** A worker shutting down gives the job back to the queue for another worker to replay. */
+/**
+ * A worker shutting down gives the job back to the queue for another worker to replay; with
+ * `delayMs`, the entry comes back only after that long (a worker that could not run it).
+ */
 async function handBack(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
   { jobId, projectId }: { jobId: string; projectId: string },
   { run, attempt }: RunOf,
+  delayMs?: number,
 ): Promise<never> {
   // Not counted as a delivery: the worker did not die. Only while the job is still this run's.
   const back = await deps.db.job.updateMany({
@@ -398,8 +408,33 @@ async function handBack(
       status: "queued",
     });
   }
+  if (delayMs !== undefined) {
+    await entry.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
+  }
   await entry.moveToWait(token);
   throw new WaitingError();
+}
+
+/** How long a job this worker lacks the key for waits before it is delivered again. */
+const KEY_MISSING_DELAY_MS = 5_000;
+
+/**
+ * The job's servers' secrets are sealed with a key this worker lacks (a key rotation under way,
+ * or two deployments on one Postgres and Redis): nothing is wrong with the job, so it is handed
+ * back, not failed, for a worker that has the key. Its entry comes back after a pause, so that
+ * this worker does not spin on it; while no worker has the key, the job stays queued.
+ */
+async function awaitKey(
+  deps: RunJobDeps,
+  entry: QueueEntry<QueuedJob>,
+  token: string | undefined,
+  job: { jobId: string; projectId: string },
+  runOf: RunOf,
+  error: SecretsKeyMissingError,
+): Promise<never> {
+  deps.onKeyMissing?.(error, job.jobId);
+  return await handBack(deps, entry, token, job, runOf, KEY_MISSING_DELAY_MS);
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   parseServerRef,
   type QueuedJob,
   type SecretBox,
+  type SecretsKeyMissingError,
   sandboxWarnings,
   stdioSandbox,
   turtleSecrets,
@@ -31,6 +32,9 @@ import { ToolHosts } from "./tool-hosts.ts";
 
 /** How long a cancel request that found no run here is kept for a run about to register. */
 const UNCLAIMED_CANCEL_MS = 60_000;
+
+/** A key this worker lacks is logged at most this often, however many jobs it hands back. */
+const KEY_MISSING_LOG_MS = 60_000;
 
 export interface TurtleWorkerDeps {
   config: Config;
@@ -106,6 +110,41 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       limiters.set(server, limiter);
     }
     return limiter(task);
+  };
+
+  // Jobs whose servers' secrets are sealed with a key this worker lacks go back to the queue
+  // (see run-job.ts): counted each time, and said loudly, once a minute per key at most.
+  const keyMissingSaid = new Map<string, { at: number; since: number }>();
+  const onKeyMissing = (error: SecretsKeyMissingError, jobId: string) => {
+    const { kid } = error;
+    metrics.keyMissing(kid);
+    const now = performance.now();
+    const said = keyMissingSaid.get(kid);
+    if (said !== undefined && now - said.at < KEY_MISSING_LOG_MS) {
+      said.since++;
+      return;
+    }
+    keyMissingSaid.set(kid, { at: now, since: 0 });
+    const { projectId, name } = error.server;
+    // The project's name helps the operator; if Postgres cannot say it, the line goes without.
+    void db.project
+      .findUnique({ where: { id: projectId }, select: { name: true } })
+      .catch(() => null)
+      .then((project) => {
+        const where = `MCP server "${name}" of project ${project ? `"${project.name}"` : projectId}`;
+        log(
+          {
+            level: "error",
+            kid,
+            server: name,
+            projectId,
+            ...(project ? { project: project.name } : {}),
+            jobId,
+            handedBackSinceLastLine: said?.since ?? 0,
+          },
+          `this worker lacks key ${kid}, which the secrets of ${where} are sealed with (neither its SECRETS_KEY nor in SECRETS_READ_KEYS): jobs that need them are handed back to the queue for a worker that has the key, and stay queued, never failed, while no worker has it. Add that key to SECRETS_READ_KEYS of every worker (it is the SECRETS_KEY of the API that registered the server), or register the server again through an API whose key the workers have`,
+        );
+      });
   };
 
   const names = channels(config.TURTLE_QUEUE);
@@ -198,6 +237,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
               metrics,
               policies,
               activeJobs,
+              onKeyMissing,
               holds: lease.holds,
               track: ({ jobId, attempt, startAskedAt }, controller) => {
                 const run = { jobId, attempt, controller, since: new Date() };

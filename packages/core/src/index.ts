@@ -59,6 +59,7 @@ export {
   type SealedSecrets,
   SecretBox,
   SecretsError,
+  SecretsKeyMissingError,
   type ServerKey,
   secretsKeyId,
   turtleSecrets,

@@ -22,9 +22,30 @@ export interface SealedSecrets {
   data: string;
 }
 
+/** A server's secrets that do not open: altered, or moved to another server. */
 export class SecretsError extends Error {
   override name = "SecretsError";
-  readonly code = "secrets_unreadable";
+  readonly code: "secrets_unreadable" | "secrets_key_missing" = "secrets_unreadable";
+}
+
+/**
+ * A server's secrets are sealed with a key this process does not have (neither SECRETS_KEY nor
+ * in SECRETS_READ_KEYS): nothing is wrong with them, another process may open them. During a key
+ * rotation, or with two deployments on one Postgres, a worker hands such a job back to the queue
+ * instead of failing it.
+ */
+export class SecretsKeyMissingError extends SecretsError {
+  override name = "SecretsKeyMissingError";
+  override readonly code = "secrets_key_missing";
+  /** The id of the key the secrets are sealed with. */
+  readonly kid: string;
+  readonly server: ServerKey;
+
+  constructor(message: string, kid: string, server: ServerKey) {
+    super(message);
+    this.kid = kid;
+    this.server = { projectId: server.projectId, name: server.name };
+  }
 }
 
 const ALGORITHM = "aes-256-gcm";
@@ -117,8 +138,10 @@ export class SecretBox {
     if (!isSealed(stored)) return (stored ?? {}) as ServerSecrets;
     const key = this.keys.get(stored.kid);
     if (key === undefined) {
-      throw new SecretsError(
+      throw new SecretsKeyMissingError(
         `the secrets of server "${server.name}" are sealed with key ${stored.kid}, which is neither SECRETS_KEY (${this.keyId}) nor in SECRETS_READ_KEYS: give this process that key`,
+        stored.kid,
+        server,
       );
     }
     try {

@@ -7,6 +7,7 @@ import {
   loadConfig,
   SecretBox,
   SecretsError,
+  SecretsKeyMissingError,
   secretsKeyId,
   turtleSecrets,
 } from "../src/index.ts";
@@ -14,6 +15,15 @@ import {
 const secrets = { env: { API_TOKEN: "very-secret", OTHER: "ünïcødé ✓" } };
 const server = (name: string, projectId = DEFAULT_PROJECT_ID) => ({ projectId, name });
 const crm = server("crm");
+
+function catchError(action: () => unknown): unknown {
+  try {
+    action();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error");
+}
 
 describe("SecretBox", () => {
   it("seals with AES-256-GCM under the key's id, and opens what it sealed", () => {
@@ -49,6 +59,12 @@ describe("SecretBox", () => {
     expect(() => box.open(crm, { ...sealed, tag: Buffer.alloc(16).toString("base64") })).toThrow(
       SecretsError,
     );
+    // Sealed with a key the box has: altered, not a missing key.
+    const tampered = { ...sealed, tag: Buffer.alloc(16).toString("base64") };
+    expect(() => box.open(crm, tampered)).not.toThrow(SecretsKeyMissingError);
+    expect(catchError(() => box.open(crm, tampered))).toMatchObject({
+      code: "secrets_unreadable",
+    });
   });
 
   it("opens with a read key during a rotation, and names a key it lacks", () => {
@@ -62,6 +78,15 @@ describe("SecretBox", () => {
     expect(() => stranger.open(crm, sealedOld)).toThrow(
       `sealed with key ${secretsKeyId(Buffer.from(oldKey, "base64"))}, which is neither SECRETS_KEY`,
     );
+    // Nothing wrong with the value: the error names the key and the server, for whoever has it.
+    const missing = catchError(() => stranger.open(crm, sealedOld));
+    expect(missing).toBeInstanceOf(SecretsKeyMissingError);
+    expect(missing).toBeInstanceOf(SecretsError);
+    expect(missing).toMatchObject({
+      code: "secrets_key_missing",
+      kid: secretsKeyId(Buffer.from(oldKey, "base64")),
+      server: crm,
+    });
   });
 
   it("reads secrets stored before encryption as they are", () => {
