@@ -2,19 +2,18 @@
 // concurrent-job slot, the job event watchers hear, the queue entry. Routes, the worker and the
 // MCP façade ask this module; none of them writes Job.status, frees a slot or announces a status.
 //
-//   (new) ──submit──▶ queued ──start──▶ running ──finish──▶ succeeded | failed | cancelled
-//                      │  ▲               │ │ │
-//                      │  └──hand back────┘ │ └──pause for approval──▶ waiting
-//                      │                    └──request cancel: the run stops, then finishes
-//                      │                       as cancelled                  │
-//                      ├──fail to enqueue──▶ failed                          │
-//                      └──cancel──▶ cancelled ◀──cancel──────────────────────┤
-//                                                                            │
-//   waiting ──wake (the last decision)──▶ queued, next run                  ◀┘
-//   failed | cancelled ──resume──▶ queued, next run (its steps replay)
+// Each transition, from the statuses it leaves, and what it does to the project's slot:
 //
-// Slots: submit and resume take one (within the project's limit), wake holds one whatever the
-// limit; finish, pause, cancel and a failed enqueue give it back. A run handed back keeps it.
+//   submit              (new)              → queued              takes a slot within the limit
+//   fail to enqueue     queued             → failed              gives it back
+//   start               queued | running   → running             (a redelivery starts it again)
+//   hand back           running            → queued              keeps it (shutdown, lost lease)
+//   request cancel      running            (cancelRequestedAt)   the run stops, then finishes
+//   pause for approval  running            → waiting             gives it back
+//   finish              running            → succeeded | failed | cancelled    gives it back
+//   cancel              queued | waiting   → cancelled           gives it back, drops the entry
+//   wake                waiting            → queued, next run    holds one whatever the limit
+//   resume              failed | cancelled → queued, next run    takes one within the limit
 //
 // Every transition is one conditional UPDATE on the status it leaves (and the run, and for a
 // run's own writes its start, `attempts`), so two requests, or a request and a worker, racing on
