@@ -1,58 +1,23 @@
 // Everything the dashboard reads and does goes through Turtle's REST API, with the session
 // cookie that logging in set (never the API key itself).
 
-export type JobStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
-export const JOB_STATUSES: JobStatus[] = [
-  "queued",
-  "running",
-  "waiting",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-export const ENDED: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
+import {
+  ENDED_STATUSES,
+  JOB_STATUSES,
+  type JobError,
+  type JobErrorCode,
+  type JobStatus,
+  type JobSummary,
+  type JobView,
+  type LogEntry,
+  type StepView,
+} from "@turtle/api-types";
 
-export interface JobSummary {
-  id: string;
-  status: JobStatus;
-  servers: string[];
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
-
-export interface LogEntry {
-  level: "log" | "info" | "warn" | "error" | "debug";
-  message: string;
-  /** Milliseconds since the run started. */
-  at: number;
-}
-
-export interface JobError {
-  code: string;
-  name: string;
-  message: string;
-  line: number | null;
-  column: number | null;
-  server?: string;
-  tool?: string;
-}
-
-export interface Job extends JobSummary {
-  result: unknown;
-  resultTruncated: boolean;
-  error: JobError | null;
-  logs: LogEntry[];
-  stats: {
-    executedSteps: number;
-    replayedSteps: number;
-    attempts: number;
-    wallMs: number | null;
-    cpuMs: number | null;
-  };
-  timeoutMs: number;
-  memoryMb: number;
-}
+// What the API answers with is declared once, in @turtle/api-types, which the API's views use too.
+export type { JobError, JobErrorCode, JobStatus, JobSummary, LogEntry };
+export { JOB_STATUSES };
+export type Job = JobView;
+export const ENDED: ReadonlySet<JobStatus> = new Set(ENDED_STATUSES);
 
 export interface Program {
   id: string;
@@ -63,19 +28,17 @@ export interface Program {
   memoryMb: number;
 }
 
-export interface Step {
-  key: string;
-  server: string;
-  tool: string;
-  status: "running" | "succeeded" | "failed";
-  attempt: number;
-  replays?: number;
-  replayed?: boolean;
-  startedAt: string;
-  finishedAt?: string | null;
-  durationMs?: number | null;
-  error?: unknown;
-}
+/**
+ * A step as the job page shows it: as recorded (StepView), or still running, as the live
+ * activity stream tells of it before it is recorded.
+ */
+export type Step = Pick<StepView, "key" | "server" | "tool" | "attempt" | "startedAt"> &
+  Partial<Pick<StepView, "replays" | "replayed">> & {
+    status: StepView["status"] | "running";
+    finishedAt?: string | null;
+    durationMs?: number | null;
+    error?: unknown;
+  };
 
 export interface Approval {
   stepKey: string;

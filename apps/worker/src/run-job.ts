@@ -1,20 +1,21 @@
+import { jobError, jobErrorFrom } from "@turtle/api-types";
 import {
-  type ActiveJobs,
   type Config,
+  type JobStates,
   type PolicyTable,
-  publishJobEvent,
   type QueuedJob,
+  type RunEnd,
+  type RunRef,
   SecretsKeyMissingError,
 } from "@turtle/core";
-import { type Db, isDatabaseError, type Prisma } from "@turtle/db";
+import { type Db, isDatabaseError } from "@turtle/db";
 import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
 import { ActivityStream } from "./activity.ts";
-import type { CheckpointWriter, JobFinish } from "./checkpoints.ts";
+import type { CheckpointWriter } from "./checkpoints.ts";
 import { DurableSteps, type PriorSteps } from "./durable-steps.ts";
 import type { WorkerMetrics } from "./metrics.ts";
-import type { RunStarter } from "./starts.ts";
 import type { ToolHosts } from "./tool-hosts.ts";
 
 export interface RunJobDeps {
@@ -23,7 +24,8 @@ export interface RunJobDeps {
   publisher: Redis;
   toolHosts: ToolHosts;
   checkpoints: CheckpointWriter;
-  starts: RunStarter;
+  /** Every change of the job's status goes through it: start, finish, pause, hand back. */
+  states: JobStates;
   limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /**
    * Whether the worker still holds the entry's queue lock (its lease is taken at delivery).
@@ -52,8 +54,6 @@ export interface RunJobDeps {
   metrics?: WorkerMetrics;
   /** A project's tool policies in force (cached by the worker until they change). */
   policies?: (projectId: string) => Promise<PolicyTable>;
-  /** Each project's active jobs: a job that ends (or waits for a person) gives its slot back. */
-  activeJobs?: ActiveJobs;
   /** Told of each job handed back because this worker lacks the key its secrets are sealed with. */
   onKeyMissing?: (error: SecretsKeyMissingError, jobId: string) => void;
 }
@@ -111,17 +111,19 @@ export async function runJob(
   // Starting the job fences any other delivery: only while this one still holds the entry.
   if (deps.holds?.() === false) throw new WaitingError();
   const startAskedAt = performance.now();
-  const job = await deps.starts
+  const job = await deps.states
     .start(jobId, run)
     .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
   if (job === undefined) return;
   const { projectId } = job;
   // This start of the job: every write of the run is conditioned on the job still being at it.
   const attempt = job.attempts;
-  const finish = (data: FinishData) =>
-    finishJob(deps, { jobId, projectId }, { run, attempt }, data).catch((error: unknown) =>
-      retryLater(deps, entry, token, jobId, error),
-    );
+  const ref: RunRef = { jobId, projectId, run, attempt };
+  const finish = async (end: RunEnd): Promise<void> => {
+    await deps.states
+      .finish(ref, end)
+      .catch((error: unknown) => retryLater(deps, entry, token, jobId, error));
+  };
 
   // Registered before anything else is awaited: a cancel request can come as soon as the start
   // is committed, and a shutdown at any time; heard by nobody, the job would run to its end.
@@ -144,23 +146,16 @@ export async function runJob(
     if (job.deliveries > config.WORKER_MAX_DELIVERIES) {
       return await finish({
         status: "failed",
-        error: {
-          code: "worker_lost",
-          name: "WorkerLostError",
-          message: `The job was started ${job.deliveries - 1} times and each time the worker running it died before it finished (killed, or out of memory); it will not be started again. Resume it to try once more.`,
-          line: null,
-          column: null,
-        },
+        error: jobError(
+          "worker_lost",
+          `The job was started ${job.deliveries - 1} times and each time the worker running it died before it finished (killed, or out of memory); it will not be started again. Resume it to try once more.`,
+        ),
       });
     }
     if (job.cancelRequestedAt !== null || controller.signal.reason === ABORT_CANCEL) {
       return await finish(cancelledBefore());
     }
-    await publishJobEvent(deps.publisher, config.TURTLE_QUEUE, {
-      jobId,
-      projectId,
-      status: "running",
-    });
+    await deps.states.announceRunning(ref);
 
     // The job's time counts from its start, so waiting for its servers is part of it.
     const deadline = Date.now() + job.timeoutMs;
@@ -185,28 +180,19 @@ export async function runJob(
       // Stopped while its servers started: as a stopped run would be.
       const reason = controller.signal.aborted ? controller.signal.reason : undefined;
       if (reason === ABORT_SHUTDOWN) {
-        return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
+        return await handBack(deps, entry, token, ref);
       }
       if (reason === ABORT_LEASE) {
-        return await giveUp(deps, entry, token, { jobId, projectId }, { run, attempt });
+        return await giveUp(deps, entry, token, ref);
       }
       if (reason === ABORT_FENCED) return;
       if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
       // The project's servers could not be read: Postgres' failure, not the servers'.
       if (isDatabaseError(error)) return await retryLater(deps, entry, token, jobId, error);
       if (error instanceof SecretsKeyMissingError) {
-        return await awaitKey(deps, entry, token, { jobId, projectId }, { run, attempt }, error);
+        return await awaitKey(deps, entry, token, ref, error);
       }
-      return await finish({
-        status: "failed",
-        error: {
-          code: (error as { code?: string }).code ?? "server_unavailable",
-          name: (error as Error).name ?? "Error",
-          message: (error as Error).message,
-          line: null,
-          column: null,
-        },
-      });
+      return await finish({ status: "failed", error: jobErrorFrom(error, "server_unavailable") });
     }
     activity = new ActivityStream(deps.publisher, config.TURTLE_QUEUE, jobId, run, job.deliveries);
     const live = activity;
@@ -275,12 +261,12 @@ export async function runJob(
     const reason = controller.signal.reason;
     if (controller.signal.aborted && reason === ABORT_SHUTDOWN) {
       await deps.checkpoints.flush();
-      return await handBack(deps, entry, token, { jobId, projectId }, { run, attempt });
+      return await handBack(deps, entry, token, ref);
     }
     if (controller.signal.aborted && reason === ABORT_LEASE) {
       deps.log({ jobId, attempt }, "queue lock lost; the run stopped and gives the job back");
       await deps.checkpoints.flush().catch(() => {});
-      return await giveUp(deps, entry, token, { jobId, projectId }, { run, attempt });
+      return await giveUp(deps, entry, token, ref);
     }
     if (controller.signal.aborted && reason === ABORT_FENCED) {
       // Nothing to write: the job is another delivery's now, or over.
@@ -290,7 +276,7 @@ export async function runJob(
     if (controller.signal.aborted && reason === ABORT_APPROVAL) {
       await deps.checkpoints.flush();
       // Not recorded (Postgres away): delivered again later, the run asks again.
-      return await waitForApproval(deps, { jobId, projectId }, { run, attempt }, requested, {
+      return await waitForApproval(deps, ref, requested, {
         executedSteps: job.executedSteps + steps.executed,
         replayedSteps: job.replayedSteps + replayedKeys.length,
         logs: capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES),
@@ -343,45 +329,15 @@ export async function runJob(
  */
 async function waitForApproval(
   deps: RunJobDeps,
-  { jobId, projectId }: { jobId: string; projectId: string },
-  { run, attempt }: RunOf,
+  ref: RunRef,
   requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
   progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
 ): Promise<void> {
-  const { db } = deps;
-  for (const request of requested) {
-    const args = (request.args ?? {}) as Prisma.InputJsonValue;
-    await db.approval.upsert({
-      where: { jobId_stepKey: { jobId, stepKey: request.key } },
-      create: { jobId, stepKey: request.key, server: request.server, tool: request.tool, args },
-      update: {},
-    });
-  }
-  const paused = await db.job.updateMany({
-    where: { id: jobId, run, attempts: attempt, status: "running" },
-    data: {
-      status: "waiting",
-      executedSteps: progress.executedSteps,
-      replayedSteps: progress.replayedSteps,
-      logs: progress.logs as unknown as Prisma.InputJsonValue,
-    },
-  });
-  deps.log({ jobId, approvals: requested.map((request) => request.key) }, "job waits for approval");
-  if (paused.count === 1) {
-    // A waiting job holds no worker, and no concurrent-job slot of its project.
-    await freeSlot(deps, projectId, jobId);
-    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
-      jobId,
-      projectId,
-      status: "waiting",
-    });
-  }
-}
-
-/** Which run of a job, and which start of it: what its writes are conditioned on. */
-interface RunOf {
-  run: number;
-  attempt: number;
+  await deps.states.pauseForApproval(ref, requested, progress);
+  deps.log(
+    { jobId: ref.jobId, approvals: requested.map((request) => request.key) },
+    "job waits for approval",
+  );
 }
 
 /**
@@ -392,22 +348,10 @@ async function handBack(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
-  { jobId, projectId }: { jobId: string; projectId: string },
-  { run, attempt }: RunOf,
+  ref: RunRef,
   delayMs?: number,
 ): Promise<never> {
-  // Not counted as a delivery: the worker did not die. Only while the job is still this run's.
-  const back = await deps.db.job.updateMany({
-    where: { id: jobId, run, attempts: attempt, status: "running" },
-    data: { status: "queued", deliveries: { decrement: 1 } },
-  });
-  if (back.count === 1) {
-    await publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
-      jobId,
-      projectId,
-      status: "queued",
-    });
-  }
+  await deps.states.handBack(ref);
   if (delayMs !== undefined) {
     await entry.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
@@ -429,12 +373,11 @@ async function awaitKey(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
-  job: { jobId: string; projectId: string },
-  runOf: RunOf,
+  ref: RunRef,
   error: SecretsKeyMissingError,
 ): Promise<never> {
-  deps.onKeyMissing?.(error, job.jobId);
-  return await handBack(deps, entry, token, job, runOf, KEY_MISSING_DELAY_MS);
+  deps.onKeyMissing?.(error, ref.jobId);
+  return await handBack(deps, entry, token, ref, KEY_MISSING_DELAY_MS);
 }
 
 /**
@@ -447,14 +390,13 @@ async function giveUp(
   deps: RunJobDeps,
   entry: QueueEntry<QueuedJob>,
   token: string | undefined,
-  job: { jobId: string; projectId: string },
-  runOf: RunOf,
+  ref: RunRef,
 ): Promise<never> {
   try {
-    return await handBack(deps, entry, token, job, runOf);
+    return await handBack(deps, entry, token, ref);
   } catch (error) {
     if (!(error instanceof WaitingError)) {
-      deps.log({ jobId: job.jobId, err: (error as Error).message }, "job left to the queue");
+      deps.log({ jobId: ref.jobId, err: (error as Error).message }, "job left to the queue");
     }
     throw new WaitingError();
   }
@@ -482,23 +424,11 @@ async function retryLater(
   throw new DelayedError();
 }
 
-/** A job's end as the checkpoint writer records it, less what identifies the run. */
-type FinishData = Omit<JobFinish, "jobId" | "run" | "attempt">;
-
-function cancelledBefore(): FinishData {
-  return {
-    status: "cancelled",
-    error: {
-      code: "cancelled",
-      name: "CancelledError",
-      message: "The job was cancelled",
-      line: null,
-      column: null,
-    },
-  };
+function cancelledBefore(): RunEnd {
+  return { status: "cancelled", error: jobError("cancelled", "The job was cancelled") };
 }
 
-function outcomeData(outcome: RunResult, config: Config): FinishData {
+function outcomeData(outcome: RunResult, config: Config): RunEnd {
   const logs = capLogs(outcome.logs, config.STORED_LOGS_MAX_BYTES);
   const stats = {
     wallMs: Math.round(outcome.stats.wallMs),
@@ -537,34 +467,4 @@ function capLogs(logs: LogEntry[], maxBytes: number): LogEntry[] {
     kept.push(entry);
   }
   return kept;
-}
-
-async function finishJob(
-  deps: RunJobDeps,
-  { jobId, projectId }: { jobId: string; projectId: string },
-  { run, attempt }: RunOf,
-  data: FinishData,
-) {
-  const applied = await deps.checkpoints.finish({ jobId, run, attempt, ...data });
-  if (applied) {
-    // Both go out together: one round trip's wait.
-    await Promise.all([
-      freeSlot(deps, projectId, jobId),
-      publishJobEvent(deps.publisher, deps.config.TURTLE_QUEUE, {
-        jobId,
-        projectId,
-        status: data.status,
-      }),
-    ]);
-  }
-}
-
-/**
- * Gives the job's concurrent-job slot back. Not fatal: the job is recorded, and a slot left
- * behind is freed when the project's slots next look full (the API reconciles with Postgres).
- */
-async function freeSlot(deps: RunJobDeps, projectId: string, jobId: string): Promise<void> {
-  await deps.activeJobs?.release(projectId, jobId).catch((error: unknown) => {
-    deps.log({ jobId, err: (error as Error).message }, "could not free a concurrent-job slot");
-  });
 }

@@ -6,6 +6,7 @@ import {
   type Config,
   channels,
   createSecretBox,
+  JobStates,
   metricsIndexKey,
   metricsKey,
   PolicyTable,
@@ -193,6 +194,18 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     } else if (channel === names.policies) policyTables.delete(message);
   });
   const activeJobs = new ActiveJobs(deps.publisher ?? redis, config.TURTLE_QUEUE);
+  const states = new JobStates({
+    db,
+    redis: deps.publisher ?? redis,
+    queueName: config.TURTLE_QUEUE,
+    activeJobs,
+    // Runs start and finish in batches: several jobs to a statement.
+    runs: {
+      start: (jobId, run) => starts.start(jobId, run),
+      finish: (end) => checkpoints.finish(end),
+    },
+    warn: log,
+  });
   const shares = new ProjectShares({
     perProject: config.WORKER_PROJECT_CONCURRENCY,
     slots: config.WORKER_CONCURRENCY,
@@ -231,12 +244,11 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
               publisher: deps.publisher ?? redis,
               toolHosts,
               checkpoints,
-              starts,
+              states,
               limit,
               log,
               metrics,
               policies,
-              activeJobs,
               onKeyMissing,
               holds: lease.holds,
               track: ({ jobId, attempt, startAskedAt }, controller) => {

@@ -10,13 +10,20 @@ export {
   readJobActivity,
 } from "./events.ts";
 export {
-  EnqueueError,
-  enqueueRun,
-  type NewJob,
-  recordJob,
+  type CancelOutcome,
+  ConcurrencyLimitError,
+  JobStates,
+  type JobStatesContext,
+  type RunEnd,
+  type RunRef,
+  type RunWrites,
+  SlotsUnavailableError,
+  type StoredJobError,
   submitJob,
   submitJobs,
-} from "./jobs.ts";
+  type TransitionPoint,
+} from "./job-states.ts";
+export { EnqueueError, type NewJob, recordJob } from "./jobs.ts";
 export {
   annotationPolicy,
   EVERY_TOOL,

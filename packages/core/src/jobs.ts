@@ -1,5 +1,5 @@
+// A new job's row. Recording it is the first half of submitting it; job-states.ts does the rest.
 import { type Db, type Job, Prisma } from "@turtle/db";
-import { fairPriority, type JobQueue, type QueuedJob, queueEntryId } from "./queue.ts";
 
 export interface NewJob {
   /** Made by the caller when it must know the id before the row exists (a concurrency slot). */
@@ -28,7 +28,8 @@ export class EnqueueError extends Error {
   }
 }
 
-function rowOf(job: NewJob) {
+/** The Job row of a new job. */
+export function rowOf(job: NewJob) {
   return {
     ...(job.id === undefined ? {} : { id: job.id }),
     projectId: job.projectId,
@@ -45,8 +46,8 @@ function rowOf(job: NewJob) {
 }
 
 /**
- * Records a job in Postgres (the first half of submitJob). A repeated idempotency key (within
- * the project) returns the first job, with `created: false`.
+ * Records a job in Postgres, queued (the first half of submitting it; see job-states.ts). A
+ * repeated idempotency key (within the project) returns the first job, with `created: false`.
  */
 export async function recordJob(db: Db, job: NewJob): Promise<{ job: Job; created: boolean }> {
   try {
@@ -68,74 +69,5 @@ export async function recordJob(db: Db, job: NewJob): Promise<{ job: Job; create
       if (first !== null) return { job: first, created: false };
     }
     throw error;
-  }
-}
-
-/**
- * Records a job in Postgres, then queues it. Postgres first: a job is accepted once it is
- * recorded, and the queue entry (deduplicated by id) only carries the work; an entry that never
- * got there (the process died in between) is put back by requeueLost. A repeated idempotency
- * key returns the first job, which is not queued again.
- */
-export async function submitJob(
-  db: Db,
-  queue: JobQueue,
-  job: NewJob,
-): Promise<{ job: Job; created: boolean }> {
-  const recorded = await recordJob(db, job);
-  if (recorded.created) await enqueueRun(db, queue, recorded.job, job.priority);
-  return recorded;
-}
-
-/**
- * Many jobs in two round trips (one insert, one queue add): for bulk submitters. They take no
- * concurrent-job slots, so they are queued at the priority each one names (1 when omitted).
- */
-export async function submitJobs(db: Db, queue: JobQueue, jobs: NewJob[]): Promise<Job[]> {
-  const rows = await db.job.createManyAndReturn({ data: jobs.map(rowOf) });
-  await queue.addBulk(
-    rows.map((row, index) => ({
-      name: "run" as const,
-      data: queuedJob(row),
-      opts: {
-        jobId: queueEntryId(row.id, row.run),
-        priority: fairPriority(jobs[index]?.priority ?? 1),
-      },
-    })),
-  );
-  return rows;
-}
-
-function queuedJob(job: Pick<Job, "id" | "run" | "projectId">): QueuedJob {
-  return { jobId: job.id, run: job.run, projectId: job.projectId };
-}
-
-/**
- * Queues the job's current run at `priority` (see fairPriority; every entry has one, so none
- * jumps the others through BullMQ's unprioritized list); on failure marks the job failed (it was
- * accepted, so say why).
- */
-export async function enqueueRun(
-  db: Db,
-  queue: JobQueue,
-  job: Pick<Job, "id" | "run" | "projectId">,
-  priority = 1,
-) {
-  try {
-    await queue.add("run", queuedJob(job), {
-      jobId: queueEntryId(job.id, job.run),
-      priority: fairPriority(priority),
-    });
-  } catch (error) {
-    const message = `The job was recorded but could not be queued: ${(error as Error).message}`;
-    await db.job.updateMany({
-      where: { id: job.id, run: job.run, status: "queued" },
-      data: {
-        status: "failed",
-        finishedAt: new Date(),
-        error: { code: "enqueue_failed", name: "EnqueueError", message, line: null, column: null },
-      },
-    });
-    throw new EnqueueError(message, job.id);
   }
 }

@@ -1,51 +1,29 @@
-// What the API shows of jobs and steps, and the JSON Schemas that document (and strip) it.
+// What the API shows of jobs and steps, and the JSON Schemas that document (and strip) it. The
+// shapes are @turtle/api-types' (the dashboard reads the same); the schemas here must agree.
+import {
+  ENDED_STATUSES,
+  JOB_ERROR_CODES,
+  JOB_STATUSES,
+  type JobError,
+  type JobSummary,
+  type JobView,
+  type LogEntry,
+  readJobError,
+  type StepView,
+} from "@turtle/api-types";
 import type { Job, JobStatus, Step } from "@turtle/db";
 
-export const JOB_STATUSES = [
-  "queued",
-  "running",
-  "waiting",
-  "succeeded",
-  "failed",
-  "cancelled",
-] as const;
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
-  "succeeded",
-  "failed",
-  "cancelled",
-]);
-
-export interface JobErrorView {
-  code: string;
-  name: string;
-  message: string;
-  line: number | null;
-  column: number | null;
-  server?: string;
-  tool?: string;
-}
+export { JOB_STATUSES };
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(ENDED_STATUSES);
 
 const iso = (date: Date | null) => (date === null ? null : date.toISOString());
 
-export function jobErrorView(stored: unknown): JobErrorView | null {
-  if (stored === null || typeof stored !== "object") return null;
-  const error = stored as Record<string, unknown>;
-  const text = (key: string) => (typeof error[key] === "string" ? error[key] : undefined);
-  const position = (key: string) => (typeof error[key] === "number" ? error[key] : null);
-  const server = text("server");
-  const tool = text("tool");
-  return {
-    code: text("code") ?? "internal_error",
-    name: text("name") ?? "Error",
-    message: text("message") ?? "",
-    line: position("line"),
-    column: position("column"),
-    ...(server === undefined ? {} : { server }),
-    ...(tool === undefined ? {} : { tool }),
-  };
+/** A stored error as shown (see @turtle/api-types' readJobError). */
+export function jobErrorView(stored: unknown): JobError | null {
+  return readJobError(stored);
 }
 
-export function jobSummary(job: Job) {
+export function jobSummary(job: Job): JobSummary {
   return {
     id: job.id,
     status: job.status,
@@ -56,13 +34,13 @@ export function jobSummary(job: Job) {
   };
 }
 
-export function jobView(job: Job) {
+export function jobView(job: Job): JobView {
   return {
     ...jobSummary(job),
     result: job.result,
     resultTruncated: job.resultTruncated,
     error: jobErrorView(job.error),
-    logs: job.logs,
+    logs: job.logs as unknown as LogEntry[],
     stats: {
       executedSteps: job.executedSteps,
       replayedSteps: job.replayedSteps,
@@ -75,7 +53,7 @@ export function jobView(job: Job) {
   };
 }
 
-export function stepView(step: Step) {
+export function stepView(step: Step): StepView {
   return {
     key: step.key,
     server: step.server,
@@ -128,7 +106,7 @@ export const JobSchema = {
       type: ["object", "null"],
       required: ["code", "name", "message", "line", "column"],
       properties: {
-        code: { type: "string" },
+        code: { type: "string", enum: JOB_ERROR_CODES },
         name: { type: "string" },
         message: { type: "string" },
         line: nullableInt,

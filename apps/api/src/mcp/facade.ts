@@ -18,8 +18,10 @@ import { Ajv } from "ajv";
 import type { FastifyInstance } from "fastify";
 import type { SearchDetail } from "../catalog/search.ts";
 import { ApiError } from "../errors.ts";
-import { findJob, submit, waitForJob } from "../jobs/lifecycle.ts";
+import { findJob } from "../jobs/find.ts";
+import { submit } from "../jobs/submit.ts";
 import { TERMINAL_STATUSES } from "../jobs/views.ts";
+import { waitForJob } from "../jobs/wait.ts";
 import type { Auth } from "../plugins/auth.ts";
 import { describeJob, type JobPart, logsText, page, resultText } from "./shaping.ts";
 

@@ -20,7 +20,7 @@ import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { ToolIndex } from "../catalog/search.ts";
 import { ApiError } from "../errors.ts";
-import { checkServers } from "../jobs/lifecycle.ts";
+import { checkServers } from "../jobs/submit.ts";
 
 export interface LoadedCatalog {
   catalog: Catalog;

@@ -4,7 +4,8 @@
 // throws a ToolError with code `rejected` that the program can catch.
 import type { FastifyInstance } from "fastify";
 import { conflict, ErrorResponseSchema, notFound } from "../errors.ts";
-import { announce, enqueue, findJob } from "../jobs/lifecycle.ts";
+import { findJob } from "../jobs/find.ts";
+import { jobStates, transition } from "../jobs/states.ts";
 import { projectOf } from "../plugins/auth.ts";
 
 const ApprovalSchema = {
@@ -132,18 +133,8 @@ export default async function approvalRoutes(app: FastifyInstance) {
       }
       const row = await app.db.approval.findUniqueOrThrow({ where });
       const pending = await app.db.approval.count({ where: { jobId: job.id, status: "pending" } });
-      if (pending === 0) {
-        const woken = await app.db.job.updateMany({
-          where: { id: job.id, status: "waiting", run: job.run },
-          data: { status: "queued", run: { increment: 1 }, deliveries: 0 },
-        });
-        if (woken.count === 1) {
-          // Accepted long ago: it runs again whatever the project's concurrent jobs.
-          const place = await app.activeJobs.hold(job.projectId, job.id).catch(() => 1);
-          await announce(app, job, "queued");
-          await enqueue(app, { ...job, run: job.run + 1 }, place);
-        }
-      }
+      // The last decision: the job runs again (unless a cancel or another decision won).
+      if (pending === 0) await transition(app, null, () => jobStates(app).wake(job), job.id);
       request.log.info({ jobId: job.id, stepKey, decision }, "approval decided");
       return approvalView(row);
     },

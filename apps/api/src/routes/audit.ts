@@ -5,7 +5,7 @@ import type { Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties } from "../jobs/cursors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
+import { isUuid } from "../jobs/find.ts";
 import { projectOf } from "../plugins/auth.ts";
 import { parseTime } from "../validation.ts";
 

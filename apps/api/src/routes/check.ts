@@ -2,7 +2,7 @@
 // fixes its type errors in the same turn instead of finding them in a failed job.
 import type { FastifyInstance } from "fastify";
 import { DiagnosticSchema, ErrorResponseSchema } from "../errors.ts";
-import { checkCode, describeTypeErrors, programProperties } from "../jobs/lifecycle.ts";
+import { checkCode, describeTypeErrors, programProperties } from "../jobs/submit.ts";
 import { projectOf } from "../plugins/auth.ts";
 
 interface CheckBody {

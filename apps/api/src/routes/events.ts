@@ -5,7 +5,7 @@
 import { isAfter, type JobActivity, readJobActivity } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
+import { isUuid } from "../jobs/find.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
 

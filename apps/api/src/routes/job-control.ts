@@ -1,21 +1,13 @@
-// Cancelling and resuming jobs. Every transition is a conditional update, so two requests (or a
-// request and a worker) racing on one job cannot both win.
-import { channels, queueEntryId } from "@turtle/core";
-import { type Job, Prisma } from "@turtle/db";
+// Cancelling and resuming jobs. Core's JobStates makes each move, as a conditional update, so
+// two requests (or a request and a worker) racing on one job cannot both win.
+import type { Job } from "@turtle/db";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { conflict, ErrorResponseSchema } from "../errors.ts";
-import {
-  announce,
-  checkCode,
-  checkQueueDepth,
-  enqueue,
-  findJob,
-  freeSlot,
-  replyAfterWait,
-  takeSlot,
-  WaitQuerySchema,
-} from "../jobs/lifecycle.ts";
+import { findJob } from "../jobs/find.ts";
+import { jobStates, transition } from "../jobs/states.ts";
+import { checkCode, checkQueueDepth } from "../jobs/submit.ts";
 import { JobSchema, jobView } from "../jobs/views.ts";
+import { replyAfterWait, WaitQuerySchema } from "../jobs/wait.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
 
 const schema = (summary: string, body?: object) => ({
@@ -49,50 +41,18 @@ export default async function jobControlRoutes(app: FastifyInstance) {
     "/jobs/:id/cancel",
     { schema: schema("Cancel a queued, waiting or running job") },
     async (request, reply) => {
-      const projectId = projectOf(request);
-      let job = await findJob(app, projectId, request.params.id);
-      if (job.status === "queued" || job.status === "waiting") {
-        const now = new Date();
-        const cancelled = await app.db.job.updateMany({
-          where: { id: job.id, status: job.status },
-          data: {
-            status: "cancelled",
-            finishedAt: now,
-            cancelRequestedAt: now,
-            error: {
-              code: "cancelled",
-              name: "CancelledError",
-              message: "Cancelled before it started",
-            },
-          },
-        });
-        if (cancelled.count === 1) {
-          // A worker that took the entry already finds the row cancelled and skips it.
-          await app.queue.remove(queueEntryId(job.id, job.run)).catch((error: unknown) => {
-            request.log.warn({ err: error, jobId: job.id }, "could not remove a queue entry");
-          });
-          void freeSlot(app, projectId, job.id);
-          await announce(app, job, "cancelled");
-          return answer(reply, { id: job.id, status: "cancelled" }, request.query.wait);
-        }
-        // A worker started it meanwhile.
-        job = await findJob(app, projectId, job.id);
+      const job = await findJob(app, projectOf(request), request.params.id);
+      const stopped = await jobStates(app).stop(job);
+      if (stopped.outcome === "cancelled") {
+        return answer(reply, { id: job.id, status: "cancelled" }, request.query.wait);
       }
-      if (job.status === "running") {
-        const requested = await app.db.job.updateMany({
-          where: { id: job.id, status: "running" },
-          data: { cancelRequestedAt: new Date() },
-        });
-        if (requested.count === 1) {
-          // The worker running it disposes its isolate and records `cancelled`.
-          await app.redis.publish(channels(app.config.TURTLE_QUEUE).cancel, job.id);
-          return answer(reply, { id: job.id, status: "running" }, request.query.wait);
-        }
-        job = await findJob(app, projectId, job.id);
+      if (stopped.outcome === "requested") {
+        // The worker running it disposes its isolate and records `cancelled`.
+        return answer(reply, { id: job.id, status: "running" }, request.query.wait);
       }
       throw conflict(
         "not_cancellable",
-        `job ${job.id} is ${job.status}: only queued, waiting or running jobs can be cancelled`,
+        `job ${job.id} is ${stopped.status}: only queued, waiting or running jobs can be cancelled`,
       );
     },
   );
@@ -124,30 +84,22 @@ export default async function jobControlRoutes(app: FastifyInstance) {
         );
       }
       await checkQueueDepth(app);
-      const place = await takeSlot(app, auth, job.id);
-      const resumed = await app.db.job.updateMany({
-        where: { id: job.id, status: job.status, run: job.run },
-        data: {
-          status: "queued",
-          run: { increment: 1 },
-          ...(code === undefined ? {} : { code }),
-          result: Prisma.DbNull,
-          resultTruncated: false,
-          error: Prisma.DbNull,
-          finishedAt: null,
-          cancelRequestedAt: null,
-          deliveries: 0,
-        },
-      });
-      if (resumed.count === 0) {
-        void freeSlot(app, auth.projectId, job.id);
+      const resumed = await transition(
+        app,
+        auth,
+        () =>
+          jobStates(app).resume(job, {
+            limit: auth.maxConcurrentJobs,
+            ...(code === undefined ? {} : { code }),
+          }),
+        job.id,
+      );
+      if (!resumed) {
         throw conflict(
           "not_resumable",
           `job ${job.id} was resumed or changed meanwhile: read it again`,
         );
       }
-      await announce(app, job, "queued");
-      await enqueue(app, { ...job, run: job.run + 1 }, place);
       return answer(reply, { id: job.id, status: "queued" }, request.query.wait);
     },
   );

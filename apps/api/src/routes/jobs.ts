@@ -3,16 +3,11 @@ import type { JobStatus, Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
-import {
-  findJob,
-  type JobRequest,
-  killAt,
-  programProperties,
-  replyAfterWait,
-  submit,
-  WaitQuerySchema,
-} from "../jobs/lifecycle.ts";
+import { findJob } from "../jobs/find.ts";
+import { killAt } from "../jobs/lifecycle.ts";
+import { type JobRequest, programProperties, submit } from "../jobs/submit.ts";
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
+import { replyAfterWait, WaitQuerySchema } from "../jobs/wait.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
 import { parseTime } from "../validation.ts";
 

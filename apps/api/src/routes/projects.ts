@@ -6,7 +6,7 @@ import type { ApiKey, Project } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { createApiKey } from "../api-keys.ts";
 import { conflict, ErrorResponseSchema, isUniqueViolation, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
+import { isUuid } from "../jobs/find.ts";
 import { authOf } from "../plugins/auth.ts";
 
 const errors = {

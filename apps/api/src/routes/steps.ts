@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties, parseStepCursor, stepCursor } from "../jobs/cursors.ts";
-import { findJob } from "../jobs/lifecycle.ts";
+import { findJob } from "../jobs/find.ts";
 import { StepSchema, stepView } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
 

@@ -1,0 +1,25 @@
+export {
+  isJobErrorCode,
+  JOB_ERROR_CODES,
+  type JobError,
+  type JobErrorCode,
+  jobError,
+  jobErrorFrom,
+  RUN_ERROR_CODES,
+  type RunErrorCode,
+  readJobError,
+} from "./job-errors.ts";
+export {
+  ENDED_STATUSES,
+  type EndedStatus,
+  isEnded,
+  JOB_STATUSES,
+  type JobAccepted,
+  type JobStats,
+  type JobStatus,
+  type JobSummary,
+  type JobView,
+  type LogEntry,
+  type LogLevel,
+  type StepView,
+} from "./jobs.ts";
