@@ -1,3 +1,4 @@
+export { ActiveJobs, activeJobsKey } from "./active-jobs.ts";
 export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
 export {
   isAfter,
@@ -25,8 +26,6 @@ export {
   PolicyTable,
 } from "./policies.ts";
 export {
-  ActiveJobs,
-  activeJobsKey,
   DEFAULT_PROJECT_ID,
   DEFAULT_PROJECT_NAME,
   PROJECT_NAME,
