@@ -59,6 +59,7 @@ export {
   SecretBox,
   SecretsError,
   type ServerKey,
+  type ServerSecrets,
   secretsKeyId,
   turtleSecrets,
 } from "./secrets.ts";
@@ -66,7 +67,6 @@ export {
   HOST_NETWORK_WARNING,
   joinSecrets,
   loadServerConfigs,
-  type ServerSecrets,
   type ServerView,
   sandboxWarnings,
   saveServer,

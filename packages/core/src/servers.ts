@@ -1,13 +1,7 @@
 import { isStdioServerConfig, type McpServerConfig, type StdioSandbox } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
 import type { Config } from "./config.ts";
-import type { SecretBox, ServerKey } from "./secrets.ts";
-
-/** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
-export interface ServerSecrets {
-  env?: Record<string, string>;
-  headers?: Record<string, string>;
-}
+import type { SecretBox, ServerKey, ServerSecrets } from "./secrets.ts";
 
 /** A server as the API shows it: env variable and header names, never their values. */
 export interface ServerView {
