@@ -9,6 +9,7 @@ import {
   type SecretBox,
   sandboxWarnings,
   turtleSecrets,
+  UUID_PATTERN,
 } from "@turtle/core";
 import Fastify, {
   type FastifyInstance,
@@ -85,8 +86,7 @@ export const REDACTED_LOG_PATHS = [
   "*.*.secrets",
 ];
 
-const JOB_PATH =
-  /^\/v1\/jobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[/?]|$)/i;
+const JOB_PATH = new RegExp(`^/v1/jobs/(${UUID_PATTERN})(?:[/?]|$)`, "i");
 
 export function loggerOptions(config: Config) {
   return { level: config.LOG_LEVEL, redact: { paths: REDACTED_LOG_PATHS, censor: "[redacted]" } };

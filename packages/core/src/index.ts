@@ -77,6 +77,7 @@ export {
   stdioSandbox,
   UNCONFINED_WARNING,
 } from "./servers.ts";
+export { isUuid, UUID_PATTERN } from "./uuid.ts";
 export {
   metricsIndexKey,
   metricsKey,

@@ -7,6 +7,7 @@ import {
   type Config,
   EnqueueError,
   enqueueRun,
+  isUuid,
   type JobEvent,
   publishJobEvent,
   recordJob,
@@ -439,18 +440,12 @@ export const WaitQuerySchema = {
     "seconds to wait for the job to end before answering: a number above 0 and at most 60",
 } as const;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * A job of the project by id, or 404 — also for another project's jobs, and for ids that are not
  * UUIDs, which no job can have.
  */
 export async function findJob(app: FastifyInstance, projectId: string, id: string): Promise<Job> {
-  const job = UUID.test(id) ? await app.db.job.findFirst({ where: { id, projectId } }) : null;
+  const job = isUuid(id) ? await app.db.job.findFirst({ where: { id, projectId } }) : null;
   if (job === null) throw new ApiError(404, "not_found", `no job ${JSON.stringify(id)}`);
   return job;
-}
-
-export function isUuid(id: string): boolean {
-  return UUID.test(id);
 }

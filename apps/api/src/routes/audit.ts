@@ -1,11 +1,11 @@
 // The audit log: every tool call a project's jobs made, or that a policy or a person refused —
 // which job and step, which server and tool, a hash of the arguments, the outcome and its timing.
 // Workers write each entry in the same transaction as the call's checkpoint; nothing edits them.
+import { isUuid } from "@turtle/core";
 import type { Prisma } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties } from "../jobs/cursors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
 import { projectOf } from "../plugins/auth.ts";
 import { parseTime } from "../validation.ts";
 

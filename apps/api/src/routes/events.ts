@@ -2,10 +2,9 @@
 // opens, then each status change, each step starting and ending, each line it logs — whichever
 // worker, on whichever machine, runs it; the stream ends after the job does. And every job's
 // status changes, for live lists.
-import { isAfter, type JobActivity, readJobActivity } from "@turtle/core";
+import { isAfter, isUuid, type JobActivity, readJobActivity } from "@turtle/core";
 import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
 

@@ -1,12 +1,11 @@
 // Projects (tenants) and their API keys. The operator (an admin key of the project `npm run
 // setup` made) creates projects, each with a first admin key, and sets their limits; a project's
 // admin keys create, list and revoke its keys. Another project's keys and ids answer 404.
-import { PROJECT_NAME, SCOPES, type Scope } from "@turtle/core";
+import { isUuid, PROJECT_NAME, SCOPES, type Scope } from "@turtle/core";
 import type { ApiKey, Project } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { createApiKey } from "../api-keys.ts";
 import { conflict, ErrorResponseSchema, isUniqueViolation, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/lifecycle.ts";
 import { authOf } from "../plugins/auth.ts";
 
 const errors = {
