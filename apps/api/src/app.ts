@@ -37,6 +37,7 @@ import events from "./routes/events.ts";
 import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
 import jobs from "./routes/jobs.ts";
+import keys from "./routes/keys.ts";
 import mcp from "./routes/mcp.ts";
 import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
@@ -263,6 +264,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(workers);
         await v1.register(session);
         await v1.register(projects);
+        await v1.register(keys);
         await v1.register(audit);
       },
       { prefix: "/v1" },
