@@ -3,8 +3,12 @@ import type { Db, Prisma, Server } from "@turtle/db";
 import type { Config } from "./config.ts";
 import type { SecretBox, ServerKey, ServerSecrets } from "./secrets.ts";
 
-/** A server as the API shows it: env variable and header names, never their values. */
-export interface ServerView {
+/**
+ * A server as the API shows it: env variable and header names, never their values. (A type
+ * alias, not an interface: a response schema's type allows extra keys, which only an alias can be
+ * assigned to.)
+ */
+export type ServerView = {
   name: string;
   transport: "stdio" | "http";
   command?: string;
@@ -16,7 +20,7 @@ export interface ServerView {
   headers?: string[];
   createdAt: string;
   updatedAt: string;
-}
+};
 
 type PublicConfig = Omit<McpServerConfig, "env" | "headers"> & {
   envNames?: string[];

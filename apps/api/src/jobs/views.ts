@@ -15,7 +15,11 @@ export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
   "cancelled",
 ]);
 
-export interface JobErrorView {
+/**
+ * A job's error as the API shows it. (A type alias, not an interface: a response schema's type
+ * allows extra keys, which only an alias can be assigned to.)
+ */
+export type JobErrorView = {
   code: string;
   name: string;
   message: string;
@@ -23,7 +27,7 @@ export interface JobErrorView {
   column: number | null;
   server?: string;
   tool?: string;
-}
+};
 
 const iso = (date: Date | null) => (date === null ? null : date.toISOString());
 
@@ -62,7 +66,8 @@ export function jobView(job: Job) {
     result: job.result,
     resultTruncated: job.resultTruncated,
     error: jobErrorView(job.error),
-    logs: job.logs,
+    // Workers always store an array; Prisma types the column as any JSON.
+    logs: Array.isArray(job.logs) ? job.logs : [],
     stats: {
       executedSteps: job.executedSteps,
       replayedSteps: job.replayedSteps,

@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { conflict, ErrorResponseSchema, notFound } from "../errors.ts";
 import { announce, enqueue, findJob } from "../jobs/lifecycle.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const ApprovalSchema = {
   type: "object",
@@ -22,7 +23,11 @@ const ApprovalSchema = {
   },
 } as const;
 
-const idParams = { type: "object", properties: { id: { type: "string" } } } as const;
+const idParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string" } },
+} as const;
 
 type ApprovalRow = Awaited<ReturnType<FastifyInstance["db"]["approval"]["findFirstOrThrow"]>>;
 
@@ -39,8 +44,8 @@ function approvalView(row: ApprovalRow) {
   };
 }
 
-export default async function approvalRoutes(app: FastifyInstance) {
-  app.get<{ Params: { id: string } }>(
+export default async function approvalRoutes(app: TypedInstance) {
+  app.get(
     "/jobs/:id/approvals",
     {
       schema: {
@@ -66,10 +71,7 @@ export default async function approvalRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{
-    Params: { id: string; stepKey: string };
-    Body: { decision: "approve" | "reject"; reason?: string };
-  }>(
+  app.post(
     "/jobs/:id/approvals/:stepKey",
     {
       // A key that may only submit must not approve its own job's dangerous calls.
@@ -78,6 +80,7 @@ export default async function approvalRoutes(app: FastifyInstance) {
         summary: "Approve or reject a tool call a job waits on; the job goes on once none waits",
         params: {
           type: "object",
+          required: ["id", "stepKey"],
           properties: { id: { type: "string" }, stepKey: { type: "string" } },
         },
         body: {

@@ -3,10 +3,10 @@
 // Workers write each entry in the same transaction as the call's checkpoint; nothing edits them.
 import { isUuid } from "@turtle/core";
 import type { Prisma } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties } from "../jobs/cursors.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { parseTime } from "../validation.ts";
 
 const OUTCOMES = ["succeeded", "failed", "denied", "rejected"] as const;
@@ -46,19 +46,8 @@ const EntrySchema = {
   },
 } as const;
 
-interface AuditQuery {
-  jobId?: string;
-  server?: string;
-  tool?: string;
-  outcome?: (typeof OUTCOMES)[number];
-  since?: string;
-  until?: string;
-  limit: number;
-  cursor?: string;
-}
-
-export default async function auditRoutes(app: FastifyInstance) {
-  app.get<{ Querystring: AuditQuery }>(
+export default async function auditRoutes(app: TypedInstance) {
+  app.get(
     "/audit",
     {
       config: { scope: "admin" },

@@ -3,10 +3,10 @@
 // worker, on whichever machine, runs it; the stream ends after the job does. And every job's
 // status changes, for live lists.
 import { isAfter, isUuid, type JobActivity, readJobActivity } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 /** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
@@ -25,7 +25,7 @@ const SSE_HEADERS = {
   "x-accel-buffering": "no",
 };
 
-export default async function eventRoutes(app: FastifyInstance) {
+export default async function eventRoutes(app: TypedInstance) {
   app.get(
     "/events",
     {
@@ -62,14 +62,14 @@ export default async function eventRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/jobs/:id/events",
     {
       schema: {
         summary: "Stream a job's events (server-sent events)",
         description:
           "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, durationMs?, error? }, `log` { level, message, at }, `replayed` { count } (steps of this run replayed from checkpoints so far, as the run goes), and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: {
           200: { type: "string", description: "text/event-stream" },
           404: ErrorResponseSchema,

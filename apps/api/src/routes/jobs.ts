@@ -1,11 +1,9 @@
 // Submitting, listing and reading jobs.
-import type { JobStatus, Prisma } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
+import type { Prisma } from "@turtle/db";
 import { ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import {
   findJob,
-  type JobRequest,
   killAt,
   programProperties,
   replyAfterWait,
@@ -14,11 +12,12 @@ import {
 } from "../jobs/lifecycle.ts";
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { parseTime } from "../validation.ts";
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
 
-export default async function jobRoutes(app: FastifyInstance) {
+export default async function jobRoutes(app: TypedInstance) {
   const { config } = app;
 
   const submitBody = {
@@ -55,7 +54,7 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   } as const;
 
-  app.post<{ Body: JobRequest; Querystring: { wait?: number } }>(
+  app.post(
     "/jobs",
     {
       schema: {
@@ -88,16 +87,7 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{
-    Querystring: {
-      status?: JobStatus;
-      server?: string;
-      since?: string;
-      until?: string;
-      limit: number;
-      cursor?: string;
-    };
-  }>(
+  app.get(
     "/jobs",
     {
       schema: {
@@ -172,12 +162,12 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { wait?: number } }>(
+  app.get(
     "/jobs/:id",
     {
       schema: {
         summary: "Read a job: status, result, error, logs, stats",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -195,13 +185,13 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/jobs/:id/program",
     {
       schema: {
         summary:
           "Read what a job runs: its code, input and servers (to show it, or submit it again)",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: {
           200: {
             type: "object",

@@ -1,12 +1,12 @@
 // A project's API keys: its admin keys create, list and revoke them. A key is shown once, when it
 // is made; only its hash is kept. Another project's keys answer 404. (A project's first key is
 // made with the project: projects.ts.)
-import { isUuid, SCOPES, type Scope } from "@turtle/core";
+import { isUuid, SCOPES } from "@turtle/core";
 import type { ApiKey } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
 import { createApiKey } from "../api-keys.ts";
 import { conflict, ErrorResponseSchema, notFound } from "../errors.ts";
 import { authOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const errors = {
   400: ErrorResponseSchema,
@@ -63,8 +63,8 @@ export function keyView(row: ApiKey) {
   };
 }
 
-export default async function keyRoutes(app: FastifyInstance) {
-  app.get<{ Querystring: { revoked?: boolean } }>(
+export default async function keyRoutes(app: TypedInstance) {
+  app.get(
     "/keys",
     {
       config: { scope: "admin" },
@@ -99,7 +99,7 @@ export default async function keyRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Body: { name: string; scopes: Scope[] } }>(
+  app.post(
     "/keys",
     {
       config: { scope: "admin" },
@@ -128,13 +128,13 @@ export default async function keyRoutes(app: FastifyInstance) {
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     "/keys/:id",
     {
       config: { scope: "admin" },
       schema: {
         summary: "Revoke one of the project's API keys (within 10 s on every API instance)",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: { 200: KeySchema, ...errors },
       },
     },

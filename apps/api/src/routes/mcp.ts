@@ -4,9 +4,9 @@
 // no server-to-client stream to open (GET) or session to end (DELETE).
 import type { IncomingMessage } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import type { FastifyInstance } from "fastify";
 import { createFacade } from "../mcp/facade.ts";
 import { authOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const notAllowed = {
   jsonrpc: "2.0",
@@ -25,7 +25,7 @@ function setAccept(raw: IncomingMessage, value: string): void {
   else raw.rawHeaders[at + 1] = value;
 }
 
-export default async function mcpRoutes(app: FastifyInstance) {
+export default async function mcpRoutes(app: TypedInstance) {
   app.post(
     "/mcp",
     {

@@ -1,9 +1,9 @@
 // Tool policies per server: allow, approve (a person decides each call) or deny. Without a rule,
 // a tool's MCP annotations decide (destructiveHint → approve, otherwise allow).
 import { channels, EVERY_TOOL, POLICY_KINDS, type PolicyKind, PolicyTable } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { nameParams } from "./servers.ts";
 
 const kindOrNull = {
@@ -12,7 +12,7 @@ const kindOrNull = {
   description: "allow, approve or deny; null removes the rule",
 } as const;
 
-export default async function policyRoutes(app: FastifyInstance) {
+export default async function policyRoutes(app: TypedInstance) {
   async function describe(projectId: string, server: string, signal: AbortSignal) {
     const rows = await app.db.toolPolicy.findMany({ where: { projectId, server } });
     const table = new PolicyTable(rows);
@@ -53,7 +53,7 @@ export default async function policyRoutes(app: FastifyInstance) {
     },
   } as const;
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     "/servers/:name/policies",
     {
       schema: {
@@ -69,10 +69,7 @@ export default async function policyRoutes(app: FastifyInstance) {
     },
   );
 
-  app.put<{
-    Params: { name: string };
-    Body: { default?: PolicyKind | null; tools?: Record<string, PolicyKind | null> };
-  }>(
+  app.put(
     "/servers/:name/policies",
     {
       config: { scope: "admin" },

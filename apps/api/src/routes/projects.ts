@@ -3,10 +3,10 @@
 // other keys (keys.ts). Another project's ids answer 404.
 import { isUuid, PROJECT_NAME, SCOPES } from "@turtle/core";
 import type { Project } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
 import { createApiKey } from "../api-keys.ts";
 import { conflict, ErrorResponseSchema, isUniqueViolation, notFound } from "../errors.ts";
 import { authOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { keyView, NewKeySchema } from "./keys.ts";
 
 const errors = {
@@ -66,13 +66,7 @@ const ProjectSchema = {
   },
 } as const;
 
-interface Limits {
-  maxConcurrentJobs?: number | null;
-  requestsPerMinute?: number | null;
-  allowStdioServers?: boolean;
-}
-
-export default async function projectRoutes(app: FastifyInstance) {
+export default async function projectRoutes(app: TypedInstance) {
   const { PROJECT_MAX_CONCURRENT_JOBS, PROJECT_REQUESTS_PER_MINUTE } = app.config;
 
   async function projectView(row: Project) {
@@ -133,7 +127,7 @@ export default async function projectRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Body: Limits & { name: string; keyName?: string } }>(
+  app.post(
     "/projects",
     {
       config: { scope: "operator" },
@@ -200,14 +194,14 @@ export default async function projectRoutes(app: FastifyInstance) {
     },
   );
 
-  app.patch<{ Params: { id: string }; Body: Limits }>(
+  app.patch(
     "/projects/:id",
     {
       config: { scope: "operator" },
       schema: {
         summary:
           "Set a project's limits and whether it may run stdio servers (operator only); they apply within 10 s everywhere",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         body: {
           type: "object",
           additionalProperties: false,

@@ -3,9 +3,9 @@
 // serve every project: each one's load is shown whole, but a project sees which jobs run only
 // of its own (the operator sees them all).
 import { readWorkers } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const WorkerSchema = {
   type: "object",
@@ -37,7 +37,7 @@ const WorkerSchema = {
 const ENDED = ["succeeded", "failed", "cancelled"] as const;
 const MAX_BUCKETS = 2000;
 
-export default async function workerRoutes(app: FastifyInstance) {
+export default async function workerRoutes(app: TypedInstance) {
   const queue = app.config.TURTLE_QUEUE;
 
   app.get(
@@ -80,7 +80,7 @@ export default async function workerRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Querystring: { minutes: number; bucketSeconds: number } }>(
+  app.get(
     "/stats/throughput",
     {
       schema: {
