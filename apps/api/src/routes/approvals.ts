@@ -49,6 +49,7 @@ export default async function approvalRoutes(app: TypedInstance) {
     "/jobs/:id/approvals",
     {
       schema: {
+        operationId: "listApprovals",
         summary: "A job's tool calls that asked for a person's approval, and the decisions",
         params: idParams,
         response: {
@@ -77,6 +78,7 @@ export default async function approvalRoutes(app: TypedInstance) {
       // A key that may only submit must not approve its own job's dangerous calls.
       config: { scope: "admin" },
       schema: {
+        operationId: "decideApproval",
         summary: "Approve or reject a tool call a job waits on; the job goes on once none waits",
         params: {
           type: "object",

@@ -52,6 +52,7 @@ export default async function auditRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "listAuditEntries",
         summary: "The project's audit log of tool calls, newest first",
         querystring: {
           type: "object",

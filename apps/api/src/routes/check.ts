@@ -12,6 +12,7 @@ export default async function checkRoutes(app: TypedInstance) {
       // Nothing runs and nothing is stored: a key that may read may check.
       config: { scope: "read" },
       schema: {
+        operationId: "checkProgram",
         summary: "Type-check a program against its servers' declarations (nothing runs)",
         body: {
           type: "object",

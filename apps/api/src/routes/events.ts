@@ -30,6 +30,7 @@ export default async function eventRoutes(app: TypedInstance) {
     "/events",
     {
       schema: {
+        operationId: "streamProjectEvents",
         summary: "Stream the status changes of every job of the project (server-sent events)",
         description:
           "One `job` event { id, status } each time any of the project's jobs is queued, starts, ends or is cancelled, from any worker. Meant for live lists: read the jobs again on an event. The stream never ends by itself.",
@@ -66,6 +67,7 @@ export default async function eventRoutes(app: TypedInstance) {
     "/jobs/:id/events",
     {
       schema: {
+        operationId: "streamJobEvents",
         summary: "Stream a job's events (server-sent events)",
         description:
           "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, durationMs?, error? }, `log` { level, message, at }, `replayed` { count } (steps of this run replayed from checkpoints so far, as the run goes), and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",

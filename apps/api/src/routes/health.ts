@@ -33,6 +33,7 @@ export default async function healthRoutes(app: TypedInstance) {
     {
       config: { public: true },
       schema: {
+        operationId: "getHealth",
         summary: "Whether Postgres and Redis answer (no API key needed)",
         response: { 200: HealthSchema, 503: HealthSchema },
       },

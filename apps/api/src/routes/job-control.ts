@@ -47,7 +47,13 @@ export default async function jobControlRoutes(app: TypedInstance) {
 
   app.post(
     "/jobs/:id/cancel",
-    { schema: { summary: "Cancel a queued, waiting or running job", ...controlSchema } },
+    {
+      schema: {
+        operationId: "cancelJob",
+        summary: "Cancel a queued, waiting or running job",
+        ...controlSchema,
+      },
+    },
     async (request, reply) => {
       const projectId = projectOf(request);
       let job = await findJob(app, projectId, request.params.id);
@@ -101,6 +107,7 @@ export default async function jobControlRoutes(app: TypedInstance) {
     "/jobs/:id/resume",
     {
       schema: {
+        operationId: "resumeJob",
         summary: "Run a failed or cancelled job again, replaying its completed steps",
         ...controlSchema,
         body: {

@@ -58,6 +58,7 @@ export default async function jobRoutes(app: TypedInstance) {
     "/jobs",
     {
       schema: {
+        operationId: "submitJob",
         summary: "Submit a program as a job",
         body: submitBody,
         querystring: {
@@ -91,6 +92,7 @@ export default async function jobRoutes(app: TypedInstance) {
     "/jobs",
     {
       schema: {
+        operationId: "listJobs",
         summary: "List jobs, newest first",
         querystring: {
           type: "object",
@@ -166,6 +168,7 @@ export default async function jobRoutes(app: TypedInstance) {
     "/jobs/:id",
     {
       schema: {
+        operationId: "getJob",
         summary: "Read a job: status, result, error, logs, stats",
         params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         querystring: {
@@ -189,6 +192,7 @@ export default async function jobRoutes(app: TypedInstance) {
     "/jobs/:id/program",
     {
       schema: {
+        operationId: "getJobProgram",
         summary:
           "Read what a job runs: its code, input and servers (to show it, or submit it again)",
         params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },

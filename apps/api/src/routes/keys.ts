@@ -69,6 +69,7 @@ export default async function keyRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "listKeys",
         summary: "The project's API keys (never the keys themselves)",
         querystring: {
           type: "object",
@@ -104,6 +105,7 @@ export default async function keyRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "createKey",
         summary: "Create an API key in the project (the key is shown once)",
         body: {
           type: "object",
@@ -133,6 +135,7 @@ export default async function keyRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "revokeKey",
         summary: "Revoke one of the project's API keys (within 10 s on every API instance)",
         params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: { 200: KeySchema, ...errors },

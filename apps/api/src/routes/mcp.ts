@@ -32,6 +32,7 @@ export default async function mcpRoutes(app: TypedInstance) {
       // Searching and reading jobs need `read`; the execute tool checks for `submit` itself.
       config: { scope: "read" },
       schema: {
+        operationId: "sendMcpRequest",
         summary: "MCP over Streamable HTTP: the tools search_tools, execute and get_job",
         description:
           "JSON-RPC requests of the Model Context Protocol (stateless; JSON answers). Connect any MCP client with the API key as a bearer token.",

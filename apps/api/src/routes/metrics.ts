@@ -86,6 +86,7 @@ export default async function metricsRoutes(app: TypedInstance) {
       // The whole fleet's figures, every project's: for the operator.
       config: { scope: "operator" },
       schema: {
+        operationId: "getMetrics",
         summary: "Prometheus metrics of the whole fleet",
         response: { 200: { type: "string", description: "Prometheus text format" } },
       },

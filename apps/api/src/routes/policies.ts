@@ -57,6 +57,7 @@ export default async function policyRoutes(app: TypedInstance) {
     "/servers/:name/policies",
     {
       schema: {
+        operationId: "getPolicies",
         summary: "The policy of each of a server's tools, and what decided it",
         params: nameParams,
         response: { 200: PoliciesSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
@@ -74,6 +75,7 @@ export default async function policyRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "setPolicies",
         summary: "Set or remove this project's policy rules for a server's tools (and its default)",
         params: nameParams,
         body: {

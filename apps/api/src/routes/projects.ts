@@ -93,6 +93,7 @@ export default async function projectRoutes(app: TypedInstance) {
     {
       config: { scope: "any" },
       schema: {
+        operationId: "getProject",
         summary: "The project of the calling key: its limits and how many jobs it runs",
         response: { 200: ProjectSchema },
       },
@@ -110,6 +111,7 @@ export default async function projectRoutes(app: TypedInstance) {
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "listProjects",
         summary: "Every project (operator only)",
         response: {
           200: {
@@ -132,6 +134,7 @@ export default async function projectRoutes(app: TypedInstance) {
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "createProject",
         summary: "Create a project and its first admin key (operator only)",
         body: {
           type: "object",
@@ -199,6 +202,7 @@ export default async function projectRoutes(app: TypedInstance) {
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "updateProject",
         summary:
           "Set a project's limits and whether it may run stdio servers (operator only); they apply within 10 s everywhere",
         params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },

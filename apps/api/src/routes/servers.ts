@@ -131,6 +131,7 @@ export default async function serverRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "registerServer",
         summary: "Register an MCP server (one mcpServers entry plus its name)",
         body: {
           type: "object",
@@ -172,6 +173,7 @@ export default async function serverRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "replaceServer",
         summary: "Register or replace an MCP server",
         params: nameParams,
         body: {
@@ -208,6 +210,7 @@ export default async function serverRoutes(app: TypedInstance) {
     "/servers",
     {
       schema: {
+        operationId: "listServers",
         summary: "List registered MCP servers",
         response: {
           200: {
@@ -231,6 +234,7 @@ export default async function serverRoutes(app: TypedInstance) {
     "/servers/:name/tools",
     {
       schema: {
+        operationId: "listServerTools",
         summary: "List a server's tools, live",
         params: nameParams,
         response: {
@@ -277,6 +281,7 @@ export default async function serverRoutes(app: TypedInstance) {
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "deleteServer",
         summary: "Remove an MCP server (and its tool policies)",
         params: nameParams,
         response: { 204: { type: "null" }, 404: ErrorResponseSchema },

@@ -65,6 +65,7 @@ export default async function sessionRoutes(app: TypedInstance) {
     {
       config: { public: true },
       schema: {
+        operationId: "logIn",
         summary: "Log a browser in with an API key (sets the session cookie)",
         body: {
           type: "object",
@@ -99,6 +100,7 @@ export default async function sessionRoutes(app: TypedInstance) {
     {
       config: { scope: "any" },
       schema: {
+        operationId: "getSession",
         summary: "Who is calling: the API key behind this request, its scopes and its project",
         response: { 200: SessionSchema, 401: ErrorResponseSchema },
       },
@@ -115,6 +117,7 @@ export default async function sessionRoutes(app: TypedInstance) {
     {
       config: { public: true },
       schema: {
+        operationId: "logOut",
         summary: "Log a browser out (ends its session)",
         response: { 204: { type: "null" } },
       },

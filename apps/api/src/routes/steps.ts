@@ -11,6 +11,7 @@ export default async function stepRoutes(app: TypedInstance) {
     "/jobs/:id/steps",
     {
       schema: {
+        operationId: "listJobSteps",
         summary: "List a job's steps (tool calls) in execution order",
         params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         querystring: {

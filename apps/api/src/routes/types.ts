@@ -8,6 +8,7 @@ export default async function typeRoutes(app: TypedInstance) {
     "/types",
     {
       schema: {
+        operationId: "getTypes",
         summary: "TypeScript declarations of the servers' tools, as programs see them",
         querystring: {
           type: "object",

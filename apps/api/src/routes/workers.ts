@@ -44,6 +44,7 @@ export default async function workerRoutes(app: TypedInstance) {
     "/workers",
     {
       schema: {
+        operationId: "listWorkers",
         summary: "The workers alive now: concurrency and the jobs each runs",
         description: `Each worker refreshes its entry every WORKER_METRICS_MS (${app.config.WORKER_METRICS_MS} ms); one that stops is gone within three of those.`,
         response: {
@@ -84,6 +85,7 @@ export default async function workerRoutes(app: TypedInstance) {
     "/stats/throughput",
     {
       schema: {
+        operationId: "getThroughput",
         summary: "The project's jobs ended per interval, by status, over the last minutes",
         querystring: {
           type: "object",
