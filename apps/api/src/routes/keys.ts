@@ -24,7 +24,7 @@ const ScopesSchema = {
     "what the key may do: submit (submit and control jobs), read (read everything in the project), admin (servers, policies, keys, approvals, the audit log)",
 } as const;
 
-export const KeySchema = {
+const KeySchema = {
   type: "object",
   required: ["id", "name", "prefix", "scopes", "createdAt", "lastUsedAt", "revokedAt"],
   properties: {
