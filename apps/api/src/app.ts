@@ -9,6 +9,7 @@ import {
   type SecretBox,
   sandboxWarnings,
   turtleSecrets,
+  UUID_PATTERN,
 } from "@turtle/core";
 import Fastify, {
   type FastifyInstance,
@@ -36,6 +37,7 @@ import events from "./routes/events.ts";
 import health from "./routes/health.ts";
 import jobControl from "./routes/job-control.ts";
 import jobs from "./routes/jobs.ts";
+import keys from "./routes/keys.ts";
 import mcp from "./routes/mcp.ts";
 import metrics from "./routes/metrics.ts";
 import openapi from "./routes/openapi.ts";
@@ -85,8 +87,7 @@ export const REDACTED_LOG_PATHS = [
   "*.*.secrets",
 ];
 
-const JOB_PATH =
-  /^\/v1\/jobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[/?]|$)/i;
+const JOB_PATH = new RegExp(`^/v1/jobs/(${UUID_PATTERN})(?:[/?]|$)`, "i");
 
 export function loggerOptions(config: Config) {
   return { level: config.LOG_LEVEL, redact: { paths: REDACTED_LOG_PATHS, censor: "[redacted]" } };
@@ -263,6 +264,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await v1.register(workers);
         await v1.register(session);
         await v1.register(projects);
+        await v1.register(keys);
         await v1.register(audit);
       },
       { prefix: "/v1" },

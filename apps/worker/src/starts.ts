@@ -1,6 +1,5 @@
+import { isUuid } from "@turtle/core";
 import type { Db, Job } from "@turtle/db";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Pending {
   jobId: string;
@@ -31,7 +30,7 @@ export class RunStarter {
   /** The job as it now is (running, its attempt and delivery counted), or undefined if stale. */
   start(jobId: string, run: number): Promise<Job | undefined> {
     // An entry no submitter of ours made cannot name a job; let it not break its batch.
-    if (!UUID.test(String(jobId)) || !Number.isInteger(run) || run < 0 || run > 2 ** 31 - 1) {
+    if (!isUuid(String(jobId)) || !Number.isInteger(run) || run < 0 || run > 2 ** 31 - 1) {
       return Promise.resolve(undefined);
     }
     return new Promise((resolve, reject) => {

@@ -42,7 +42,7 @@ export const JOB_ERROR_CODES = [
 ] as const;
 export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
 
-export interface JobError {
+export type JobError = {
   code: JobErrorCode;
   /** The error's class, as a program would see it (`ToolError`, `TimeoutError`, …). */
   name: string;
@@ -53,7 +53,7 @@ export interface JobError {
   /** The server and tool of a `tool_error`. */
   server?: string;
   tool?: string;
-}
+};
 
 const CODES: ReadonlySet<string> = new Set(JOB_ERROR_CODES);
 

@@ -1,4 +1,6 @@
 // Jobs and steps as the REST API answers with them (GET /v1/jobs, /v1/jobs/:id, …/steps).
+// Shapes are type aliases, not interfaces: the API's routes check what they answer against types
+// inferred from their JSON Schemas, which allow extra keys, and only an alias can be assigned there.
 import type { JobError } from "./job-errors.ts";
 
 export const JOB_STATUSES = [
@@ -19,7 +21,7 @@ export function isEnded(status: JobStatus): status is EndedStatus {
   return (ENDED_STATUSES as readonly string[]).includes(status);
 }
 
-export interface JobSummary {
+export type JobSummary = {
   id: string;
   status: JobStatus;
   /** Servers the program may use; empty means every registered server. */
@@ -27,27 +29,27 @@ export interface JobSummary {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
-}
+};
 
 export type LogLevel = "log" | "info" | "warn" | "error" | "debug";
 
-export interface LogEntry {
+export type LogEntry = {
   level: LogLevel;
   message: string;
   /** Milliseconds since the run started. */
   at: number;
-}
+};
 
-export interface JobStats {
+export type JobStats = {
   executedSteps: number;
   replayedSteps: number;
   attempts: number;
   wallMs: number | null;
   cpuMs: number | null;
-}
+};
 
 /** A job read whole (GET /v1/jobs/:id, or an answer after `?wait=`). */
-export interface JobView extends JobSummary {
+export type JobView = JobSummary & {
   /** The program's return value (JSON), null until it succeeds. */
   result: unknown;
   resultTruncated: boolean;
@@ -57,16 +59,16 @@ export interface JobView extends JobSummary {
   stats: JobStats;
   timeoutMs: number;
   memoryMb: number;
-}
+};
 
 /** An accepting answer (POST /v1/jobs, …/cancel, …/resume without `?wait=`). */
-export interface JobAccepted {
+export type JobAccepted = {
   id: string;
   status: JobStatus;
-}
+};
 
 /** A tool call the job made, as recorded (GET /v1/jobs/:id/steps). */
-export interface StepView {
+export type StepView = {
   key: string;
   server: string;
   tool: string;
@@ -81,4 +83,4 @@ export interface StepView {
   durationMs: number;
   /** The tool's error when the step failed, else null. */
   error: unknown;
-}
+};

@@ -1,3 +1,4 @@
+export { ActiveJobs, activeJobsKey } from "./active-jobs.ts";
 export { type Config, ConfigError, ConfigSchema, loadConfig } from "./config.ts";
 export {
   isAfter,
@@ -32,8 +33,6 @@ export {
   PolicyTable,
 } from "./policies.ts";
 export {
-  ActiveJobs,
-  activeJobsKey,
   DEFAULT_PROJECT_ID,
   DEFAULT_PROJECT_NAME,
   PROJECT_NAME,
@@ -68,6 +67,7 @@ export {
   SecretsError,
   SecretsKeyMissingError,
   type ServerKey,
+  type ServerSecrets,
   secretsKeyId,
   turtleSecrets,
 } from "./secrets.ts";
@@ -75,7 +75,6 @@ export {
   HOST_NETWORK_WARNING,
   joinSecrets,
   loadServerConfigs,
-  type ServerSecrets,
   type ServerView,
   sandboxWarnings,
   saveServer,
@@ -86,6 +85,7 @@ export {
   stdioSandbox,
   UNCONFINED_WARNING,
 } from "./servers.ts";
+export { isUuid, UUID_PATTERN } from "./uuid.ts";
 export {
   metricsIndexKey,
   metricsKey,

@@ -25,9 +25,9 @@ import { randomUUID } from "node:crypto";
 import { type JobError, jobError, type JobStatus as ShownStatus } from "@turtle/api-types";
 import { type Db, type Job, type JobStatus, Prisma } from "@turtle/db";
 import type { Redis } from "ioredis";
+import type { ActiveJobs } from "./active-jobs.ts";
 import { publishJobEvent } from "./events.ts";
 import { EnqueueError, type NewJob, recordJob, rowOf } from "./jobs.ts";
-import type { ActiveJobs } from "./projects.ts";
 import { channels, fairPriority, type JobQueue, type QueuedJob, queueEntryId } from "./queue.ts";
 import { requeueIfQueued } from "./requeue.ts";
 

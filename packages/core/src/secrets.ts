@@ -9,7 +9,12 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
 import type { Db, Prisma } from "@turtle/db";
 import { ConfigError } from "./config.ts";
 import { DEFAULT_PROJECT_ID, serverRef } from "./projects.ts";
-import type { ServerSecrets } from "./servers.ts";
+
+/** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
+export interface ServerSecrets {
+  env?: Record<string, string>;
+  headers?: Record<string, string>;
+}
 
 /** How sealed secrets are stored in `Server.secrets`. */
 export interface SealedSecrets {

@@ -1,16 +1,14 @@
 import { isStdioServerConfig, type McpServerConfig, type StdioSandbox } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
 import type { Config } from "./config.ts";
-import type { SecretBox, ServerKey } from "./secrets.ts";
+import type { SecretBox, ServerKey, ServerSecrets } from "./secrets.ts";
 
-/** Secret values of a server entry: kept apart, never shown, never put in an isolate. */
-export interface ServerSecrets {
-  env?: Record<string, string>;
-  headers?: Record<string, string>;
-}
-
-/** A server as the API shows it: env variable and header names, never their values. */
-export interface ServerView {
+/**
+ * A server as the API shows it: env variable and header names, never their values. (A type
+ * alias, not an interface: a response schema's type allows extra keys, which only an alias can be
+ * assigned to.)
+ */
+export type ServerView = {
   name: string;
   transport: "stdio" | "http";
   command?: string;
@@ -22,7 +20,7 @@ export interface ServerView {
   headers?: string[];
   createdAt: string;
   updatedAt: string;
-}
+};
 
 type PublicConfig = Omit<McpServerConfig, "env" | "headers"> & {
   envNames?: string[];

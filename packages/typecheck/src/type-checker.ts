@@ -3,7 +3,11 @@ import { dirname, join } from "node:path";
 import ts from "typescript";
 import { SANDBOX_GLOBALS } from "./sandbox-globals.ts";
 
-export interface TypeDiagnostic {
+/**
+ * One type error. (A type alias, not an interface: the API answers with it, and a response
+ * schema's type allows extra keys, which only an alias can be assigned to.)
+ */
+export type TypeDiagnostic = {
   /** 1-based, in the submitted program text. */
   line: number;
   /** 1-based, in UTF-16 code units, as editors and V8 count. */
@@ -14,7 +18,7 @@ export interface TypeDiagnostic {
   code: number;
   /** The whole message chain, one message a line, nested ones indented. */
   message: string;
-}
+};
 
 export interface CheckResult {
   ok: boolean;

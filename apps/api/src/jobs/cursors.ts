@@ -1,6 +1,6 @@
 // Opaque page cursors: the sort key of the last row served, base64url-encoded JSON.
+import { isUuid } from "@turtle/core";
 import { badRequest } from "../errors.ts";
-import { isUuid } from "./find.ts";
 
 /** The `limit` and `cursor` query parameters of a paged list of `noun`. */
 export function pageQueryProperties(noun: string, max: number, byDefault: number) {

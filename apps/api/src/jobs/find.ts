@@ -1,13 +1,8 @@
 // Finding a job by the id a request names.
+import { isUuid } from "@turtle/core";
 import type { Job } from "@turtle/db";
 import type { FastifyInstance } from "fastify";
 import { ApiError } from "../errors.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(id: string): boolean {
-  return UUID.test(id);
-}
 
 /**
  * A job of the project by id, or 404 — also for another project's jobs, and for ids that are not

@@ -40,7 +40,8 @@ export function jobView(job: Job): JobView {
     result: job.result,
     resultTruncated: job.resultTruncated,
     error: jobErrorView(job.error),
-    logs: job.logs as unknown as LogEntry[],
+    // Workers always store an array; Prisma types the column as any JSON.
+    logs: Array.isArray(job.logs) ? (job.logs as unknown as LogEntry[]) : [],
     stats: {
       executedSteps: job.executedSteps,
       replayedSteps: job.replayedSteps,

@@ -63,7 +63,7 @@ export async function replyAfterWait(
   reply: FastifyReply,
   jobId: string,
   seconds: number,
-) {
+): Promise<{ job: Job; status: 200 | 202 }> {
   const job = await waitForEnd(app, reply, jobId, seconds);
   if (job === null) throw new ApiError(404, "not_found", `no job ${jobId}`);
   return { job, status: TERMINAL_STATUSES.has(job.status) ? 200 : 202 };

@@ -7,6 +7,7 @@ import { conflict, ErrorResponseSchema, notFound } from "../errors.ts";
 import { findJob } from "../jobs/find.ts";
 import { jobStates, transition } from "../jobs/states.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const ApprovalSchema = {
   type: "object",
@@ -23,7 +24,11 @@ const ApprovalSchema = {
   },
 } as const;
 
-const idParams = { type: "object", properties: { id: { type: "string" } } } as const;
+const idParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string" } },
+} as const;
 
 type ApprovalRow = Awaited<ReturnType<FastifyInstance["db"]["approval"]["findFirstOrThrow"]>>;
 
@@ -40,11 +45,12 @@ function approvalView(row: ApprovalRow) {
   };
 }
 
-export default async function approvalRoutes(app: FastifyInstance) {
-  app.get<{ Params: { id: string } }>(
+export default async function approvalRoutes(app: TypedInstance) {
+  app.get(
     "/jobs/:id/approvals",
     {
       schema: {
+        operationId: "listApprovals",
         summary: "A job's tool calls that asked for a person's approval, and the decisions",
         params: idParams,
         response: {
@@ -67,18 +73,17 @@ export default async function approvalRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{
-    Params: { id: string; stepKey: string };
-    Body: { decision: "approve" | "reject"; reason?: string };
-  }>(
+  app.post(
     "/jobs/:id/approvals/:stepKey",
     {
       // A key that may only submit must not approve its own job's dangerous calls.
       config: { scope: "admin" },
       schema: {
+        operationId: "decideApproval",
         summary: "Approve or reject a tool call a job waits on; the job goes on once none waits",
         params: {
           type: "object",
+          required: ["id", "stepKey"],
           properties: { id: { type: "string" }, stepKey: { type: "string" } },
         },
         body: {

@@ -1,12 +1,12 @@
 // The audit log: every tool call a project's jobs made, or that a policy or a person refused —
 // which job and step, which server and tool, a hash of the arguments, the outcome and its timing.
 // Workers write each entry in the same transaction as the call's checkpoint; nothing edits them.
+import { isUuid } from "@turtle/core";
 import type { Prisma } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties } from "../jobs/cursors.ts";
-import { isUuid } from "../jobs/find.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { parseTime } from "../validation.ts";
 
 const OUTCOMES = ["succeeded", "failed", "denied", "rejected"] as const;
@@ -46,23 +46,13 @@ const EntrySchema = {
   },
 } as const;
 
-interface AuditQuery {
-  jobId?: string;
-  server?: string;
-  tool?: string;
-  outcome?: (typeof OUTCOMES)[number];
-  since?: string;
-  until?: string;
-  limit: number;
-  cursor?: string;
-}
-
-export default async function auditRoutes(app: FastifyInstance) {
-  app.get<{ Querystring: AuditQuery }>(
+export default async function auditRoutes(app: TypedInstance) {
+  app.get(
     "/audit",
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "listAuditEntries",
         summary: "The project's audit log of tool calls, newest first",
         querystring: {
           type: "object",

@@ -1,22 +1,18 @@
 // Type-checking a program against its servers' declarations without running it: an agent's LLM
 // fixes its type errors in the same turn instead of finding them in a failed job.
-import type { FastifyInstance } from "fastify";
 import { DiagnosticSchema, ErrorResponseSchema } from "../errors.ts";
 import { checkCode, describeTypeErrors, programProperties } from "../jobs/submit.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
-interface CheckBody {
-  code: string;
-  servers?: string[];
-}
-
-export default async function checkRoutes(app: FastifyInstance) {
-  app.post<{ Body: CheckBody }>(
+export default async function checkRoutes(app: TypedInstance) {
+  app.post(
     "/check",
     {
       // Nothing runs and nothing is stored: a key that may read may check.
       config: { scope: "read" },
       schema: {
+        operationId: "checkProgram",
         summary: "Type-check a program against its servers' declarations (nothing runs)",
         body: {
           type: "object",

@@ -9,12 +9,12 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import fastifyStatic from "@fastify/static";
 import { DASHBOARD_DIST, dashboardBuilt } from "@turtle/dashboard";
-import type { FastifyInstance } from "fastify";
 import { ApiError } from "../errors.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 export const QUEUE_BOARD_PATH = "/admin/queues";
 
-export default async function dashboardRoutes(app: FastifyInstance) {
+export default async function dashboardRoutes(app: TypedInstance) {
   await app.register(async (ui) => {
     ui.addHook("onRoute", (route) => {
       route.config = { ...route.config, public: true };

@@ -2,12 +2,11 @@
 // opens, then each status change, each step starting and ending, each line it logs — whichever
 // worker, on whichever machine, runs it; the stream ends after the job does. And every job's
 // status changes, for live lists.
-import { isAfter, type JobActivity, readJobActivity } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
+import { isAfter, isUuid, type JobActivity, readJobActivity } from "@turtle/core";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/find.ts";
 import { jobView, TERMINAL_STATUSES } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 /** How often a quiet stream gets a comment line, and the job's status is checked. */
 const HEARTBEAT_MS = 15_000;
@@ -26,11 +25,12 @@ const SSE_HEADERS = {
   "x-accel-buffering": "no",
 };
 
-export default async function eventRoutes(app: FastifyInstance) {
+export default async function eventRoutes(app: TypedInstance) {
   app.get(
     "/events",
     {
       schema: {
+        operationId: "streamProjectEvents",
         summary: "Stream the status changes of every job of the project (server-sent events)",
         description:
           "One `job` event { id, status } each time any of the project's jobs is queued, starts, ends or is cancelled, from any worker. Meant for live lists: read the jobs again on an event. The stream never ends by itself.",
@@ -63,14 +63,15 @@ export default async function eventRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/jobs/:id/events",
     {
       schema: {
+        operationId: "streamJobEvents",
         summary: "Stream a job's events (server-sent events)",
         description:
           "Events: `job` (the job as GET /v1/jobs/:id shows it, first), `status` { status }, `step` { key, server, tool, status: running|succeeded|failed, attempt, startedAt, finishedAt?, durationMs?, error? }, `log` { level, message, at }, `replayed` { count } (steps of this run replayed from checkpoints so far, as the run goes), and `end` once the job has ended. A stream that closes without `end` (the API restarting) should be opened again with the Last-Event-ID header: steps and lines already sent are not sent again.",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: {
           200: { type: "string", description: "text/event-stream" },
           404: ErrorResponseSchema,

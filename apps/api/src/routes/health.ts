@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { TypedInstance } from "../typed-instance.ts";
 
 /** How long a dependency may take to answer before the API counts it as down. */
 const CHECK_MS = 2_000;
@@ -17,7 +17,7 @@ function within<T>(promise: Promise<T>): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
-export default async function healthRoutes(app: FastifyInstance) {
+export default async function healthRoutes(app: TypedInstance) {
   const HealthSchema = {
     type: "object",
     required: ["ok"],
@@ -33,6 +33,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       config: { public: true },
       schema: {
+        operationId: "getHealth",
         summary: "Whether Postgres and Redis answer (no API key needed)",
         response: { 200: HealthSchema, 503: HealthSchema },
       },

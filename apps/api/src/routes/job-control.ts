@@ -1,7 +1,7 @@
 // Cancelling and resuming jobs. Core's JobStates makes each move, as a conditional update, so
 // two requests (or a request and a worker) racing on one job cannot both win.
 import type { Job } from "@turtle/db";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyReply } from "fastify";
 import { conflict, ErrorResponseSchema } from "../errors.ts";
 import { findJob } from "../jobs/find.ts";
 import { jobStates, transition } from "../jobs/states.ts";
@@ -9,16 +9,16 @@ import { checkCode, checkQueueDepth } from "../jobs/submit.ts";
 import { JobSchema, jobView } from "../jobs/views.ts";
 import { replyAfterWait, WaitQuerySchema } from "../jobs/wait.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
-const schema = (summary: string, body?: object) => ({
-  summary,
-  params: { type: "object", properties: { id: { type: "string" } } },
+/** What cancel and resume share: the job's id, `?wait=`, and the answers. */
+const controlSchema = {
+  params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
   querystring: {
     type: "object",
     additionalProperties: false,
     properties: { wait: WaitQuerySchema },
   },
-  ...(body === undefined ? {} : { body }),
   response: {
     200: JobSchema,
     202: JobSchema,
@@ -28,18 +28,24 @@ const schema = (summary: string, body?: object) => ({
     429: ErrorResponseSchema,
     503: ErrorResponseSchema,
   },
-});
+} as const;
 
-export default async function jobControlRoutes(app: FastifyInstance) {
+export default async function jobControlRoutes(app: TypedInstance) {
   async function answer(reply: FastifyReply, job: Pick<Job, "id" | "status">, wait?: number) {
     if (wait === undefined) return reply.code(202).send({ id: job.id, status: job.status });
     const waited = await replyAfterWait(app, reply, job.id, wait);
     return reply.code(waited.status).send(jobView(waited.job));
   }
 
-  app.post<{ Params: { id: string }; Querystring: { wait?: number } }>(
+  app.post(
     "/jobs/:id/cancel",
-    { schema: schema("Cancel a queued, waiting or running job") },
+    {
+      schema: {
+        operationId: "cancelJob",
+        summary: "Cancel a queued, waiting or running job",
+        ...controlSchema,
+      },
+    },
     async (request, reply) => {
       const job = await findJob(app, projectOf(request), request.params.id);
       const stopped = await jobStates(app).stop(job);
@@ -57,20 +63,25 @@ export default async function jobControlRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Params: { id: string }; Querystring: { wait?: number }; Body: { code?: string } }>(
+  app.post(
     "/jobs/:id/resume",
     {
-      schema: schema("Run a failed or cancelled job again, replaying its completed steps", {
-        type: ["object", "null"],
-        additionalProperties: false,
-        properties: {
-          code: {
-            type: "string",
-            minLength: 1,
-            description: `a corrected program to run instead (at most ${app.config.MAX_CODE_BYTES} bytes); steps it shares with the old one are replayed`,
+      schema: {
+        operationId: "resumeJob",
+        summary: "Run a failed or cancelled job again, replaying its completed steps",
+        ...controlSchema,
+        body: {
+          type: ["object", "null"],
+          additionalProperties: false,
+          properties: {
+            code: {
+              type: "string",
+              minLength: 1,
+              description: `a corrected program to run instead (at most ${app.config.MAX_CODE_BYTES} bytes); steps it shares with the old one are replayed`,
+            },
           },
         },
-      }),
+      },
     },
     async (request, reply) => {
       const auth = authOf(request);

@@ -1,19 +1,19 @@
 // Submitting, listing and reading jobs.
-import type { JobStatus, Prisma } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
+import type { Prisma } from "@turtle/db";
 import { ErrorResponseSchema } from "../errors.ts";
 import { jobCursor, pageQueryProperties, parseJobCursor } from "../jobs/cursors.ts";
 import { findJob } from "../jobs/find.ts";
 import { killAt } from "../jobs/lifecycle.ts";
-import { type JobRequest, programProperties, submit } from "../jobs/submit.ts";
+import { programProperties, submit } from "../jobs/submit.ts";
 import { JOB_STATUSES, JobSchema, JobSummarySchema, jobSummary, jobView } from "../jobs/views.ts";
 import { replyAfterWait, WaitQuerySchema } from "../jobs/wait.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { parseTime } from "../validation.ts";
 
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema } as const;
 
-export default async function jobRoutes(app: FastifyInstance) {
+export default async function jobRoutes(app: TypedInstance) {
   const { config } = app;
 
   const submitBody = {
@@ -50,10 +50,11 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   } as const;
 
-  app.post<{ Body: JobRequest; Querystring: { wait?: number } }>(
+  app.post(
     "/jobs",
     {
       schema: {
+        operationId: "submitJob",
         summary: "Submit a program as a job",
         body: submitBody,
         querystring: {
@@ -83,19 +84,11 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{
-    Querystring: {
-      status?: JobStatus;
-      server?: string;
-      since?: string;
-      until?: string;
-      limit: number;
-      cursor?: string;
-    };
-  }>(
+  app.get(
     "/jobs",
     {
       schema: {
+        operationId: "listJobs",
         summary: "List jobs, newest first",
         querystring: {
           type: "object",
@@ -167,12 +160,13 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { wait?: number } }>(
+  app.get(
     "/jobs/:id",
     {
       schema: {
+        operationId: "getJob",
         summary: "Read a job: status, result, error, logs, stats",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -190,13 +184,14 @@ export default async function jobRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/jobs/:id/program",
     {
       schema: {
+        operationId: "getJobProgram",
         summary:
           "Read what a job runs: its code, input and servers (to show it, or submit it again)",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         response: {
           200: {
             type: "object",

@@ -4,9 +4,9 @@
 // no server-to-client stream to open (GET) or session to end (DELETE).
 import type { IncomingMessage } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import type { FastifyInstance } from "fastify";
 import { createFacade } from "../mcp/facade.ts";
 import { authOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const notAllowed = {
   jsonrpc: "2.0",
@@ -25,13 +25,14 @@ function setAccept(raw: IncomingMessage, value: string): void {
   else raw.rawHeaders[at + 1] = value;
 }
 
-export default async function mcpRoutes(app: FastifyInstance) {
+export default async function mcpRoutes(app: TypedInstance) {
   app.post(
     "/mcp",
     {
       // Searching and reading jobs need `read`; the execute tool checks for `submit` itself.
       config: { scope: "read" },
       schema: {
+        operationId: "sendMcpRequest",
         summary: "MCP over Streamable HTTP: the tools search_tools, execute and get_job",
         description:
           "JSON-RPC requests of the Model Context Protocol (stateless; JSON answers). Connect any MCP client with the API key as a bearer token.",

@@ -4,7 +4,6 @@
 // executed and replayed steps, checkpoint batch sizes), which workers store in Redis, each
 // series labelled with its worker.
 import { readLiveWorkers } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import {
   AggregatorRegistry,
   Gauge,
@@ -16,10 +15,11 @@ import {
 type Snapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 import { JOB_STATUSES } from "../jobs/views.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children"] as const;
 
-export default async function metricsRoutes(app: FastifyInstance) {
+export default async function metricsRoutes(app: TypedInstance) {
   const registry = new Registry();
   const queue = app.config.TURTLE_QUEUE;
   let workers = 0;
@@ -86,6 +86,7 @@ export default async function metricsRoutes(app: FastifyInstance) {
       // The whole fleet's figures, every project's: for the operator.
       config: { scope: "operator" },
       schema: {
+        operationId: "getMetrics",
         summary: "Prometheus metrics of the whole fleet",
         response: { 200: { type: "string", description: "Prometheus text format" } },
       },

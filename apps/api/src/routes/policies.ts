@@ -1,9 +1,9 @@
 // Tool policies per server: allow, approve (a person decides each call) or deny. Without a rule,
 // a tool's MCP annotations decide (destructiveHint → approve, otherwise allow).
 import { channels, EVERY_TOOL, POLICY_KINDS, type PolicyKind, PolicyTable } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema, notFound } from "../errors.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 import { nameParams } from "./servers.ts";
 
 const kindOrNull = {
@@ -12,7 +12,7 @@ const kindOrNull = {
   description: "allow, approve or deny; null removes the rule",
 } as const;
 
-export default async function policyRoutes(app: FastifyInstance) {
+export default async function policyRoutes(app: TypedInstance) {
   async function describe(projectId: string, server: string, signal: AbortSignal) {
     const rows = await app.db.toolPolicy.findMany({ where: { projectId, server } });
     const table = new PolicyTable(rows);
@@ -53,10 +53,11 @@ export default async function policyRoutes(app: FastifyInstance) {
     },
   } as const;
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     "/servers/:name/policies",
     {
       schema: {
+        operationId: "getPolicies",
         summary: "The policy of each of a server's tools, and what decided it",
         params: nameParams,
         response: { 200: PoliciesSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
@@ -69,14 +70,12 @@ export default async function policyRoutes(app: FastifyInstance) {
     },
   );
 
-  app.put<{
-    Params: { name: string };
-    Body: { default?: PolicyKind | null; tools?: Record<string, PolicyKind | null> };
-  }>(
+  app.put(
     "/servers/:name/policies",
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "setPolicies",
         summary: "Set or remove this project's policy rules for a server's tools (and its default)",
         params: nameParams,
         body: {

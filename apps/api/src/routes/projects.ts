@@ -1,55 +1,19 @@
-// Projects (tenants) and their API keys. The operator (an admin key of the project `npm run
-// setup` made) creates projects, each with a first admin key, and sets their limits; a project's
-// admin keys create, list and revoke its keys. Another project's keys and ids answer 404.
-import { PROJECT_NAME, SCOPES, type Scope } from "@turtle/core";
-import type { ApiKey, Project } from "@turtle/db";
-import type { FastifyInstance } from "fastify";
+// Projects (tenants). The operator (an admin key of the project `npm run setup` made) creates
+// projects, each with a first admin key, and sets their limits; a project's admin keys manage its
+// other keys (keys.ts). Another project's ids answer 404.
+import { isUuid, PROJECT_NAME, SCOPES } from "@turtle/core";
+import type { Project } from "@turtle/db";
 import { createApiKey } from "../api-keys.ts";
 import { conflict, ErrorResponseSchema, isUniqueViolation, notFound } from "../errors.ts";
-import { isUuid } from "../jobs/find.ts";
 import { authOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
+import { keyView, NewKeySchema } from "./keys.ts";
 
 const errors = {
   400: ErrorResponseSchema,
   403: ErrorResponseSchema,
   404: ErrorResponseSchema,
   409: ErrorResponseSchema,
-} as const;
-
-const ScopesSchema = {
-  type: "array",
-  items: { type: "string", enum: SCOPES },
-  minItems: 1,
-  uniqueItems: true,
-  description:
-    "what the key may do: submit (submit and control jobs), read (read everything in the project), admin (servers, policies, keys, approvals, the audit log)",
-} as const;
-
-const KeySchema = {
-  type: "object",
-  required: ["id", "name", "prefix", "scopes", "createdAt", "lastUsedAt", "revokedAt"],
-  properties: {
-    id: { type: "string" },
-    name: { type: "string" },
-    prefix: { type: "string", description: "the key's first characters, to tell keys apart" },
-    scopes: { type: "array", items: { type: "string" } },
-    createdAt: { type: "string" },
-    lastUsedAt: {
-      type: ["string", "null"],
-      description: "about when it was last used (written at most once a minute)",
-    },
-    revokedAt: { type: ["string", "null"] },
-  },
-} as const;
-
-/** A key just made: the only time the key itself is shown. */
-const NewKeySchema = {
-  ...KeySchema,
-  required: [...KeySchema.required, "key"],
-  properties: {
-    ...KeySchema.properties,
-    key: { type: "string", description: "the key: shown this once, only its hash is kept" },
-  },
 } as const;
 
 const limitProperty = (what: string, max: number) =>
@@ -102,25 +66,7 @@ const ProjectSchema = {
   },
 } as const;
 
-function keyView(row: ApiKey) {
-  return {
-    id: row.id,
-    name: row.name,
-    prefix: row.prefix,
-    scopes: row.scopes,
-    createdAt: row.createdAt.toISOString(),
-    lastUsedAt: row.lastUsedAt?.toISOString() ?? null,
-    revokedAt: row.revokedAt?.toISOString() ?? null,
-  };
-}
-
-interface Limits {
-  maxConcurrentJobs?: number | null;
-  requestsPerMinute?: number | null;
-  allowStdioServers?: boolean;
-}
-
-export default async function projectRoutes(app: FastifyInstance) {
+export default async function projectRoutes(app: TypedInstance) {
   const { PROJECT_MAX_CONCURRENT_JOBS, PROJECT_REQUESTS_PER_MINUTE } = app.config;
 
   async function projectView(row: Project) {
@@ -147,6 +93,7 @@ export default async function projectRoutes(app: FastifyInstance) {
     {
       config: { scope: "any" },
       schema: {
+        operationId: "getProject",
         summary: "The project of the calling key: its limits and how many jobs it runs",
         response: { 200: ProjectSchema },
       },
@@ -164,6 +111,7 @@ export default async function projectRoutes(app: FastifyInstance) {
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "listProjects",
         summary: "Every project (operator only)",
         response: {
           200: {
@@ -181,11 +129,12 @@ export default async function projectRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Body: Limits & { name: string; keyName?: string } }>(
+  app.post(
     "/projects",
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "createProject",
         summary: "Create a project and its first admin key (operator only)",
         body: {
           type: "object",
@@ -248,14 +197,15 @@ export default async function projectRoutes(app: FastifyInstance) {
     },
   );
 
-  app.patch<{ Params: { id: string }; Body: Limits }>(
+  app.patch(
     "/projects/:id",
     {
       config: { scope: "operator" },
       schema: {
+        operationId: "updateProject",
         summary:
           "Set a project's limits and whether it may run stdio servers (operator only); they apply within 10 s everywhere",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         body: {
           type: "object",
           additionalProperties: false,
@@ -276,109 +226,6 @@ export default async function projectRoutes(app: FastifyInstance) {
       if (request.body.allowStdioServers !== undefined) await app.mcp.changed(id, "*");
       request.log.info({ projectId: id, limits: request.body }, "project limits set");
       return projectView(await app.db.project.findUniqueOrThrow({ where: { id } }));
-    },
-  );
-
-  app.get<{ Querystring: { revoked?: boolean } }>(
-    "/keys",
-    {
-      config: { scope: "admin" },
-      schema: {
-        summary: "The project's API keys (never the keys themselves)",
-        querystring: {
-          type: "object",
-          additionalProperties: false,
-          properties: {
-            revoked: { type: "boolean", description: "include revoked keys (default false)" },
-          },
-        },
-        response: {
-          200: {
-            type: "object",
-            required: ["keys"],
-            properties: { keys: { type: "array", items: KeySchema } },
-          },
-          ...errors,
-        },
-      },
-    },
-    async (request) => {
-      const rows = await app.db.apiKey.findMany({
-        where: {
-          projectId: authOf(request).projectId,
-          ...(request.query.revoked === true ? {} : { revokedAt: null }),
-        },
-        orderBy: { createdAt: "asc" },
-      });
-      return { keys: rows.map(keyView) };
-    },
-  );
-
-  app.post<{ Body: { name: string; scopes: Scope[] } }>(
-    "/keys",
-    {
-      config: { scope: "admin" },
-      schema: {
-        summary: "Create an API key in the project (the key is shown once)",
-        body: {
-          type: "object",
-          required: ["name", "scopes"],
-          additionalProperties: false,
-          properties: {
-            name: { type: "string", minLength: 1, maxLength: 100 },
-            scopes: ScopesSchema,
-          },
-        },
-        response: { 201: NewKeySchema, ...errors },
-      },
-    },
-    async (request, reply) => {
-      const { name, scopes } = request.body;
-      const { key, row } = await createApiKey(app.db, name, {
-        projectId: authOf(request).projectId,
-        scopes,
-      });
-      request.log.info({ keyId: row.id, scopes }, "API key created");
-      return reply.code(201).send({ ...keyView(row), key });
-    },
-  );
-
-  app.delete<{ Params: { id: string } }>(
-    "/keys/:id",
-    {
-      config: { scope: "admin" },
-      schema: {
-        summary: "Revoke one of the project's API keys (within 10 s on every API instance)",
-        params: { type: "object", properties: { id: { type: "string" } } },
-        response: { 200: KeySchema, ...errors },
-      },
-    },
-    async (request) => {
-      const { id } = request.params;
-      const { projectId } = authOf(request);
-      const missing = notFound(`no API key ${JSON.stringify(id)} in this project`);
-      if (!isUuid(id)) throw missing;
-      const key = await app.db.apiKey.findFirst({ where: { id, projectId } });
-      if (key === null) throw missing;
-      if (key.revokedAt !== null) return keyView(key);
-      if (key.scopes.includes("admin")) {
-        const admins = await app.db.apiKey.count({
-          where: { projectId, revokedAt: null, scopes: { has: "admin" } },
-        });
-        if (admins <= 1) {
-          throw conflict(
-            "last_admin_key",
-            "this is the project's last admin key: create another admin key first (POST /v1/keys), or the project could never be managed again",
-          );
-        }
-      }
-      const revoked = await app.db.apiKey.update({
-        where: { id },
-        data: { revokedAt: new Date() },
-      });
-      app.forgetKeys((auth) => auth.keyId === id);
-      request.log.info({ keyId: id }, "API key revoked");
-      return keyView(revoked);
     },
   );
 }

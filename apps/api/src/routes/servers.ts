@@ -9,7 +9,6 @@ import {
   toIdentifier,
 } from "@turtle/bindings";
 import { channels, saveServer, serverData, serverView, stdioRefusal } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import {
   ApiError,
   badRequest,
@@ -19,6 +18,7 @@ import {
   notFound,
 } from "../errors.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 type Entry = Record<string, unknown>;
 
@@ -53,6 +53,7 @@ const ServerSchema = {
 /** `:name` in a server's routes (policies.ts too). */
 export const nameParams = {
   type: "object",
+  required: ["name"],
   properties: {
     name: {
       type: "string",
@@ -90,7 +91,7 @@ function parseEntry(name: string, entry: Entry): McpServerConfig {
   }
 }
 
-export default async function serverRoutes(app: FastifyInstance) {
+export default async function serverRoutes(app: TypedInstance) {
   /** A stdio server is a command on Turtle's hosts: only projects the operator allows have one. */
   async function checkTransport(projectId: string, config: McpServerConfig): Promise<void> {
     if (!isStdioServerConfig(config)) return;
@@ -125,11 +126,12 @@ export default async function serverRoutes(app: FastifyInstance) {
     409: ErrorResponseSchema,
   };
 
-  app.post<{ Body: Entry & { name: string } }>(
+  app.post(
     "/servers",
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "registerServer",
         summary: "Register an MCP server (one mcpServers entry plus its name)",
         body: {
           type: "object",
@@ -166,11 +168,12 @@ export default async function serverRoutes(app: FastifyInstance) {
     },
   );
 
-  app.put<{ Params: { name: string }; Body: Entry }>(
+  app.put(
     "/servers/:name",
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "replaceServer",
         summary: "Register or replace an MCP server",
         params: nameParams,
         body: {
@@ -207,6 +210,7 @@ export default async function serverRoutes(app: FastifyInstance) {
     "/servers",
     {
       schema: {
+        operationId: "listServers",
         summary: "List registered MCP servers",
         response: {
           200: {
@@ -226,10 +230,11 @@ export default async function serverRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     "/servers/:name/tools",
     {
       schema: {
+        operationId: "listServerTools",
         summary: "List a server's tools, live",
         params: nameParams,
         response: {
@@ -271,11 +276,12 @@ export default async function serverRoutes(app: FastifyInstance) {
     },
   );
 
-  app.delete<{ Params: { name: string } }>(
+  app.delete(
     "/servers/:name",
     {
       config: { scope: "admin" },
       schema: {
+        operationId: "deleteServer",
         summary: "Remove an MCP server (and its tool policies)",
         params: nameParams,
         response: { 204: { type: "null" }, 404: ErrorResponseSchema },
@@ -292,7 +298,7 @@ export default async function serverRoutes(app: FastifyInstance) {
       if (deleted.count === 0) throw notFound(`no MCP server is registered as "${name}"`);
       await app.mcp.changed(projectId, name);
       await app.redis.publish(channels(app.config.TURTLE_QUEUE).policies, projectId);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

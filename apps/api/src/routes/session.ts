@@ -1,10 +1,11 @@
 // Logging a browser in to the dashboards: the API key is sent once and traded for a session
 // cookie (HttpOnly, SameSite=Strict), so the key itself is never kept by the page.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { hashApiKey } from "../api-keys.ts";
 import { ApiError, ErrorResponseSchema } from "../errors.ts";
 import { type Auth, authOf } from "../plugins/auth.ts";
 import { createSession, deleteSession, SESSION_COOKIE, SESSION_TTL_S } from "../sessions.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const SessionSchema = {
   type: "object",
@@ -37,7 +38,7 @@ const SessionSchema = {
   },
 } as const;
 
-export default async function sessionRoutes(app: FastifyInstance) {
+export default async function sessionRoutes(app: TypedInstance) {
   const queue = app.config.TURTLE_QUEUE;
 
   async function describe(auth: Auth) {
@@ -59,11 +60,12 @@ export default async function sessionRoutes(app: FastifyInstance) {
     secure: request.protocol === "https",
   });
 
-  app.post<{ Body: { key: string } }>(
+  app.post(
     "/session",
     {
       config: { public: true },
       schema: {
+        operationId: "logIn",
         summary: "Log a browser in with an API key (sets the session cookie)",
         body: {
           type: "object",
@@ -74,7 +76,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
         response: { 200: SessionSchema, 400: ErrorResponseSchema, 401: ErrorResponseSchema },
       },
     },
-    async (request, reply: FastifyReply) => {
+    async (request, reply) => {
       const auth = await app.authOf(hashApiKey(request.body.key.trim()), request);
       if (auth === null) {
         throw new ApiError(
@@ -87,7 +89,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
       reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), maxAge: SESSION_TTL_S });
       return {
         ...(await describe(auth)),
-        authenticatedBy: "session",
+        authenticatedBy: "session" as const,
         expiresAt: new Date(Date.now() + SESSION_TTL_S * 1000).toISOString(),
       };
     },
@@ -98,6 +100,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
     {
       config: { scope: "any" },
       schema: {
+        operationId: "getSession",
         summary: "Who is calling: the API key behind this request, its scopes and its project",
         response: { 200: SessionSchema, 401: ErrorResponseSchema },
       },
@@ -114,6 +117,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
     {
       config: { public: true },
       schema: {
+        operationId: "logOut",
         summary: "Log a browser out (ends its session)",
         response: { 204: { type: "null" } },
       },
@@ -125,7 +129,7 @@ export default async function sessionRoutes(app: FastifyInstance) {
         app.forgetSession(token);
       }
       reply.clearCookie(SESSION_COOKIE, cookieOptions(request));
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

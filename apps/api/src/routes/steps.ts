@@ -1,18 +1,19 @@
 // A job's checkpointed tool calls, in the order they first ran.
-import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
 import { pageQueryProperties, parseStepCursor, stepCursor } from "../jobs/cursors.ts";
 import { findJob } from "../jobs/find.ts";
 import { StepSchema, stepView } from "../jobs/views.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
-export default async function stepRoutes(app: FastifyInstance) {
-  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+export default async function stepRoutes(app: TypedInstance) {
+  app.get(
     "/jobs/:id/steps",
     {
       schema: {
+        operationId: "listJobSteps",
         summary: "List a job's steps (tool calls) in execution order",
-        params: { type: "object", properties: { id: { type: "string" } } },
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
         querystring: {
           type: "object",
           additionalProperties: false,

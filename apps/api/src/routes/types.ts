@@ -1,13 +1,14 @@
 // The program API as TypeScript declarations: the text an agent puts in front of its LLM.
-import type { FastifyInstance } from "fastify";
 import { ErrorResponseSchema } from "../errors.ts";
 import { projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
-export default async function typeRoutes(app: FastifyInstance) {
-  app.get<{ Querystring: { servers?: string } }>(
+export default async function typeRoutes(app: TypedInstance) {
+  app.get(
     "/types",
     {
       schema: {
+        operationId: "getTypes",
         summary: "TypeScript declarations of the servers' tools, as programs see them",
         querystring: {
           type: "object",

@@ -3,9 +3,9 @@
 // serve every project: each one's load is shown whole, but a project sees which jobs run only
 // of its own (the operator sees them all).
 import { readWorkers } from "@turtle/core";
-import type { FastifyInstance } from "fastify";
 import { badRequest, ErrorResponseSchema } from "../errors.ts";
 import { authOf, projectOf } from "../plugins/auth.ts";
+import type { TypedInstance } from "../typed-instance.ts";
 
 const WorkerSchema = {
   type: "object",
@@ -37,13 +37,14 @@ const WorkerSchema = {
 const ENDED = ["succeeded", "failed", "cancelled"] as const;
 const MAX_BUCKETS = 2000;
 
-export default async function workerRoutes(app: FastifyInstance) {
+export default async function workerRoutes(app: TypedInstance) {
   const queue = app.config.TURTLE_QUEUE;
 
   app.get(
     "/workers",
     {
       schema: {
+        operationId: "listWorkers",
         summary: "The workers alive now: concurrency and the jobs each runs",
         description: `Each worker refreshes its entry every WORKER_METRICS_MS (${app.config.WORKER_METRICS_MS} ms); one that stops is gone within three of those.`,
         response: {
@@ -80,10 +81,11 @@ export default async function workerRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Querystring: { minutes: number; bucketSeconds: number } }>(
+  app.get(
     "/stats/throughput",
     {
       schema: {
+        operationId: "getThroughput",
         summary: "The project's jobs ended per interval, by status, over the last minutes",
         querystring: {
           type: "object",
