@@ -42,6 +42,11 @@ export interface RunOptions {
   input?: unknown;
   /** Namespace identifier → method identifiers, as the program sees them. */
   namespaces?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Namespace identifier → a server that could not be reached: every method of its namespace
+   * rejects with a ToolError coded `server_unavailable` carrying `message` (see guest-runtime).
+   */
+  unavailable?: Readonly<Record<string, { server: string; message: string }>>;
   invoke?: ToolInvoker;
   limits?: Partial<Limits>;
   /** Aborting it stops the run promptly: the isolate is disposed, tool calls are aborted. */
@@ -238,12 +243,25 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
     }
     namespaces.push([namespace, [...methods]]);
   }
+  const unavailable: Array<[string, string, string]> = [];
+  for (const [namespace, down] of Object.entries(options.unavailable ?? {})) {
+    if (
+      !IDENTIFIER.test(namespace) ||
+      TAKEN_GLOBALS.has(namespace) ||
+      isolateGlobalNames().has(namespace) ||
+      Object.hasOwn(options.namespaces ?? {}, namespace)
+    ) {
+      return `unavailable namespace "${namespace}" is not a usable global identifier`;
+    }
+    unavailable.push([namespace, String(down.server), String(down.message)]);
+  }
   if (namespaces.length > 0 && options.invoke === undefined) {
     return "namespaces were given without an invoke function";
   }
   const config: Omit<GuestConfig, "replay"> = {
     input: options.input ?? null,
     namespaces,
+    unavailable,
     durable: options.durable !== undefined,
     limits: {
       maxArgBytes: limits.maxArgBytes,
