@@ -20,7 +20,6 @@ import {
 import type { Db } from "@turtle/db";
 import { WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
 import { Leases, LeasingWorker } from "./leases.ts";
 import { WorkerMetrics } from "./metrics.ts";
@@ -93,20 +92,10 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     onProtocolError: (server, error) =>
       log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
     sandbox: stdioSandbox(config),
+    serverConcurrency: config.SERVER_CONCURRENCY,
   });
   const startedAt = new Date();
   const shutdown = new AbortController();
-
-  // Keyed by server ref (project and name).
-  const limiters = new Map<string, LimitFunction>();
-  const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
-    let limiter = limiters.get(server);
-    if (limiter === undefined) {
-      limiter = pLimit(config.SERVER_CONCURRENCY);
-      limiters.set(server, limiter);
-    }
-    return limiter(task);
-  };
 
   const names = channels(config.TURTLE_QUEUE);
   // Each project's tool policies, read once and again after any change to them.
@@ -193,7 +182,6 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
               toolHosts,
               checkpoints,
               starts,
-              limit,
               log,
               metrics,
               policies,

@@ -71,7 +71,11 @@ describe("the worker's tool hosts", () => {
   it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
     const hosts = new ToolHosts(db, box, { sandbox });
     try {
-      await expect(hosts.acquire(refused, ["old"])).rejects.toThrow(
+      // The server is unavailable to the job, which runs: its calls fail with the reason.
+      const lease = await hosts.acquire(refused, ["old"]);
+      lease.release();
+      expect(lease.host.namespaces).toEqual({});
+      expect(lease.host.unavailable?.old?.message).toMatch(
         /this project may not run stdio MCP servers .* register it as an HTTP server/,
       );
     } finally {
