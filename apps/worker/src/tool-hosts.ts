@@ -171,7 +171,10 @@ export class ToolHosts {
     };
     try {
       const asked = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
-      const names = options.program === undefined ? asked : serversUsedBy(options.program, asked);
+      const names =
+        options.program === undefined || asked.length === 0
+          ? asked
+          : serversUsedBy(options.program, asked);
       const key = names.join("\0");
       const ready = generation.ready.get(key);
       if (ready !== undefined) return { host: ready, limit, release };
