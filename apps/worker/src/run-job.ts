@@ -9,7 +9,7 @@ import {
   SecretsKeyMissingError,
 } from "@turtle/core";
 import { type Db, isDatabaseError } from "@turtle/db";
-import { type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
+import { compileProgram, type LogEntry, type RunResult, runProgram } from "@turtle/sandbox";
 import { DelayedError, type Job as QueueEntry, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
 import { ActivityStream } from "./activity.ts";
@@ -26,7 +26,6 @@ export interface RunJobDeps {
   checkpoints: CheckpointWriter;
   /** Every change of the job's status goes through it: start, finish, pause, hand back. */
   states: JobStates;
-  limit: <T>(server: string, task: () => Promise<T>) => Promise<T>;
   /**
    * Whether the worker still holds the entry's queue lock (its lease is taken at delivery).
    * Asked just before the job is started: a lost entry may be another worker's run already.
@@ -63,6 +62,9 @@ interface Prior {
   /** JSON text of succeeded steps' results by key, for the isolate to replay from. */
   replay?: string;
 }
+
+/** The name a job's program is compiled and its errors reported under. */
+const PROGRAM_FILE = "program.ts";
 
 const NO_PRIOR: Prior = { steps: { results: new Map(), maxSeq: -1 } };
 
@@ -159,6 +161,25 @@ export async function runJob(
 
     // The job's time counts from its start, so waiting for its servers is part of it.
     const deadline = Date.now() + job.timeoutMs;
+    // Compiled before any server is contacted: a program that does not compile fails at once,
+    // and the compiled program says which servers it uses (runProgram finds it compiled).
+    const compiled = await compileProgram(job.code, PROGRAM_FILE);
+    if (!compiled.ok) {
+      deps.metrics?.run({
+        status: "failed",
+        wallMs: 0,
+        errorCode: "compile_error",
+        executed: 0,
+        replayed: 0,
+      });
+      return await finish({
+        status: "failed",
+        error: jobError("compile_error", compiled.error.message, compiled.error),
+        logs: [],
+        wallMs: 0,
+        cpuMs: 0,
+      });
+    }
     const prior =
       job.attempts > 1 || job.run > 0 ? await loadPrior(db, jobId, job.memoryMb) : NO_PRIOR;
     const policies = await deps.policies?.(projectId);
@@ -175,6 +196,7 @@ export async function runJob(
         deadline,
         timeoutMs: job.timeoutMs,
         signal: controller.signal,
+        program: compiled.program.js,
       });
     } catch (error) {
       // Stopped while its servers started: as a stopped run would be.
@@ -219,7 +241,7 @@ export async function runJob(
       host: lease.host,
       prior: prior.steps,
       checkpoints: deps.checkpoints,
-      limit: deps.limit,
+      limit: lease.limit,
       deadline,
       onStep: (item) => {
         live.push(item);
@@ -246,7 +268,9 @@ export async function runJob(
         replaysGrew();
       },
       namespaces: lease.host.namespaces,
+      ...(lease.host.unavailable === undefined ? {} : { unavailable: lease.host.unavailable }),
       invoke: steps.invoke,
+      filename: PROGRAM_FILE,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
       signal: controller.signal,
       deadline,

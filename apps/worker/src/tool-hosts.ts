@@ -5,10 +5,14 @@ import {
   createToolHost,
   type McpServerConfig,
   type StdioSandbox,
+  serversUsedBy,
   type ToolHost,
+  toIdentifier,
+  type UnavailableServer,
 } from "@turtle/bindings";
 import { loadServerConfigs, type SecretBox, stdioRefusal } from "@turtle/core";
 import type { Db } from "@turtle/db";
+import pLimit, { type LimitFunction } from "p-limit";
 
 /**
  * A job's deadline passed while its servers were still starting (or listing their tools): the
@@ -33,6 +37,11 @@ export interface AcquireOptions {
   timeoutMs?: number;
   /** Stops the wait (the job was cancelled); rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * The job's compiled program (JavaScript): only the servers it names are connected (see
+   * serversUsedBy). Without it, every server asked for is.
+   */
+  program?: string;
 }
 
 /** A job asked for a server that is not registered (any more). */
@@ -48,6 +57,8 @@ interface Generation {
   hosts: Map<string, Promise<ToolHost>>;
   /** The hosts of `hosts` that are built: a job finds its host here without waiting. */
   ready: Map<string, ToolHost>;
+  /** Bounds each server's calls in flight from this worker, for this project alone. */
+  limiters: Map<string, LimitFunction>;
   users: number;
   stale: boolean;
   /** Closes the generation when no job has used it for a while. */
@@ -56,6 +67,8 @@ interface Generation {
 
 export interface Lease {
   host: ToolHost;
+  /** Runs `task` when the project's server has a free slot (SERVER_CONCURRENCY). */
+  limit<T>(server: string, task: () => Promise<T>): Promise<T>;
   release(): void;
 }
 
@@ -72,8 +85,13 @@ export class ToolHosts {
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly idleMs: number;
-  private readonly pool: Pick<ClientPoolOptions, "maxMessageBytes" | "onProtocolError">;
+  private readonly pool: Pick<
+    ClientPoolOptions,
+    "maxMessageBytes" | "onProtocolError" | "connectTimeoutMs"
+  >;
   private readonly sandbox: StdioSandbox;
+  private readonly connectTimeoutMs: number;
+  private readonly serverConcurrency: number;
 
   constructor(
     db: Db,
@@ -86,13 +104,23 @@ export class ToolHosts {
       maxMessageBytes?: number;
       /** Told of a message a server wrote that was dropped, failing no call. */
       onProtocolError?: (server: string, error: Error) => void;
+      /**
+       * How long a server may take to start and list its tools before a job's calls of it fail
+       * (server_unavailable). Default 30 s.
+       */
+      connectTimeoutMs?: number;
+      /** Calls in flight to one server of a project from this worker (SERVER_CONCURRENCY). */
+      serverConcurrency?: number;
     },
   ) {
     this.db = db;
     this.box = box;
     this.idleMs = options.idleMs ?? 300_000;
     this.sandbox = options.sandbox;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.serverConcurrency = options.serverConcurrency ?? Number.POSITIVE_INFINITY;
     this.pool = {
+      connectTimeoutMs: this.connectTimeoutMs,
       ...(options.maxMessageBytes === undefined
         ? {}
         : { maxMessageBytes: options.maxMessageBytes }),
@@ -104,8 +132,10 @@ export class ToolHosts {
 
   /**
    * A tool host over the project's given servers (every one it registered when the list is
-   * empty). Waits no longer than `options.deadline`: the servers are shared by the project's
-   * jobs, so one job's deadline ends its own wait, never a server's start.
+   * empty), less those the program does not name. Each server gets the connect timeout to start
+   * and list its tools; one that fails, or takes longer, is in the host as unavailable (its calls
+   * fail, the program goes on). Waits no longer than `options.deadline`: the servers are shared
+   * by the project's jobs, so one job's deadline ends its own wait, never a server's start.
    */
   async acquire(
     projectId: string,
@@ -131,50 +161,109 @@ export class ToolHosts {
       if (generation.stale) void generation.pool.close();
       else this.closeWhenIdle(projectId, loading, generation);
     };
+    const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
+      let limiter = generation.limiters.get(server);
+      if (limiter === undefined) {
+        limiter = pLimit(this.serverConcurrency);
+        generation.limiters.set(server, limiter);
+      }
+      return limiter(task);
+    };
     try {
-      const names = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
+      const asked = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
+      const names =
+        options.program === undefined || asked.length === 0
+          ? asked
+          : serversUsedBy(options.program, asked);
       const key = names.join("\0");
       const ready = generation.ready.get(key);
-      if (ready !== undefined) return { host: ready, release };
-      const { deadline, signal } = options;
-      const timer =
-        deadline === undefined
-          ? undefined
-          : AbortSignal.timeout(Math.max(0, deadline - Date.now()));
-      const waiting = timer && signal ? AbortSignal.any([signal, timer]) : (timer ?? signal);
-      // Each server's start and listing is shared; this job waits for it under its deadline.
-      const unready = new Set(names);
-      try {
-        await Promise.all(
-          names.map(async (name) => {
-            await generation.pool.listTools(name, waiting ? { signal: waiting } : {});
-            unready.delete(name);
-          }),
-        );
-      } catch (error) {
-        if (!timer?.aborted || signal?.aborted) throw error;
-        throw this.timedOut(
-          [...unready].map((name) => ({ name, started: generation.pool.isConnected(name) })),
-          options,
-        );
-      }
-      let host = generation.hosts.get(key);
+      if (ready !== undefined) return { host: ready, limit, release };
+      const { up, down } = await this.listAll(generation, names, options);
+      const upKey = up.join("\0");
+      let host = generation.hosts.get(upKey);
       if (host === undefined) {
-        host = createToolHost(generation.pool, { servers: names });
-        generation.hosts.set(key, host);
+        host = createToolHost(generation.pool, { servers: up });
+        generation.hosts.set(upKey, host);
         const created = host;
         host.then(
           (built) => {
-            if (generation.hosts.get(key) === created) generation.ready.set(key, built);
+            if (generation.hosts.get(upKey) === created) generation.ready.set(upKey, built);
           },
-          () => generation.hosts.delete(key),
+          () => generation.hosts.delete(upKey),
         );
       }
-      return { host: await host, release };
+      const built = await host;
+      if (down.length === 0) return { host: built, limit, release };
+      const unavailable: Record<string, UnavailableServer> = Object.create(null);
+      for (const server of down) unavailable[toIdentifier(server.server)] = server;
+      return { host: { ...built, unavailable }, limit, release };
     } catch (error) {
       release();
       throw error;
     }
+  }
+
+  /**
+   * Lists the servers' tools, concurrently (each start and listing is shared with the project's
+   * other jobs): those that answered within the connect timeout are up, the others down, with
+   * the reason. Throws when the job's deadline passes first, or its signal aborts.
+   */
+  private async listAll(
+    generation: Generation,
+    names: readonly string[],
+    options: AcquireOptions,
+  ): Promise<{ up: string[]; down: UnavailableServer[] }> {
+    const { deadline, signal } = options;
+    const timer =
+      deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    const connect = AbortSignal.timeout(this.connectTimeoutMs);
+    const waiting = AbortSignal.any([
+      connect,
+      ...(timer ? [timer] : []),
+      ...(signal ? [signal] : []),
+    ]);
+    const listed = await Promise.allSettled(
+      names.map((name) => generation.pool.listTools(name, { signal: waiting })),
+    );
+    if (signal?.aborted) throw signal.reason;
+    const up: string[] = [];
+    const down: UnavailableServer[] = [];
+    const late: string[] = [];
+    listed.forEach((outcome, i) => {
+      const server = names[i] as string;
+      if (outcome.status === "fulfilled") up.push(server);
+      // Whichever came first: the job's deadline (the job times out) or the connect timeout.
+      else if (timer !== undefined && outcome.reason === timer.reason) late.push(server);
+      else
+        down.push({
+          server,
+          message: this.unavailableMessage(generation, server, outcome.reason, connect),
+        });
+    });
+    if (late.length > 0) {
+      throw this.timedOut(
+        late.map((name) => ({ name, started: generation.pool.isConnected(name) })),
+        options,
+      );
+    }
+    return { up, down };
+  }
+
+  /** Why a server's calls fail in this run: its own error, or the connect timeout. */
+  private unavailableMessage(
+    generation: Generation,
+    server: string,
+    reason: unknown,
+    connect: AbortSignal,
+  ): string {
+    if (connect.aborted && reason === connect.reason) {
+      const what = generation.pool.isConnected(server) ? "did not list its tools" : "did not start";
+      return `MCP server "${server}" is unavailable: it ${what} within ${this.connectTimeoutMs} ms`;
+    }
+    const message = reason instanceof Error ? reason.message : String(reason);
+    return message.includes(`"${server}"`)
+      ? message
+      : `MCP server "${server}" is unavailable: ${message}`;
   }
 
   private timedOut(
@@ -264,7 +353,7 @@ export class ToolHosts {
         sandbox: this.sandbox,
         ...(refused === undefined ? {} : { stdioRefused: refused }),
       });
-      return { configs, pool, hosts, ready, users: 0, stale: false };
+      return { configs, pool, hosts, ready, limiters: new Map(), users: 0, stale: false };
     } catch (error) {
       this.current.delete(projectId);
       throw error;

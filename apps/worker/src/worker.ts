@@ -22,7 +22,6 @@ import {
 import type { Db } from "@turtle/db";
 import { WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import pLimit, { type LimitFunction } from "p-limit";
 import { CheckpointWriter } from "./checkpoints.ts";
 import { Leases, LeasingWorker } from "./leases.ts";
 import { WorkerMetrics } from "./metrics.ts";
@@ -98,20 +97,10 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
     onProtocolError: (server, error) =>
       log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
     sandbox: stdioSandbox(config),
+    serverConcurrency: config.SERVER_CONCURRENCY,
   });
   const startedAt = new Date();
   const shutdown = new AbortController();
-
-  // Keyed by server ref (project and name).
-  const limiters = new Map<string, LimitFunction>();
-  const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
-    let limiter = limiters.get(server);
-    if (limiter === undefined) {
-      limiter = pLimit(config.SERVER_CONCURRENCY);
-      limiters.set(server, limiter);
-    }
-    return limiter(task);
-  };
 
   // Jobs whose servers' secrets are sealed with a key this worker lacks go back to the queue
   // (see run-job.ts): counted each time, and said loudly, once a minute per key at most.
@@ -245,7 +234,6 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
               toolHosts,
               checkpoints,
               states,
-              limit,
               log,
               metrics,
               policies,

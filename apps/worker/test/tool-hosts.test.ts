@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { compileProgram } from "@turtle/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServerStartTimeoutError, ToolHosts } from "../src/tool-hosts.ts";
 import { CONTROL_SERVER } from "./platform.ts";
@@ -17,6 +18,7 @@ let other: string;
 let slow: string;
 const startFile = join(mkdtempSync(join(tmpdir(), "turtle-hosts-")), "starts");
 let refused: string;
+let hanging: string;
 /** These tests read servers' pids: the sandbox's PID namespace would hide them. */
 const sandbox = { kind: "none" } as const;
 
@@ -35,6 +37,17 @@ beforeAll(async () => {
     { projectId: slow, name: "slow" },
     { ...control, env: { START_DELAY_MS: "1500", START_FILE: startFile } },
   );
+  hanging = (await db.project.create({ data: { name: "hanging", allowStdioServers: true } })).id;
+  await saveServer(
+    db,
+    box,
+    { projectId: hanging, name: "stuck" },
+    {
+      ...control,
+      env: { HANG_ON_START: "1" },
+    },
+  );
+  await saveServer(db, box, { projectId: hanging, name: "fine" }, control);
   // As if registered before the operator took stdio servers away from the project.
   await saveServer(db, box, { projectId: refused, name: "old" }, control);
 });
@@ -71,7 +84,11 @@ describe("the worker's tool hosts", () => {
   it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
     const hosts = new ToolHosts(db, box, { sandbox });
     try {
-      await expect(hosts.acquire(refused, ["old"])).rejects.toThrow(
+      // The server is unavailable to the job, which runs: its calls fail with the reason.
+      const lease = await hosts.acquire(refused, ["old"]);
+      lease.release();
+      expect(lease.host.namespaces).toEqual({});
+      expect(lease.host.unavailable?.old?.message).toMatch(
         /this project may not run stdio MCP servers .* register it as an HTTP server/,
       );
     } finally {
@@ -139,6 +156,44 @@ describe("the worker's tool hosts", () => {
       lease.release();
       // One process, started once: the hasty job's deadline did not cut the start short.
       expect(readFileSync(startFile, "utf8").trim().split("\n")).toEqual([String(stats.pid)]);
+    } finally {
+      await hosts.close();
+    }
+  });
+
+  it("give a server that does not start within the connect timeout to the job as unavailable", async () => {
+    const hosts = new ToolHosts(db, box, { sandbox, connectTimeoutMs: 5_000 });
+    try {
+      const lease = await hosts.acquire(hanging, [], { deadline: Date.now() + 60_000 });
+      lease.release();
+      expect(Object.keys(lease.host.namespaces)).toEqual(["fine"]);
+      expect(lease.host.unavailable).toEqual({
+        stuck: {
+          server: "stuck",
+          message: 'MCP server "stuck" is unavailable: it did not start within 5000 ms',
+        },
+      });
+    } finally {
+      await hosts.close();
+    }
+  });
+
+  it("connect only the servers the job's program names", async () => {
+    const compiled = await compileProgram(
+      "const stuck = 1; return await globalThis['fine'].echo({ stuck });",
+      "program.ts",
+    );
+    if (!compiled.ok) throw new Error(compiled.error.message);
+    const hosts = new ToolHosts(db, box, { sandbox, connectTimeoutMs: 60_000 });
+    try {
+      // `stuck` would hold the wait for a minute: the program's `stuck` is its own constant.
+      const lease = await hosts.acquire(hanging, [], {
+        deadline: Date.now() + 60_000,
+        program: compiled.program.js,
+      });
+      lease.release();
+      expect(Object.keys(lease.host.namespaces)).toEqual(["fine"]);
+      expect(lease.host.unavailable).toBeUndefined();
     } finally {
       await hosts.close();
     }

@@ -64,6 +64,7 @@ export function isJobErrorCode(code: unknown): code is JobErrorCode {
 /** The class name a code's error gets when its maker does not name one. */
 const NAMES: Partial<Record<JobErrorCode, string>> = {
   cancelled: "CancelledError",
+  compile_error: "CompileError",
   worker_lost: "WorkerLostError",
   enqueue_failed: "EnqueueError",
   server_unavailable: "ServerUnavailableError",
@@ -72,18 +73,24 @@ const NAMES: Partial<Record<JobErrorCode, string>> = {
   timeout: "TimeoutError",
 };
 
-/** A job error with no place in the program (line and column null). */
+/** A job error; its place in the program (line and column) is null unless given. */
 export function jobError(
   code: JobErrorCode,
   message: string,
-  options: { name?: string; server?: string; tool?: string } = {},
+  options: {
+    name?: string;
+    server?: string;
+    tool?: string;
+    line?: number | null;
+    column?: number | null;
+  } = {},
 ): JobError {
   return {
     code,
     name: options.name ?? NAMES[code] ?? "Error",
     message,
-    line: null,
-    column: null,
+    line: options.line ?? null,
+    column: options.column ?? null,
     ...(options.server === undefined ? {} : { server: options.server }),
     ...(options.tool === undefined ? {} : { tool: options.tool }),
   };

@@ -39,6 +39,7 @@ export {
   type ToolAnnotations,
   toIdentifier,
 } from "./identifiers.ts";
+export { serversUsedBy } from "./program-servers.ts";
 export { REDACTED, redactSecrets, redactValue, setProcessSecrets } from "./redact.ts";
 export {
   bwrapOptions,
@@ -61,5 +62,6 @@ export {
   type ToolHost,
   type ToolHostCall,
   type ToolHostOptions,
+  type UnavailableServer,
 } from "./tool-host.ts";
 export { unwrapToolResult } from "./tool-result.ts";

@@ -20,7 +20,18 @@ export interface ToolHost {
   catalog: Catalog;
   /** Namespace identifier → method identifiers. */
   namespaces: Record<string, string[]>;
+  /**
+   * Namespace identifier → a server of the run that could not list its tools (not started, not
+   * reachable): its namespace is there for the program, and each call of it fails.
+   */
+  unavailable?: Readonly<Record<string, UnavailableServer>>;
   invoke(call: ToolHostCall): Promise<unknown>;
+}
+
+/** A server a run could not reach, and why: the message each call of it fails with. */
+export interface UnavailableServer {
+  server: string;
+  message: string;
 }
 
 export interface ToolHostOptions {

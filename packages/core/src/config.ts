@@ -190,7 +190,7 @@ export const ConfigSchema = z.object({
    */
   STEP_RETRIES: int(2, 0),
   STEP_RETRY_BACKOFF_MS: int(250, 0),
-  /** Concurrent calls one worker makes to one MCP server. */
+  /** Concurrent calls one worker makes to one MCP server of one project. */
   SERVER_CONCURRENCY: int(64),
   /**
    * Longest message a worker (or the API, listing tools) reads from an MCP server, in bytes: a

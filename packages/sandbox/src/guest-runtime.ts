@@ -228,7 +228,12 @@ export function guestRuntime(
     return `${base}#${n}`;
   }
 
-  function makeMethod(namespace: string, method: string, id: number) {
+  /**
+   * A method of the run's tools, or (with `down`) of a server that could not be reached: a call
+   * of it is checked and keyed as any call is, so a checkpointed one still replays, and the
+   * others reject with a ToolError coded `server_unavailable`, without going to the host.
+   */
+  function makeMethod(namespace: string, method: string, id: number, down?: UnavailableEntry) {
     const label = `${namespace}.${method}`;
     const call = (args?: unknown): Promise<unknown> => {
       if (args === undefined) args = {};
@@ -281,6 +286,9 @@ export function guestRuntime(
           return reflectApply(promiseThen, resolved, [() => value]);
         }
       }
+      if (down !== undefined) {
+        return rejectWith(new ToolError(down[2], down[1], method, "server_unavailable"));
+      }
       const slot = started++;
       const line = `${slot},${id},${key ?? ""}\t${json}\n`;
       // A call made with none in flight goes out at once (a sequential program's every call);
@@ -311,6 +319,26 @@ export function guestRuntime(
     for (const method of methods) api[method] = makeMethod(namespace, method, nextId++);
     defineProperty(globalThis, namespace, {
       value: freeze(api),
+      enumerable: true,
+      writable: false,
+      configurable: false,
+    });
+  }
+
+  // A server that could not be reached still has its namespace, so that a program that catches
+  // its errors goes on: any method name makes a method whose calls reject. `then` is not one
+  // (`await ns` must not wait forever), nor is a symbol (nothing a program calls).
+  for (const down of config.unavailable) {
+    const namespace = down[0];
+    const methods: Record<string, unknown> = createObject(null);
+    const handler = createObject(null);
+    handler.get = (_target: object, property: string | symbol): unknown => {
+      if (typeof property !== "string" || property === "then") return undefined;
+      methods[property] ??= makeMethod(namespace, property, -1, down);
+      return methods[property];
+    };
+    defineProperty(globalThis, namespace, {
+      value: new ProxyCtor(freeze(createObject(null)), freeze(handler)),
       enumerable: true,
       writable: false,
       configurable: false,
@@ -549,9 +577,13 @@ interface ToolErrorBody {
   code: string;
 }
 
+/** A server that could not be reached: [namespace, server, message]. */
+type UnavailableEntry = [string, string, string];
+
 export interface GuestConfig {
   input: unknown;
   namespaces: Array<[string, string[]]>;
+  unavailable: UnavailableEntry[];
   /** Whether calls carry step keys. */
   durable: boolean;
   /** Step key → result, for calls answered without the host. */

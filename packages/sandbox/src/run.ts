@@ -116,12 +116,25 @@ function prepareConfig(options: RunOptions, limits: Limits): PreparedConfig | st
     }
     namespaces.push([namespace, [...methods]]);
   }
+  const unavailable: Array<[string, string, string]> = [];
+  for (const [namespace, down] of Object.entries(options.unavailable ?? {})) {
+    if (
+      !IDENTIFIER.test(namespace) ||
+      TAKEN_GLOBALS.has(namespace) ||
+      isolateGlobalNames().has(namespace) ||
+      Object.hasOwn(options.namespaces ?? {}, namespace)
+    ) {
+      return `unavailable namespace "${namespace}" is not a usable global identifier`;
+    }
+    unavailable.push([namespace, String(down.server), String(down.message)]);
+  }
   if (namespaces.length > 0 && options.invoke === undefined) {
     return "namespaces were given without an invoke function";
   }
   const config: Omit<GuestConfig, "replay"> = {
     input: options.input ?? null,
     namespaces,
+    unavailable,
     durable: options.durable !== undefined,
     limits: {
       maxArgBytes: limits.maxArgBytes,

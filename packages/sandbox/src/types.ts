@@ -43,6 +43,11 @@ export interface RunOptions {
   input?: unknown;
   /** Namespace identifier → method identifiers, as the program sees them. */
   namespaces?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Namespace identifier → a server that could not be reached: every method of its namespace
+   * rejects with a ToolError coded `server_unavailable` carrying `message` (see guest-runtime).
+   */
+  unavailable?: Readonly<Record<string, { server: string; message: string }>>;
   invoke?: ToolInvoker;
   limits?: Partial<Limits>;
   /** Aborting it stops the run promptly: the isolate is disposed, tool calls are aborted. */

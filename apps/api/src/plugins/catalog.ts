@@ -41,14 +41,20 @@ export interface Catalogs {
    * Every server the project registered, or the `asked` ones once checked (400 naming `field`).
    */
   names(projectId: string, asked: readonly string[] | undefined, field: string): Promise<string[]>;
-  /** Those servers' tools as one program API; fails when one of them cannot be listed. */
-  load(projectId: string, names: readonly string[], signal?: AbortSignal): Promise<LoadedCatalog>;
-  /** The same, of the servers that can be listed now; the others are named with the reason. */
+  /**
+   * Those servers' tools as one program API, of the servers that can be listed now; the others
+   * are named with the reason.
+   */
   loadAvailable(
     projectId: string,
     names: readonly string[],
     signal?: AbortSignal,
   ): Promise<AvailableCatalog>;
+  /**
+   * The declarations a program is written against: those of the servers that can be listed now,
+   * headed by a comment naming each that cannot and why; its namespace is declared `any`.
+   */
+  declarations(projectId: string, names: readonly string[], signal?: AbortSignal): Promise<string>;
   /** Type-checks a program against those servers' declarations. */
   check(
     projectId: string,
@@ -62,6 +68,11 @@ declare module "fastify" {
   interface FastifyInstance {
     catalogs: Catalogs;
   }
+}
+
+/** A message as one comment line: a server's words may span several. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n\u2028\u2029]+\s*/g, " ");
 }
 
 function errorMessage(error: unknown): string {
@@ -147,13 +158,6 @@ export default fp(
         return rows.map((row) => row.name);
       },
 
-      async load(projectId, names, signal) {
-        const listings = await Promise.all(
-          names.map((name) => app.mcp.listTools(projectId, name, signal)),
-        );
-        return build(projectId, names, listings);
-      },
-
       async loadAvailable(projectId, names, signal) {
         const now = Date.now();
         const listed = await Promise.allSettled(
@@ -194,24 +198,34 @@ export default fp(
         return { loaded: build(projectId, up, listings), unavailable };
       },
 
-      async check(projectId, code, names, signal) {
-        // A server that is down must not fail the check of a program that may not even use it:
-        // its namespace is checked as \`any\`, and the run finds out whether it is back.
+      async declarations(projectId, names, signal) {
+        // A server that is down must not take the others' declarations with it, nor fail the
+        // check of a program that may not even use it: its namespace is declared \`any\`, and
+        // the run finds out whether it is back.
         const { loaded: available, unavailable } = await service.loadAvailable(
           projectId,
           names,
           signal,
         );
+        if (unavailable.length === 0) return available.declarations;
         const declared = new Set(available.catalog.namespaces.map((ns) => ns.identifier));
+        const notes = unavailable.map(
+          ({ server, message }) =>
+            `// MCP server ${JSON.stringify(server)} is unavailable, so its tools are not declared: ${oneLine(message)}\n`,
+        );
         const stubs = unavailable.flatMap(({ server }) => {
           const identifier = toIdentifier(server);
           if (declared.has(identifier)) return [];
           declared.add(identifier);
           return [
-            `/** MCP server ${JSON.stringify(server)}: unavailable, so unchecked. */\ndeclare const ${identifier}: any;\n`,
+            `\n/** MCP server ${JSON.stringify(server)}: unavailable, so unchecked. */\ndeclare const ${identifier}: any;\n`,
           ];
         });
-        const declarations = [available.declarations, ...stubs].join("");
+        return [...notes, available.declarations, ...stubs].join("");
+      },
+
+      async check(projectId, code, names, signal) {
+        const declarations = await service.declarations(projectId, names, signal);
         // The checker's thread (and TypeScript in it) starts on the first check, not with the
         // API: most API processes never check. A check never holds this event loop, and one
         // over TYPECHECK_TIMEOUT_MS (or its memory limit) is stopped.

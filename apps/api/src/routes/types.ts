@@ -37,7 +37,7 @@ export default async function typeRoutes(app: TypedInstance) {
       const names = await app.catalogs.names(projectId, asked, "query.servers");
       const hungUp = new AbortController();
       reply.raw.once("close", () => hungUp.abort());
-      const { declarations } = await app.catalogs.load(projectId, names, hungUp.signal);
+      const declarations = await app.catalogs.declarations(projectId, names, hungUp.signal);
       return reply.type("text/plain; charset=utf-8").send(declarations);
     },
   );
