@@ -27,6 +27,15 @@ describe("the fixtures", () => {
   });
 });
 
+describe("a suite's platform options", () => {
+  test.override("platformOptions", { label: "options", env: { WORKER_LOCK_MS: "5000" } });
+
+  test("reach the platforms of its tests", async ({ platform }) => {
+    expect(platform.env.WORKER_LOCK_MS).toBe("5000");
+    expect(platform.env.TURTLE_QUEUE).toMatch(/^test-options-/);
+  });
+});
+
 describe("eventually", () => {
   test("returns the first value that is not undefined, trying a throwing check again", async () => {
     let calls = 0;
