@@ -5,12 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_SERVER, test as it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { ServerStartTimeoutError, ToolHosts } from "../src/tool-hosts.ts";
-import { CONTROL_SERVER } from "./platform.ts";
 
-let database: TestDatabase;
 let db: Db;
 const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
 let other: string;
@@ -20,8 +18,7 @@ let refused: string;
 /** These tests read servers' pids: the sandbox's PID namespace would hide them. */
 const sandbox = { kind: "none" } as const;
 
-beforeAll(async () => {
-  database = await createTestDatabase("tool_hosts");
+it.beforeAll(async ({ database }) => {
   db = createDb(database.url);
   other = (await db.project.create({ data: { name: "other", allowStdioServers: true } })).id;
   slow = (await db.project.create({ data: { name: "slow", allowStdioServers: true } })).id;
@@ -39,9 +36,9 @@ beforeAll(async () => {
   await saveServer(db, box, { projectId: refused, name: "old" }, control);
 });
 
-afterAll(async () => {
+// The database fixture drops the database after the file.
+it.afterAll(async () => {
   await db?.$disconnect();
-  await database?.drop();
 });
 
 /** The pid of the `control`-like server's process that answers a call of the project. */

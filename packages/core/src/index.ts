@@ -24,6 +24,7 @@ export {
   type PolicyKind,
   PolicyTable,
 } from "./policies.ts";
+export { Backoff, freePort } from "./processes.ts";
 export {
   ActiveJobs,
   activeJobsKey,
