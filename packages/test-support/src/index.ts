@@ -1,5 +1,8 @@
 // Turtle's test support: fixtures first, then the plain functions behind them, for tests that
 // start, kill and restart processes themselves.
+
+// The tests' own processes need free ports too; it lives in core beside the scripts' use.
+export { freePort } from "@turtle/core";
 export {
   type FleetOptions,
   fleetEnv,
@@ -11,6 +14,7 @@ export {
   type TestFleet,
   testConfig,
 } from "./api.ts";
+export { type Outcome, runTurtle } from "./cli.ts";
 export {
   createTestDatabase,
   TEST_SERVER_URL,
@@ -39,3 +43,12 @@ export {
   type PlatformOptions,
 } from "./platform.ts";
 export { killWorker, spawnWorker, type TestWorker } from "./processes.ts";
+export {
+  controlServer,
+  type HttpServer,
+  isAlive,
+  nodeServer,
+  rejection,
+  startEverythingHttp,
+  tempDir,
+} from "./servers.ts";
