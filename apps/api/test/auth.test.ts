@@ -1,18 +1,14 @@
 import { request as httpRequest } from "node:http";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { it, startApi, type TestApi } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { buildApp, loggerOptions } from "../src/app.ts";
 import { createApiKey, generateApiKey, hashApiKey } from "../src/index.ts";
-import { startApi, type TestApi } from "./helpers.ts";
 
 let api: TestApi;
 
-beforeAll(async () => {
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api.close();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
 });
 
 describe("API keys", () => {
