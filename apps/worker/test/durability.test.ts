@@ -1,16 +1,7 @@
 // Each test gets a platform of its own (database, queue, the control server, workers, and the
 // real API for resuming and cancelling) from the `platform` fixture.
-import { test as it } from "@turtle/test-support";
+import { eventually, isAlive, test as it } from "@turtle/test-support";
 import { describe, expect } from "vitest";
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Ten calls in flight at a time over `n` items, each call echoing its item. */
 const fanOut = (n: number, failAt = -1) => `
@@ -64,13 +55,9 @@ describe("durable steps", () => {
     });
     await platform.waitFor(job.id, ["running"]);
     // Wait for the sleep to have started on the server, then cancel through the API.
-    for (
-      let i = 0;
-      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await eventually("the sleep to start on the server", async () =>
+      (await platform.executions()).some((e) => e.tool === "sleep") ? true : undefined,
+    );
     const cancel = await platform.call({ method: "POST", url: `/v1/jobs/${job.id}/cancel` });
     expect(cancel.statusCode).toBe(202);
     const done = await platform.waitFor(job.id, ["cancelled", "failed", "succeeded"], 10_000);
@@ -202,13 +189,9 @@ describe("scaling and shutdown", () => {
       code: "await control.echo({ step: 1 });\nawait control.sleep({ ms: 3000 });\nreturn 'long';",
     });
     await platform.waitFor(long.id, ["running"]);
-    for (
-      let i = 0;
-      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await eventually("the sleep to start on the server", async () =>
+      (await platform.executions()).some((e) => e.tool === "sleep") ? true : undefined,
+    );
     first.kill("SIGTERM");
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('"msg":"worker stopped"');

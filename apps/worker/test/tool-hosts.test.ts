@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { CONTROL_SERVER, test as it } from "@turtle/test-support";
+import { CONTROL_SERVER, isAlive, test as it } from "@turtle/test-support";
 import { describe, expect } from "vitest";
 import { ServerStartTimeoutError, ToolHosts } from "../src/tool-hosts.ts";
 
@@ -55,15 +55,6 @@ async function serverPid(hosts: ToolHosts, projectId: string, server: string) {
   }
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 describe("the worker's tool hosts", () => {
   it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
     const hosts = new ToolHosts(db, box, { sandbox });
@@ -99,13 +90,13 @@ describe("the worker's tool hosts", () => {
       const second = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       expect(second.pid).toBe(first.pid);
       second.lease.release();
-      expect(alive(first.pid)).toBe(true);
+      expect(isAlive(first.pid)).toBe(true);
       first.lease.release();
       const until = Date.now() + 10_000;
-      while (alive(first.pid) && Date.now() < until) {
+      while (isAlive(first.pid) && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      expect(alive(first.pid)).toBe(false);
+      expect(isAlive(first.pid)).toBe(false);
       // The next job connects afresh.
       const later = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       expect(later.pid).not.toBe(first.pid);
