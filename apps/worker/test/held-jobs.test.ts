@@ -15,8 +15,8 @@ describe("a job held for its project's share", () => {
 
   it("keeps its lease while held longer than the lock: it runs once, not lost and given back", async ({
     platform: current,
+    worker,
   }) => {
-    const worker = await current.startWorker();
     const first = await current.submit({
       code: "await control.sleep({ ms: 3000 }); return 'first';",
     });
