@@ -5,10 +5,9 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { createApiKey } from "@turtle/api";
-import { generateSecretsKey } from "@turtle/core";
+import { freePort, generateSecretsKey } from "@turtle/core";
 import { createDb } from "@turtle/db";
-import { createTestDatabase } from "@turtle/db/testing";
-import { freePort } from "../scripts/processes.ts";
+import { createTestDatabase } from "@turtle/test-support/database";
 import { type Figure, percentile } from "./measure.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

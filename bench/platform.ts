@@ -22,7 +22,7 @@ import {
   submitJobs,
 } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { createTestDatabase, type TestDatabase } from "@turtle/test-support/database";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import ivm from "isolated-vm";

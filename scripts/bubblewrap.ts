@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { bwrapOptions } from "@turtle/bindings";
-import { aptInstall } from "./apt.ts";
+import { aptInstall } from "@turtle/core";
 
 const say = (line: string) => process.stdout.write(`bubblewrap: ${line}\n`);
 

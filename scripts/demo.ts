@@ -5,7 +5,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, ROOT, startProcess, stop } from "./processes.ts";
+import { freePort } from "@turtle/core";
+import { ROOT, startProcess, stop } from "./processes.ts";
 
 const say = (line: string) => process.stdout.write(`demo: ${line}\n`);
 

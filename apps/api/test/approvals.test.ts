@@ -4,28 +4,26 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
+import { CONTROL_SERVER, eventually, it, type TestApi, type TestFleet } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
 
-beforeAll(async () => {
-  fleet = await startFleet({
-    servers: (dir) => [
-      {
-        name: "control",
-        command: process.execPath,
-        args: [CONTROL_SERVER],
-        env: { ANNOTATED_TOOLS: "1", COUNT_FILE: join(dir, "calls.jsonl") },
-      },
-    ],
-  });
-  ({ api } = fleet);
+it.override("fleetOptions", {
+  servers: (dir) => [
+    {
+      name: "control",
+      command: process.execPath,
+      args: [CONTROL_SERVER],
+      env: { ANNOTATED_TOOLS: "1", COUNT_FILE: join(dir, "calls.jsonl") },
+    },
+  ],
 });
 
-afterAll(async () => {
-  await fleet?.close();
+it.beforeAll(async ({ fleet: started }) => {
+  fleet = started;
+  ({ api } = fleet);
 });
 
 /** How many times the server executed each tool. */

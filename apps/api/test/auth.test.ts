@@ -1,18 +1,14 @@
 import { request as httpRequest } from "node:http";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, it, startApi, type TestApi } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { buildApp, loggerOptions } from "../src/app.ts";
 import { createApiKey, generateApiKey, hashApiKey } from "../src/index.ts";
-import { startApi, type TestApi } from "./helpers.ts";
 
 let api: TestApi;
 
-beforeAll(async () => {
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api.close();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
 });
 
 describe("API keys", () => {
@@ -101,13 +97,11 @@ describe("API keys", () => {
   });
 });
 
-async function eventuallyUsed(id: string): Promise<Date> {
-  for (let i = 0; i < 400; i++) {
+function eventuallyUsed(id: string): Promise<Date> {
+  return eventually("lastUsedAt to be written", async () => {
     const row = await api.db.apiKey.findUniqueOrThrow({ where: { id } });
-    if (row.lastUsedAt !== null) return row.lastUsedAt;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error("lastUsedAt was never written");
+    return row.lastUsedAt ?? undefined;
+  });
 }
 
 describe("logging", () => {

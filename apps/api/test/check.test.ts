@@ -1,22 +1,19 @@
 // Type-checking before a run: POST /v1/check, and POST /v1/jobs with `typecheck: true`, against
 // the declarations of real registered servers.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, startApi, type TestApi } from "./helpers.ts";
+
+import { CONTROL_SERVER, it, type TestApi } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 let api: TestApi;
 
-beforeAll(async () => {
-  api = await startApi();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
   const registered = await api.call({
     method: "POST",
     url: "/v1/servers",
     payload: { name: "control", command: process.execPath, args: [CONTROL_SERVER] },
   });
   expect(registered.statusCode).toBe(201);
-});
-
-afterAll(async () => {
-  await api?.close();
 });
 
 const GOOD = [

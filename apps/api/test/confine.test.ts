@@ -6,20 +6,21 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import type { InjectOptions } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp, loggerOptions } from "../src/app.ts";
 import {
   CONTROL_SERVER,
+  createTestDatabase,
   eventually,
   REPO_ROOT,
   startApi,
   startWorker,
   type TestApi,
+  type TestDatabase,
   type TestWorker,
   testConfig,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import type { InjectOptions } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp, loggerOptions } from "../src/app.ts";
 
 const SERVERS_DIR = join(CONTROL_SERVER, "..");
 const HOSTILE = join(SERVERS_DIR, "hostile-server.ts");

@@ -4,34 +4,32 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { channels, DEFAULT_PROJECT_ID, serverRef } from "@turtle/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
+import { CONTROL_SERVER, eventually, it, type TestApi, type TestFleet } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
 let countFile: string;
 
-beforeAll(async () => {
-  fleet = await startFleet({
-    servers: (dir) => {
-      countFile = join(dir, "executions.jsonl");
-      return [
-        {
-          name: "control",
-          command: process.execPath,
-          args: [CONTROL_SERVER],
-          env: { COUNT_FILE: countFile },
-        },
-        // Named like a global of Node's, which the sandbox does not have.
-        { name: "fetch", command: process.execPath, args: [CONTROL_SERVER] },
-      ];
-    },
-  });
-  ({ api } = fleet);
+it.override("fleetOptions", {
+  servers: (dir) => {
+    countFile = join(dir, "executions.jsonl");
+    return [
+      {
+        name: "control",
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { COUNT_FILE: countFile },
+      },
+      // Named like a global of Node's, which the sandbox does not have.
+      { name: "fetch", command: process.execPath, args: [CONTROL_SERVER] },
+    ];
+  },
 });
 
-afterAll(async () => {
-  await fleet?.close();
+it.beforeAll(async ({ fleet: started }) => {
+  fleet = started;
+  ({ api } = fleet);
 });
 
 /** Tool executions the control server recorded, for one job. */

@@ -1,22 +1,21 @@
 // What a running fleet shows: GET /v1/jobs/:id/events (a job's life as server-sent events) and
 // GET /metrics, over real HTTP while a real worker process runs jobs against a real MCP server.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
+
+import { CONTROL_SERVER, eventually, it, type TestApi, type TestFleet } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
 let base: string;
 
-beforeAll(async () => {
-  fleet = await startFleet({
-    servers: () => [{ name: "control", command: process.execPath, args: [CONTROL_SERVER] }],
-    workerEnv: { WORKER_METRICS_MS: "200" },
-  });
-  ({ api, base } = fleet);
+it.override("fleetOptions", {
+  servers: () => [{ name: "control", command: process.execPath, args: [CONTROL_SERVER] }],
+  workerEnv: { WORKER_METRICS_MS: "200" },
 });
 
-afterAll(async () => {
-  await fleet?.close();
+it.beforeAll(async ({ fleet: started }) => {
+  fleet = started;
+  ({ api, base } = fleet);
 });
 
 interface Sse {

@@ -4,8 +4,6 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { InjectOptions } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   eventually,
@@ -13,7 +11,9 @@ import {
   startWorker,
   type TestApi,
   type TestWorker,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import type { InjectOptions } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let api: TestApi;
 let dir: string;

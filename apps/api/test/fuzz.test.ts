@@ -4,28 +4,26 @@
 // the API must go on answering. Generated with fast-check, so each run tries new cases; a failure
 // prints the seed and the smallest input that fails, to replay it.
 import { connect } from "node:net";
+import { it, type TestApi } from "@turtle/test-support";
 import fc from "fast-check";
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApi, type TestApi } from "./helpers.ts";
+import { describe, expect } from "vitest";
 
 let api: TestApi;
 let base: string;
 
-beforeAll(async () => {
-  api = await startApi({
-    env: {
-      MAX_BODY_BYTES: String(256 * 1024),
-      // Over a thousand requests in a second or two: past the project's rate limit, every route
-      // would answer 429 before it reads its input (the limit is tested in tenants.test.ts).
-      PROJECT_REQUESTS_PER_MINUTE: "1000000",
-    },
-  });
-  base = await api.app.listen({ host: "127.0.0.1", port: 0 });
+it.override("apiOptions", {
+  env: {
+    MAX_BODY_BYTES: String(256 * 1024),
+    // Over a thousand requests in a second or two: past the project's rate limit, every route
+    // would answer 429 before it reads its input (the limit is tested in tenants.test.ts).
+    PROJECT_REQUESTS_PER_MINUTE: "1000000",
+  },
 });
 
-afterAll(async () => {
-  await api.close();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
+  base = await api.app.listen({ host: "127.0.0.1", port: 0 });
 });
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";

@@ -12,23 +12,19 @@ import {
   queueEntryId,
 } from "@turtle/core";
 import type { JobStatus } from "@turtle/db";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { EVERYTHING_SERVER, eventually, startApi, type TestApi } from "./helpers.ts";
+import { EVERYTHING_SERVER, eventually, it, startApi, type TestApi } from "@turtle/test-support";
+import { describe, expect, vi } from "vitest";
 
 let api: TestApi & { database: Awaited<ReturnType<typeof startApi>>["database"] };
 
-beforeAll(async () => {
-  api = await startApi();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
   await api.call({
     method: "PUT",
     url: "/v1/servers/everything",
     payload: { command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
   });
   await api.call({ method: "PUT", url: "/v1/servers/memory", payload: { command: "node" } });
-});
-
-afterAll(async () => {
-  await api.close();
 });
 
 async function submit(payload: unknown, url = "/v1/jobs") {

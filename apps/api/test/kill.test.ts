@@ -8,19 +8,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createJobQueue, createRedis } from "@turtle/core";
 import { createDb, type Db, type Job } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createApiKey } from "../src/index.ts";
-import type { KillPoint } from "../src/jobs/lifecycle.ts";
 import {
   CONTROL_SERVER,
+  createTestDatabase,
   eventually,
   freePort,
   REPO_ROOT,
   startWorker,
+  type TestDatabase,
   type TestWorker,
   testConfig,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createApiKey } from "../src/index.ts";
+import type { KillPoint } from "../src/jobs/lifecycle.ts";
 
 const SERVER = `${REPO_ROOT}apps/api/src/server.ts`;
 

@@ -1,8 +1,8 @@
 // Under load (jobs submitted over HTTP by autocannon to a real API and worker process), every
 // accepted job ends `succeeded`, exactly once, with its own result. `npm run bench -- load` runs
 // the same with 20,000 jobs and reports latency and throughput; this keeps the suite quick.
+import { runLoad } from "@turtle/test-support/load";
 import { describe, expect, it } from "vitest";
-import { runLoad } from "../../../bench/load.ts";
 
 describe("a load of jobs over HTTP", () => {
   it("loses none and runs none twice", async () => {

@@ -9,17 +9,17 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   EVERYTHING_SERVER,
   fleetEnv,
+  it,
   REPO_ROOT,
-  startFleet,
   type TestApi,
   type TestFleet,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
+import { describe, expect } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -27,27 +27,29 @@ let dir: string;
 let url: string;
 let client: Client;
 
-beforeAll(async () => {
-  fleet = await startFleet({
-    apiEnv: { MCP_WAIT_MS: "3000", MCP_RESULT_MAX_CHARS: "300", MCP_LOGS_MAX_CHARS: "200" },
-    servers: () => [
-      {
-        name: "control",
-        command: process.execPath,
-        args: [CONTROL_SERVER],
-        env: { EXTRA_TOOLS: "520" },
-      },
-      { name: "everything", command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
-    ],
-  });
+it.override("fleetOptions", {
+  apiEnv: { MCP_WAIT_MS: "3000", MCP_RESULT_MAX_CHARS: "300", MCP_LOGS_MAX_CHARS: "200" },
+  servers: () => [
+    {
+      name: "control",
+      command: process.execPath,
+      args: [CONTROL_SERVER],
+      env: { EXTRA_TOOLS: "520" },
+    },
+    { name: "everything", command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
+  ],
+});
+
+it.beforeAll(async ({ fleet: started }) => {
+  fleet = started;
   ({ api, dir } = fleet);
   url = `${fleet.base}/mcp`;
   client = await connect(api.key);
 });
 
-afterAll(async () => {
+// Before the fleet fixture stops the fleet.
+it.afterAll(async () => {
   await client?.close();
-  await fleet?.close();
 });
 
 async function connect(key: string): Promise<Client> {

@@ -1,17 +1,7 @@
 // The OpenAPI document the API serves is what client generators read: each operation needs an
 // operationId, unique in the document, or the generated client names its methods from paths.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApi, type TestApi } from "./helpers.ts";
-
-let api: TestApi;
-
-beforeAll(async () => {
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api.close();
-});
+import { it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
@@ -20,7 +10,7 @@ interface Operation {
 }
 
 describe("the OpenAPI document", () => {
-  it("names every operation with its own camelCase operationId", async () => {
+  it("names every operation with its own camelCase operationId", async ({ api }) => {
     const response = await api.app.inject({ method: "GET", url: "/openapi.json" });
     expect(response.statusCode).toBe(200);
     const paths = response.json().paths as Record<string, Partial<Record<string, Operation>>>;

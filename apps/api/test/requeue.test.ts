@@ -2,20 +2,18 @@
 // queued again: by the API's periodic sweep, and at once when their idempotency key comes back.
 // (An API killed at each point of a submission: kill.test.ts.)
 import { DEFAULT_PROJECT_ID, queueEntryId, recordJob } from "@turtle/core";
+import { eventually, it, startApi, type TestApi } from "@turtle/test-support";
 import { Worker } from "bullmq";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect } from "vitest";
 import { requeueLockKey } from "../src/plugins/requeue.ts";
-import { eventually, startApi, type TestApi } from "./helpers.ts";
 
 let api: TestApi & { database: Awaited<ReturnType<typeof startApi>>["database"] };
 
-beforeAll(async () => {
-  // A sweep only when a test asks for one (see sweep()).
-  api = await startApi({ env: { REQUEUE_AFTER_MS: "600000" } });
-});
+// A sweep only when a test asks for one (see sweep()).
+it.override("apiOptions", { env: { REQUEUE_AFTER_MS: "600000" } });
 
-afterAll(async () => {
-  await api.close();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
 });
 
 beforeEach(async () => {

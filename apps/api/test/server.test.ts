@@ -5,19 +5,20 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey } from "../src/index.ts";
 import {
   CONTROL_SERVER,
   eventually,
   freePort,
+  it,
   REPO_ROOT,
   startWorker,
   TEST_SECRETS_KEY,
+  type TestDatabase,
   testConfig,
   testQueueName,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import { afterAll, describe, expect } from "vitest";
+import { createApiKey } from "../src/index.ts";
 
 const SERVER = `${REPO_ROOT}apps/api/src/server.ts`;
 
@@ -26,8 +27,8 @@ let db: Db;
 let dir: string;
 let key: string;
 
-beforeAll(async () => {
-  database = await createTestDatabase("server");
+it.beforeAll(async ({ database: made }) => {
+  database = made;
   db = createDb(database.url, { max: 2 });
   ({ key } = await createApiKey(db, "server-test"));
   // No .env here: the process sees only the environment the test gives it.
@@ -35,8 +36,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // The database fixture drops the database after the file.
   await db.$disconnect();
-  await database.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 

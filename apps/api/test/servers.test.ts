@@ -2,27 +2,23 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PROJECT_ID, joinSecrets } from "@turtle/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../src/app.ts";
 import {
   CONTROL_SERVER,
   EVERYTHING_SERVER,
   eventually,
+  it,
   MEMORY_SERVER,
-  startApi,
   type TestApi,
-} from "./helpers.ts";
+} from "@turtle/test-support";
+import { describe, expect } from "vitest";
+import { buildApp } from "../src/app.ts";
 
 let api: TestApi;
 
 const everything = { command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] };
 
-beforeAll(async () => {
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api.close();
+it.beforeAll(async ({ api: started }) => {
+  api = started;
 });
 
 describe("POST /v1/servers", () => {

@@ -1,26 +1,25 @@
 // Browsers: logging in to the dashboard with an API key (a session cookie, never the key),
 // what the cookie may do, and the two dashboards it opens — /dashboard and /admin/queues.
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { it, startApi, type TestApi } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { createApiKey } from "../src/index.ts";
-import { startApi, type TestApi } from "./helpers.ts";
 
 let api: TestApi;
 const lines: Array<Record<string, unknown>> = [];
 
-beforeAll(async () => {
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n"))
-        if (line !== "") lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  api = await startApi({ app: { logger: { level: "info", stream } } });
+/** The file's API logs here, for the tests that read what it logged. */
+const stream = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString().split("\n")) if (line !== "") lines.push(JSON.parse(line));
+    done();
+  },
 });
 
-afterAll(async () => {
-  await api.close();
+it.override("apiOptions", { app: { logger: { level: "info", stream } } });
+
+it.beforeAll(async ({ api: started }) => {
+  api = started;
 });
 
 /** Logs in with `key`; returns the session cookie (name=value). */

@@ -11,10 +11,9 @@ import {
   generateSecretsKey,
 } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { createTestDatabase, REPO_ROOT, type TestDatabase } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateApiKey, hashApiKey } from "../src/index.ts";
-import { REPO_ROOT } from "./helpers.ts";
 
 const run = promisify(execFile);
 const SETUP = `${REPO_ROOT}scripts/setup.ts`;

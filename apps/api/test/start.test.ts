@@ -2,12 +2,19 @@
 // the other keeps running, and SIGTERM still stops both.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { Backoff } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Backoff } from "../../../scripts/processes.ts";
+import {
+  eventually,
+  freePort,
+  it,
+  REPO_ROOT,
+  TEST_SECRETS_KEY,
+  type TestDatabase,
+  testQueueName,
+} from "@turtle/test-support";
+import { afterAll, describe, expect } from "vitest";
 import { createApiKey } from "../src/index.ts";
-import { eventually, freePort, REPO_ROOT, TEST_SECRETS_KEY, testQueueName } from "./helpers.ts";
 
 describe("Backoff", () => {
   it("doubles the wait with each death up to its cap, and starts over after a stable run", () => {
@@ -24,15 +31,15 @@ let database: TestDatabase;
 let db: Db;
 let key: string;
 
-beforeAll(async () => {
-  database = await createTestDatabase("start");
+it.beforeAll(async ({ database: made }) => {
+  database = made;
   db = createDb(database.url, { max: 2 });
   ({ key } = await createApiKey(db, "start-test"));
 });
 
 afterAll(async () => {
+  // The database fixture drops the database after the file.
   await db.$disconnect();
-  await database.drop();
 });
 
 /** The pid of the child of `parent` running `entry` (the API's or the worker's main file). */

@@ -3,9 +3,9 @@
 // limits, and the audit log of tool calls.
 import { createHash } from "node:crypto";
 import { activeJobsKey } from "@turtle/core";
+import { CONTROL_SERVER, eventually, it, type TestApi, type TestFleet } from "@turtle/test-support";
 import type { InjectOptions } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, eventually, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
+import { describe, expect } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -17,13 +17,11 @@ const control = (env: Record<string, string> = {}) => ({
   env: { ANNOTATED_TOOLS: "1", ...env },
 });
 
-beforeAll(async () => {
-  fleet = await startFleet({ servers: () => [control()] });
-  ({ api } = fleet);
-});
+it.override("fleetOptions", { servers: () => [control()] });
 
-afterAll(async () => {
-  await fleet?.close();
+it.beforeAll(async ({ fleet: started }) => {
+  fleet = started;
+  ({ api } = fleet);
 });
 
 /** Requests made with `key`. */

@@ -5,8 +5,8 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { CONTROL_SERVER, startFleet, type TestApi, type TestFleet } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, startFleet, type TestApi, type TestFleet } from "./helpers.ts";
 
 let fleet: TestFleet;
 let api: TestApi;

@@ -1,10 +1,10 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { REPO_ROOT, runTurtle } from "@turtle/test-support";
 import { describe, expect, it } from "vitest";
-import { ROOT, runTurtle } from "./run-turtle.ts";
 
-const servers = join(ROOT, "examples/mcp-servers.json");
+const servers = join(REPO_ROOT, "examples/mcp-servers.json");
 
 /** Runs the real `turtle` command the way `npx turtle` does, from the repository root. */
 const turtle = (...args: string[]) => runTurtle(args);

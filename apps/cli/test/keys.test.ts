@@ -1,8 +1,8 @@
 // `turtle keys` as the real binary against a listening API: an admin key lists, creates and
 // revokes its project's keys; the new key works with the scopes it was given.
+
+import { runTurtle, startApi, type TestApi } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApi, type TestApi } from "../../api/test/helpers.ts";
-import { runTurtle } from "./run-turtle.ts";
 
 let api: TestApi;
 let url: string;

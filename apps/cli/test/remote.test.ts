@@ -3,15 +3,16 @@
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   eventually,
+  REPO_ROOT,
+  runTurtle,
   startFleet,
   type TestApi,
   type TestFleet,
-} from "../../api/test/helpers.ts";
-import { ROOT, runTurtle } from "./run-turtle.ts";
+} from "@turtle/test-support";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -127,7 +128,7 @@ describe("turtle logs -f, cancel and resume", () => {
       process.execPath,
       [
         "--no-node-snapshot",
-        `${ROOT}apps/cli/bin/turtle.js`,
+        `${REPO_ROOT}apps/cli/bin/turtle.js`,
         ...["submit", slow, "--wait", "--url", url, "--key", api.key],
       ],
       { cwd: dir, env: { PATH: process.env.PATH ?? "" } },

@@ -1,7 +1,7 @@
 // The browser the dashboard test drives: Debian's Chromium, installed from Debian's packages the
 // first time the test needs it (or CHROMIUM_PATH, to use another build).
 import { existsSync } from "node:fs";
-import { aptInstall } from "../../../scripts/apt.ts";
+import { aptInstall } from "@turtle/core";
 
 const DEBIAN_CHROMIUM = "/usr/bin/chromium";
 

@@ -3,15 +3,15 @@
 // cancels, resumes and retries it, reads a failure at its line, and looks at servers, workers and
 // the queue board. Screenshots of each stage go to test-results/dashboard/.
 import { mkdirSync } from "node:fs";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   REPO_ROOT,
   startFleet,
   type TestApi,
   type TestFleet,
-} from "../../api/test/helpers.ts";
+} from "@turtle/test-support";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
 export const SCREENSHOTS = `${REPO_ROOT}test-results/dashboard/`;

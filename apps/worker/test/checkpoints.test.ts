@@ -1,21 +1,19 @@
 import { DEFAULT_PROJECT_ID } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { type Checkpoint, CheckpointsLostError, CheckpointWriter } from "../src/checkpoints.ts";
 import { hashArgs } from "../src/durable-steps.ts";
 
-let database: TestDatabase;
 let db: Db;
 
-beforeAll(async () => {
-  database = await createTestDatabase("checkpoints");
+it.beforeAll(async ({ database }) => {
   db = createDb(database.url);
 });
 
-afterAll(async () => {
+// The database fixture drops the database after the file.
+it.afterAll(async () => {
   await db?.$disconnect();
-  await database?.drop();
 });
 
 async function runningJob() {

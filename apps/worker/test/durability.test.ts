@@ -1,21 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createPlatform, type Platform } from "./platform.ts";
-
-let platform: Platform | undefined;
-
-afterEach(async () => {
-  await platform?.close();
-  platform = undefined;
-});
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+// Each test gets a platform of its own (database, queue, the control server, workers, and the
+// real API for resuming and cancelling) from the `platform` fixture.
+import { eventually, isAlive, test as it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 /** Ten calls in flight at a time over `n` items, each call echoing its item. */
 const fanOut = (n: number, failAt = -1) => `
@@ -31,8 +17,9 @@ for (let start = 0; start < ${n}; start += 10) {
 return { count: results.length, sum: results.reduce((a, b) => a + b, 0) };`;
 
 describe("durable steps", () => {
-  it("resumes a failed job with edited code, replaying every completed step", async () => {
-    platform = await createPlatform("resume");
+  it("resumes a failed job with edited code, replaying every completed step", async ({
+    platform,
+  }) => {
     await platform.startWorker();
     const job = await platform.submit({ code: fanOut(100, 57) });
     const failed = await platform.waitFor(job.id, ["failed", "succeeded"]);
@@ -42,17 +29,12 @@ describe("durable steps", () => {
 
     // The agent fixes its program: a new line, another variable name, same calls.
     const fixed = `// fixed: no longer throws\n${fanOut(100)}`;
-    await platform.db.job.update({
-      where: { id: job.id },
-      data: {
-        status: "queued",
-        run: { increment: 1 },
-        code: fixed,
-        error: undefined,
-        deliveries: 0,
-      },
+    const resumed = await platform.call({
+      method: "POST",
+      url: `/v1/jobs/${job.id}/resume`,
+      payload: { code: fixed },
     });
-    await platform.queue.add("run", { jobId: job.id, run: 1 }, { jobId: `${job.id}-r1` });
+    expect(resumed.statusCode).toBe(202);
     const done = await platform.waitFor(job.id, ["succeeded", "failed"]);
     expect(done).toMatchObject({ status: "succeeded", result: { count: 100, sum: 4950 } });
     expect(done.replayedSteps).toBe(60);
@@ -64,26 +46,20 @@ describe("durable steps", () => {
     expect(replayed).toBe(60);
   });
 
-  it("cancels a running job promptly, its isolate disposed and tool call aborted", async () => {
-    platform = await createPlatform("cancel");
+  it("cancels a running job promptly, its isolate disposed and tool call aborted", async ({
+    platform,
+  }) => {
     await platform.startWorker();
     const job = await platform.submit({
       code: "await control.echo({ a: 1 });\nawait control.sleep({ ms: 60000 });\nreturn 1;",
     });
     await platform.waitFor(job.id, ["running"]);
-    // Wait for the sleep to have started on the server, then cancel the way the API does.
-    for (
-      let i = 0;
-      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    await platform.db.job.update({
-      where: { id: job.id },
-      data: { cancelRequestedAt: new Date() },
-    });
-    await platform.redis.publish(`${platform.env.TURTLE_QUEUE}:cancel`, job.id);
+    // Wait for the sleep to have started on the server, then cancel through the API.
+    await eventually("the sleep to start on the server", async () =>
+      (await platform.executions()).some((e) => e.tool === "sleep") ? true : undefined,
+    );
+    const cancel = await platform.call({ method: "POST", url: `/v1/jobs/${job.id}/cancel` });
+    expect(cancel.statusCode).toBe(202);
     const done = await platform.waitFor(job.id, ["cancelled", "failed", "succeeded"], 10_000);
     expect(done.status).toBe("cancelled");
     expect(done.error).toMatchObject({ code: "cancelled" });
@@ -91,8 +67,9 @@ describe("durable steps", () => {
 });
 
 describe("crashes", () => {
-  it("finishes a 500-call fan-out by replay after its worker is killed with SIGKILL", async () => {
-    platform = await createPlatform("sigkill");
+  it("finishes a 500-call fan-out by replay after its worker is killed with SIGKILL", async ({
+    platform,
+  }) => {
     const first = await platform.startWorker();
     const job = await platform.submit({ code: fanOut(500) });
     // Kill once a good part of the fan-out is checkpointed.
@@ -142,11 +119,13 @@ describe("crashes", () => {
     expect(repeated.length).toBeLessThanOrEqual(startedBeforeKill - durableAtKill);
   });
 
-  it("fails a job that keeps killing its workers, after a bounded number of deliveries", async () => {
-    platform = await createPlatform("poison", { WORKER_MAX_DELIVERIES: "2" });
+  it("fails a job that keeps killing its workers, after a bounded number of deliveries", async ({
+    platform,
+  }) => {
+    const poisonEnv = { WORKER_MAX_DELIVERIES: "2" };
     const poison = await platform.submit({ code: "await control.sleep({ ms: 60000 });" });
     for (let delivery = 1; delivery <= 2; delivery++) {
-      const worker = await platform.startWorker();
+      const worker = await platform.startWorker(poisonEnv);
       await platform.waitFor(poison.id, ["running"]);
       for (let i = 0; i < 400; i++) {
         const job = await platform.db.job.findUniqueOrThrow({ where: { id: poison.id } });
@@ -158,7 +137,7 @@ describe("crashes", () => {
       await platform.db.job.findUniqueOrThrow({ where: { id: poison.id } });
     }
     // The fleet still serves other jobs while the poison job is redelivered and given up on.
-    await platform.startWorker();
+    await platform.startWorker(poisonEnv);
     const healthy = await platform.submit({ code: "return 'fine'" });
     expect((await platform.waitFor(healthy.id, ["succeeded", "failed"])).result).toBe("fine");
     const done = await platform.waitFor(poison.id, ["failed", "succeeded"]);
@@ -170,20 +149,23 @@ describe("crashes", () => {
 });
 
 describe("scaling and shutdown", () => {
-  it("shares 300 jobs between three workers, each job succeeding exactly once", async () => {
+  it("shares 300 jobs between three workers, each job succeeding exactly once", async ({
+    platform,
+  }) => {
     // Locks of 5 s, not the suite's 1 s: three workers starting at once on a busy machine can
     // stall an event loop past a second, and a run whose lock lapses gives its job up (it is
     // then run again elsewhere: a second attempt, which this test counts as a fault).
-    platform = await createPlatform("three", { WORKER_LOCK_MS: "5000" });
     const workers = await Promise.all(
-      [0, 1, 2].map(() => platform?.startWorker({ WORKER_CONCURRENCY: "8" })),
+      [0, 1, 2].map(() =>
+        platform.startWorker({ WORKER_LOCK_MS: "5000", WORKER_CONCURRENCY: "8" }),
+      ),
     );
     const jobs = await Promise.all(
       Array.from({ length: 300 }, (_, n) =>
-        platform?.submit({ code: "return (await control.echo({ n: input.n })).n;", input: { n } }),
+        platform.submit({ code: "return (await control.echo({ n: input.n })).n;", input: { n } }),
       ),
     );
-    for (const job of jobs) await platform.waitFor(job?.id ?? "", ["succeeded", "failed"]);
+    for (const job of jobs) await platform.waitFor(job.id, ["succeeded", "failed"]);
     const rows = await platform.db.job.findMany();
     expect(rows).toHaveLength(300);
     expect(rows.every((row) => row.status === "succeeded" && row.attempts === 1)).toBe(true);
@@ -198,27 +180,25 @@ describe("scaling and shutdown", () => {
     expect(workers).toHaveLength(3);
   });
 
-  it("on SIGTERM lets short jobs finish and hands long ones back to another worker", async () => {
-    platform = await createPlatform("sigterm", { WORKER_SHUTDOWN_GRACE_MS: "500" });
-    const first = await platform.startWorker();
+  it("on SIGTERM lets short jobs finish and hands long ones back to another worker", async ({
+    platform,
+  }) => {
+    const sigtermEnv = { WORKER_SHUTDOWN_GRACE_MS: "500" };
+    const first = await platform.startWorker(sigtermEnv);
     const long = await platform.submit({
       code: "await control.echo({ step: 1 });\nawait control.sleep({ ms: 3000 });\nreturn 'long';",
     });
     await platform.waitFor(long.id, ["running"]);
-    for (
-      let i = 0;
-      i < 200 && !(await platform.executions()).some((e) => e.tool === "sleep");
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await eventually("the sleep to start on the server", async () =>
+      (await platform.executions()).some((e) => e.tool === "sleep") ? true : undefined,
+    );
     first.kill("SIGTERM");
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('"msg":"worker stopped"');
     const handedBack = await platform.db.job.findUniqueOrThrow({ where: { id: long.id } });
     expect(handedBack.status).toBe("queued");
 
-    await platform.startWorker();
+    await platform.startWorker(sigtermEnv);
     const done = await platform.waitFor(long.id, ["succeeded", "failed"]);
     expect(done).toMatchObject({ status: "succeeded", result: "long", replayedSteps: 1 });
     const echoes = (await platform.executions()).filter((e) => e.tool === "echo");

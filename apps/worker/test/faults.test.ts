@@ -5,12 +5,13 @@ import { mkdtemp } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "@turtle/core";
 import type { Job } from "@turtle/db";
+import { createPlatform, eventually, type Platform } from "@turtle/test-support";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort } from "../../../scripts/processes.ts";
-import { eventually } from "../../api/test/helpers.ts";
-import { createPlatform, type Platform } from "./platform.ts";
 
+// Plain platforms, not the fixture: these tests start and kill Redis and Postgres of their own
+// around the platform, and the platform must close before they go.
 let platform: Platform | undefined;
 
 afterEach(async () => {
@@ -76,7 +77,7 @@ function fanOut(calls: number): string {
 
 describe("an MCP server killed in the middle of a call", () => {
   it("is started again and the call made again with its idempotency key; the job goes on", async () => {
-    platform = await createPlatform("server-killed");
+    platform = await createPlatform({ label: "server-killed" });
     const current = platform;
     await current.startWorker({ STEP_RETRY_BACKOFF_MS: "50" });
     const job = await current.submit({
@@ -107,7 +108,7 @@ describe("an MCP server killed in the middle of a call", () => {
   });
 
   it("fails the call with a ToolError the program can catch once the retries are spent", async () => {
-    platform = await createPlatform("server-gone");
+    platform = await createPlatform({ label: "server-gone" });
     const current = platform;
     await current.startWorker({ STEP_RETRIES: "0" });
     const job = await current.submit({
@@ -173,7 +174,7 @@ describe("Redis killed and started again while jobs run and wait in the queue", 
   it("loses no job and runs none twice", async () => {
     const redis = await ownRedis();
     try {
-      platform = await createPlatform("redis-restart", { REDIS_URL: redis.url });
+      platform = await createPlatform({ label: "redis-restart", env: { REDIS_URL: redis.url } });
       const current = platform;
       await current.startWorker();
       const code = "await control.sleep({ ms: 20 });\nreturn input.n;";
@@ -216,7 +217,7 @@ describe("Redis stalled longer than the worker lock while jobs fan out", () => {
     try {
       // Locks of 1 s; Redis stops for 3 s: every running job's lock lapses and the job is
       // delivered again, to either worker.
-      platform = await createPlatform("redis-stall", { REDIS_URL: redis.url });
+      platform = await createPlatform({ label: "redis-stall", env: { REDIS_URL: redis.url } });
       const current = platform;
       await Promise.all([current.startWorker(), current.startWorker()]);
       // 600 calls in chunks of 10, a short sleep after each: about 9 s a job.
@@ -258,11 +259,14 @@ describe("Redis stalled longer than the worker lock while jobs wait for their pr
     try {
       // One run of the project at a time per worker: each worker holds the jobs it fetched
       // beyond that, and their locks lapse while Redis stops for 3 s.
-      platform = await createPlatform("redis-stall-held", {
-        REDIS_URL: redis.url,
-        WORKER_CONCURRENCY: "4",
-        WORKER_PROJECT_CONCURRENCY: "1",
-        WORKER_SHARE_WAIT_MS: "30000",
+      platform = await createPlatform({
+        label: "redis-stall-held",
+        env: {
+          REDIS_URL: redis.url,
+          WORKER_CONCURRENCY: "4",
+          WORKER_PROJECT_CONCURRENCY: "1",
+          WORKER_SHARE_WAIT_MS: "30000",
+        },
       });
       const current = platform;
       await Promise.all([current.startWorker(), current.startWorker()]);
@@ -323,7 +327,7 @@ describe("a run whose job was started again elsewhere, or ended, while it makes 
   ])(
     "stops at its next checkpoint once the job was %s, and records nothing",
     async (label, change) => {
-      platform = await createPlatform(`fenced-${label.replace(" ", "-")}`);
+      platform = await createPlatform({ label: `fenced-${label.replace(" ", "-")}` });
       const current = platform;
       const worker = await current.startWorker();
       const job = await current.submit({ code });
@@ -349,7 +353,7 @@ describe("a run whose job was started again elsewhere, or ended, while it makes 
   );
 
   it("stops the first of two deliveries of a job on one worker once the second starts", async () => {
-    platform = await createPlatform("fenced-same-worker");
+    platform = await createPlatform({ label: "fenced-same-worker" });
     const current = platform;
     await current.startWorker();
     const job = await current.submit({ code: code.replace("'stale'", "'done'") });
@@ -447,7 +451,7 @@ describe("Postgres crashed and started again while steps are checkpointed", () =
   it("loses no job and no step; a call whose checkpoint was lost is made again under its key", async () => {
     const postgres = await ownPostgres();
     try {
-      platform = await createPlatform("pg-restart", {}, { databaseServer: postgres.url });
+      platform = await createPlatform({ label: "pg-restart", databaseServer: postgres.url });
       const current = platform;
       await current.startWorker();
       // 20 jobs of 20 calls each, ten at a time, checkpointed as they go.

@@ -1,24 +1,22 @@
 // A job that waits on its worker for its project's share holds its queue entry all along.
-import { afterEach, describe, expect, it } from "vitest";
-import { createPlatform, type Platform } from "./platform.ts";
-
-let platform: Platform | undefined;
-
-afterEach(async () => {
-  await platform?.close();
-  platform = undefined;
-});
+import { test as it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 describe("a job held for its project's share", () => {
-  it("keeps its lease while held longer than the lock: it runs once, not lost and given back", async () => {
-    platform = await createPlatform("held-lease", {
+  it.override("platformOptions", {
+    label: "held-lease",
+    env: {
       WORKER_LOCK_MS: "1000",
       WORKER_CONCURRENCY: "4",
       WORKER_PROJECT_CONCURRENCY: "1",
       WORKER_SHARE_WAIT_MS: "30000",
-    });
-    const current = platform;
-    const worker = await current.startWorker();
+    },
+  });
+
+  it("keeps its lease while held longer than the lock: it runs once, not lost and given back", async ({
+    platform: current,
+    worker,
+  }) => {
     const first = await current.submit({
       code: "await control.sleep({ ms: 3000 }); return 'first';",
     });

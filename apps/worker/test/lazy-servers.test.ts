@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, saveServer } from "@turtle/core";
+import { CONTROL_SERVER, createPlatform, type Platform } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTROL_SERVER, createPlatform, type Platform } from "./platform.ts";
 
 let platform: Platform;
 const dir = mkdtempSync(join(tmpdir(), "turtle-lazy-"));
@@ -15,7 +15,7 @@ const startFile = join(dir, "watched-starts");
 const starts = () => (existsSync(startFile) ? readFileSync(startFile, "utf8").trim() : "");
 
 beforeAll(async () => {
-  platform = await createPlatform("lazy", { SERVER_CONCURRENCY: "1" });
+  platform = await createPlatform({ label: "lazy", env: { SERVER_CONCURRENCY: "1" } });
   const box = createSecretBox(platform.env);
   const register = (projectId: string, name: string, config: Record<string, unknown>) =>
     saveServer(platform.db, box, { projectId, name }, config as never);

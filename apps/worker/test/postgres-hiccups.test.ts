@@ -2,20 +2,18 @@
 // neither fails the job nor leaves it running in Postgres with its entry in BullMQ's failed set.
 import { createRedis, loadConfig } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { test as it } from "@turtle/test-support";
+import { afterAll, afterEach, describe, expect } from "vitest";
 import { createTurtleWorker, type TurtleWorker } from "../src/worker.ts";
-import { createPlatform, type Platform } from "./platform.ts";
 
-let platform: Platform | undefined;
 let worker: TurtleWorker | undefined;
 const unreachable = createDb("postgresql://postgres@127.0.0.1:1/turtle");
 afterAll(() => unreachable.$disconnect());
 
+// Before the platform fixture is torn down: the worker runs on its database and queue.
 afterEach(async () => {
   await worker?.close(0);
   worker = undefined;
-  await platform?.close();
-  platform = undefined;
 });
 
 /** `db`, whose first `model.method` call goes to a Postgres that cannot be reached. */
@@ -48,9 +46,11 @@ describe.each([
   ["its project's tool policies", "toolPolicy", "findMany"],
   ["its project's servers", "project", "findUnique"],
 ] as const)("a job whose read of %s fails once", (_label, model, method) => {
-  it("is delivered again later and succeeds", { timeout: 60_000 }, async () => {
-    platform = await createPlatform(`hiccup-${model}`);
-    const current = platform;
+  it.override("platformOptions", { label: `hiccup-${model}` });
+
+  it("is delivered again later and succeeds", { timeout: 60_000 }, async ({
+    platform: current,
+  }) => {
     const config = loadConfig({ ...process.env, ...current.env });
     const redis = createRedis(config.REDIS_URL, "test-worker");
     const subscriber = createRedis(config.REDIS_URL, "test-worker-events");

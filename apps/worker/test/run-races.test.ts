@@ -1,19 +1,16 @@
 // Requests that reach a worker in the moment between a job's start in Postgres and its run.
 import { channels, createRedis, loadConfig } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "../../api/test/helpers.ts";
+import { eventually, test as it } from "@turtle/test-support";
+import { afterEach, describe, expect } from "vitest";
 import { createTurtleWorker, type TurtleWorker } from "../src/worker.ts";
-import { createPlatform, type Platform } from "./platform.ts";
 
-let platform: Platform | undefined;
 let worker: TurtleWorker | undefined;
 
+// Before the platform fixture is torn down: the worker runs on its database and queue.
 afterEach(async () => {
   await worker?.close(0);
   worker = undefined;
-  await platform?.close();
-  platform = undefined;
 });
 
 /**
@@ -37,9 +34,9 @@ function replyLate(db: Db, between: (started: Array<{ id: string }>) => Promise<
 }
 
 describe("a cancel request that comes before the run that started the job is registered", () => {
-  it("cancels the job rather than letting it run to success", async () => {
-    platform = await createPlatform("cancel-race");
-    const current = platform;
+  it.override("platformOptions", { label: "cancel-race" });
+
+  it("cancels the job rather than letting it run to success", async ({ platform: current }) => {
     const config = loadConfig({ ...process.env, ...current.env });
     const redis = createRedis(config.REDIS_URL, "test-worker");
     const subscriber = createRedis(config.REDIS_URL, "test-worker-events");
@@ -73,9 +70,11 @@ describe("a cancel request that comes before the run that started the job is reg
 });
 
 describe("a worker's shutdown that comes before the run that started the job is registered", () => {
-  it("hands the job back to the queue rather than letting it run to its end", async () => {
-    platform = await createPlatform("shutdown-race");
-    const current = platform;
+  it.override("platformOptions", { label: "shutdown-race" });
+
+  it("hands the job back to the queue rather than letting it run to its end", async ({
+    platform: current,
+  }) => {
     const config = loadConfig({ ...process.env, ...current.env });
     const redis = createRedis(config.REDIS_URL, "test-worker");
     const subscriber = createRedis(config.REDIS_URL, "test-worker-events");

@@ -13,8 +13,6 @@ import {
   type SealedSecrets,
 } from "@turtle/core";
 import type { Job } from "@turtle/db";
-import type { TestDatabase } from "@turtle/db/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CONTROL_SERVER,
   eventually,
@@ -22,9 +20,10 @@ import {
   startWorker,
   type TestApi,
   type TestWorker,
-} from "../../api/test/helpers.ts";
+} from "@turtle/test-support";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-let api: TestApi & { database: TestDatabase };
+let api: TestApi;
 let dir: string;
 const workers: TestWorker[] = [];
 /** The key the API seals with, and its id. */

@@ -3,16 +3,14 @@
 // restarted, and a job waits for a stuck server no longer than its own deadline.
 import { readFileSync } from "node:fs";
 import { createSecretBox, DEFAULT_PROJECT_ID, saveServer } from "@turtle/core";
-import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "../../api/test/helpers.ts";
-import { CONTROL_SERVER, createPlatform, type Platform, type WorkerProcess } from "./platform.ts";
-
-let platform: Platform | undefined;
-
-afterEach(async () => {
-  await platform?.close();
-  platform = undefined;
-});
+import {
+  CONTROL_SERVER,
+  eventually,
+  test as it,
+  type Platform,
+  type TestWorker,
+} from "@turtle/test-support";
+import { describe, expect } from "vitest";
 
 /** Peak resident memory of a process so far (VmHWM), in MB. */
 function peakRssMb(pid: number): number {
@@ -30,11 +28,11 @@ const NEIGHBOUR = [
 ].join("\n");
 
 /** Runs the neighbour and a job whose one call answers badly, side by side on one worker. */
-async function besideNeighbour(current: Platform, worker: WorkerProcess, badCall: string) {
+async function besideNeighbour(current: Platform, worker: TestWorker, badCall: string) {
   // The server is up before both start, so they share its connection from their first call.
   const warm = await current.submit({ code: "return await control.noop();" });
   await current.waitFor(warm.id, ["succeeded"]);
-  const rssBefore = peakRssMb(worker.process.pid as number);
+  const rssBefore = peakRssMb(worker.child.pid as number);
   const neighbour = await current.submit({ code: NEIGHBOUR });
   await eventually("the neighbour's calls to run", async () =>
     (await current.executions()).filter((line) => line.tool === "sleep").length >= 10
@@ -53,20 +51,20 @@ async function besideNeighbour(current: Platform, worker: WorkerProcess, badCall
   });
   const badDone = await current.waitFor(bad.id, ["succeeded", "failed"]);
   const neighbourDone = await current.waitFor(neighbour.id, ["succeeded", "failed"]);
-  const rssGrowthMb = peakRssMb(worker.process.pid as number) - rssBefore;
+  const rssGrowthMb = peakRssMb(worker.child.pid as number) - rssBefore;
   const calls = await current.executions();
   const sleeps = calls.filter((line) => line.tool === "sleep");
   return { badDone, neighbourDone, calls, sleeps, rssGrowthMb };
 }
 
 describe("a bad answer beside another job's calls on the same server", () => {
-  it.each([
+  it.override("platformOptions", { label: "bad-answer" });
+
+  it.for<[string, string, string]>([
     ["a 12 MB answer", "control.big({ bytes: 12 * 1024 * 1024 })", "result_too_large"],
     ["a 300 MB answer", "control.big({ bytes: 300 * 1024 * 1024, raw: true })", "result_too_large"],
     ["a malformed answer", 'control.malformed({ kind: "json" })', "malformed_result"],
-  ])("%s fails only its own call, once", async (what, badCall, code) => {
-    platform = await createPlatform("bad-answer");
-    const current = platform;
+  ])("%s fails only its own call, once", async ([what, badCall, code], { platform: current }) => {
     const worker = await current.startWorker({ STEP_RETRY_BACKOFF_MS: "50" });
     const { badDone, neighbourDone, calls, sleeps, rssGrowthMb } = await besideNeighbour(
       current,
@@ -94,9 +92,11 @@ describe("a bad answer beside another job's calls on the same server", () => {
 });
 
 describe("a server that hangs at start-up", () => {
-  it("fails a job with a 3 s deadline as a timeout naming the server", async () => {
-    platform = await createPlatform("stuck-server");
-    const current = platform;
+  it.override("platformOptions", { label: "stuck-server" });
+
+  it("fails a job with a 3 s deadline as a timeout naming the server", async ({
+    platform: current,
+  }) => {
     await saveServer(
       current.db,
       createSecretBox(current.env),

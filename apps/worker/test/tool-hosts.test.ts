@@ -5,13 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecretBox, DEFAULT_PROJECT_ID, generateSecretsKey, saveServer } from "@turtle/core";
 import { createDb, type Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import { compileProgram } from "@turtle/sandbox";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_SERVER, isAlive, test as it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { ServerStartTimeoutError, ToolHosts } from "../src/tool-hosts.ts";
-import { CONTROL_SERVER } from "./platform.ts";
 
-let database: TestDatabase;
 let db: Db;
 const box = createSecretBox({ SECRETS_KEY: generateSecretsKey() });
 let other: string;
@@ -22,8 +20,7 @@ let hanging: string;
 /** These tests read servers' pids: the sandbox's PID namespace would hide them. */
 const sandbox = { kind: "none" } as const;
 
-beforeAll(async () => {
-  database = await createTestDatabase("tool_hosts");
+it.beforeAll(async ({ database }) => {
   db = createDb(database.url);
   other = (await db.project.create({ data: { name: "other", allowStdioServers: true } })).id;
   slow = (await db.project.create({ data: { name: "slow", allowStdioServers: true } })).id;
@@ -52,9 +49,9 @@ beforeAll(async () => {
   await saveServer(db, box, { projectId: refused, name: "old" }, control);
 });
 
-afterAll(async () => {
+// The database fixture drops the database after the file.
+it.afterAll(async () => {
   await db?.$disconnect();
-  await database?.drop();
 });
 
 /** The pid of the `control`-like server's process that answers a call of the project. */
@@ -70,15 +67,6 @@ async function serverPid(hosts: ToolHosts, projectId: string, server: string) {
     throw error;
   }
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("the worker's tool hosts", () => {
   it("never start a stdio server of a project not allowed stdio servers, whenever it was registered", async () => {
@@ -119,13 +107,13 @@ describe("the worker's tool hosts", () => {
       const second = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       expect(second.pid).toBe(first.pid);
       second.lease.release();
-      expect(alive(first.pid)).toBe(true);
+      expect(isAlive(first.pid)).toBe(true);
       first.lease.release();
       const until = Date.now() + 10_000;
-      while (alive(first.pid) && Date.now() < until) {
+      while (isAlive(first.pid) && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      expect(alive(first.pid)).toBe(false);
+      expect(isAlive(first.pid)).toBe(false);
       // The next job connects afresh.
       const later = await serverPid(hosts, DEFAULT_PROJECT_ID, "control");
       expect(later.pid).not.toBe(first.pid);

@@ -1,10 +1,11 @@
+import { createPlatform, type Platform } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPlatform, type Platform } from "./platform.ts";
 
+// One platform and worker for the whole file (the platform fixture is one per test).
 let platform: Platform;
 
 beforeAll(async () => {
-  platform = await createPlatform("worker");
+  platform = await createPlatform({ label: "worker" });
   await platform.startWorker();
 });
 

@@ -2,9 +2,9 @@
 // in flight on the same connection succeed, each executed once, and the server lives on.
 
 import { dirname } from "node:path";
+import { CONTROL_SERVER, controlServer, rejection, SLOW } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientPool, createClientPool, type StdioSandbox, ToolError } from "../src/index.ts";
-import { CONTROL_SERVER, controlServer, rejection, SLOW } from "./helpers.ts";
 
 interface Stats {
   pid: number;

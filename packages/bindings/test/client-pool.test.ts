@@ -2,6 +2,19 @@
 // server where a test needs to make a server misbehave.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  CONTROL_SERVER,
+  controlServer,
+  EVERYTHING_SERVER,
+  eventually,
+  isAlive,
+  MEMORY_SERVER,
+  nodeServer,
+  rejection,
+  SLOW,
+  tempDir,
+  UNCONFINED_POOL,
+} from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ClientPool,
@@ -14,19 +27,6 @@ import {
   setProcessSecrets,
   ToolError,
 } from "../src/index.ts";
-import {
-  CONTROL_SERVER,
-  controlServer,
-  EVERYTHING_SERVER,
-  isAlive,
-  MEMORY_SERVER,
-  nodeServer,
-  rejection,
-  SLOW,
-  tempDir,
-  UNCONFINED,
-  waitFor,
-} from "./helpers.ts";
 
 interface Stats {
   pid: number;
@@ -41,7 +41,7 @@ function pool(
   servers: Parameters<typeof createClientPool>[0],
   options: Partial<ClientPoolOptions> = {},
 ): ClientPool {
-  const created = createClientPool(servers, { ...UNCONFINED, ...options });
+  const created = createClientPool(servers, { ...UNCONFINED_POOL, ...options });
   pools.push(created);
   return created;
 }
@@ -268,7 +268,7 @@ describe("control server", { timeout: SLOW }, () => {
     const { pid } = (await control.callTool("control", "stats", {})) as Stats;
 
     const inFlight = rejection(control.callTool("control", "sleep", { ms: 600_000 }));
-    await waitFor("the sleep call to start", () =>
+    await eventually("the sleep call to start", () =>
       readFileSync(countFile, "utf8").includes('"sleep"') ? true : undefined,
     );
     process.kill(pid, "SIGKILL");
@@ -391,7 +391,7 @@ describe("startup failures", { timeout: SLOW }, () => {
 
 describe("close", { timeout: SLOW }, () => {
   it("stops spawned servers, fails calls in flight and every later call", async () => {
-    const control = createClientPool({ control: controlServer() }, UNCONFINED);
+    const control = createClientPool({ control: controlServer() }, UNCONFINED_POOL);
     const { pid } = (await control.callTool("control", "stats", {})) as Stats;
     const inFlight = rejection(control.callTool("control", "sleep", { ms: 600_000 }));
 
@@ -399,7 +399,7 @@ describe("close", { timeout: SLOW }, () => {
     expect((await inFlight).message).toBe(
       'MCP server "control" is unavailable: the client pool is closed',
     );
-    await waitFor("the server process to exit", () => (isAlive(pid) ? undefined : true));
+    await eventually("the server process to exit", () => (isAlive(pid) ? undefined : true));
 
     const later = await rejection(control.callTool("control", "noop", {}));
     expect(later).toBeInstanceOf(ServerUnavailableError);

@@ -1,8 +1,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "@turtle/test-support";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadMcpServersFile, parseMcpServersFile } from "../src/index.ts";
-import { tempDir } from "./helpers.ts";
 
 function errorOf(value: unknown): string {
   try {

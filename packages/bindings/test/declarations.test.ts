@@ -1,6 +1,7 @@
 // The declarations are what an LLM reads, so these tests spell out the complete expected text:
 // they are the documentation of the output format. The last block proves the text compiles.
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import { EVERYTHING_SERVER, nodeServer, SLOW } from "@turtle/test-support";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,7 +14,6 @@ import {
   renderDeclarations,
   SchemaConversionError,
 } from "../src/index.ts";
-import { EVERYTHING_SERVER, nodeServer, SLOW } from "./helpers.ts";
 
 /** The declarations of one server `s`, without the fixed header (tested once, below). */
 function namespaceOf(tools: Tool[]): string {

@@ -3,6 +3,14 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  freePort,
+  type HttpServer,
+  rejection,
+  SLOW,
+  startEverythingHttp,
+  UNCONFINED_POOL,
+} from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ClientPool,
@@ -11,21 +19,13 @@ import {
   ServerUnavailableError,
   ToolError,
 } from "../src/index.ts";
-import {
-  freePort,
-  type HttpServer,
-  rejection,
-  SLOW,
-  startEverythingHttp,
-  UNCONFINED,
-} from "./helpers.ts";
 
 const pools: ClientPool[] = [];
 function pool(
   servers: Parameters<typeof createClientPool>[0],
   options: Partial<ClientPoolOptions> = {},
 ): ClientPool {
-  const created = createClientPool(servers, { ...UNCONFINED, ...options });
+  const created = createClientPool(servers, { ...UNCONFINED_POOL, ...options });
   pools.push(created);
   return created;
 }

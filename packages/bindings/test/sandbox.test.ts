@@ -8,6 +8,16 @@ import { type AddressInfo, createServer } from "node:net";
 import { networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  CONTROL_SERVER,
+  controlServer,
+  EVERYTHING_SERVER,
+  eventually,
+  MEMORY_SERVER,
+  nodeServer,
+  SLOW,
+  tempDir,
+} from "@turtle/test-support";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   bwrapOptions,
@@ -22,16 +32,6 @@ import {
   setProcessSecrets,
   ToolError,
 } from "../src/index.ts";
-import {
-  CONTROL_SERVER,
-  controlServer,
-  EVERYTHING_SERVER,
-  MEMORY_SERVER,
-  nodeServer,
-  SLOW,
-  tempDir,
-  waitFor,
-} from "./helpers.ts";
 
 const SERVERS_DIR = dirname(CONTROL_SERVER);
 const HOSTILE_SERVER = join(SERVERS_DIR, "hostile-server.ts");
@@ -297,7 +297,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     const started = newSince(before, sandboxProcesses(process.pid));
     expect(started.map((found) => found.comm).sort()).toEqual(["bwrap", "slirp4netns"]);
     await exiting.callTool("control", "exit", { code: 0 }).catch(() => undefined);
-    await waitFor("the sandbox and slirp4netns to exit", () =>
+    await eventually("the sandbox and slirp4netns to exit", () =>
       started.some((found) => running(found.pid)) ? undefined : true,
     );
 
@@ -307,7 +307,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     const open = newSince(before, sandboxProcesses(process.pid));
     expect(open).toHaveLength(2);
     await closing.close();
-    await waitFor("the sandbox and slirp4netns to exit", () =>
+    await eventually("the sandbox and slirp4netns to exit", () =>
       open.some((found) => running(found.pid)) ? undefined : true,
     );
 
@@ -316,14 +316,14 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
     await orphaned.callTool("control", "noop", {});
     const pair = newSince(before, sandboxProcesses(process.pid));
     process.kill(pair.find((found) => found.comm === "slirp4netns")?.pid ?? 0, "SIGKILL");
-    await waitFor("the sandbox to exit", () =>
+    await eventually("the sandbox to exit", () =>
       pair.some((found) => running(found.pid)) ? undefined : true,
     );
 
     // Turtle's process is SIGKILLed (a worker killed by the OOM killer, say).
     const holder = spawn(process.execPath, [POOL_HOLDER], { stdio: ["ignore", "pipe", "inherit"] });
     try {
-      await waitFor("the holder to start its server", () =>
+      await eventually("the holder to start its server", () =>
         holder.stdout?.read()?.toString().includes("ready") ? true : undefined,
       );
       const held = sandboxProcesses(holder.pid ?? 0);
@@ -332,7 +332,7 @@ describe("confined stdio servers", { timeout: SLOW }, () => {
       expect(server.length).toBeGreaterThan(0);
       holder.kill("SIGKILL");
       const all = [...held.map((found) => found.pid), ...server];
-      await waitFor("the sandbox, the server and slirp4netns to exit", () =>
+      await eventually("the sandbox, the server and slirp4netns to exit", () =>
         all.some(running) ? undefined : true,
       );
     } finally {

@@ -32,6 +32,7 @@ export {
   type PolicyKind,
   PolicyTable,
 } from "./policies.ts";
+export { aptInstall, Backoff, freePort } from "./processes.ts";
 export {
   DEFAULT_PROJECT_ID,
   DEFAULT_PROJECT_NAME,

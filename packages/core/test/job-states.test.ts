@@ -2,7 +2,7 @@
 // worker, on one job must never both win, and a run fenced out by a later start changes nothing.
 import { randomBytes } from "node:crypto";
 import { createDb, type Db, type Job } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
+import { createTestDatabase, type TestDatabase } from "@turtle/test-support";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The worker's batched start and group-committed finish: their statements carry the guards.

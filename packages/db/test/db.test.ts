@@ -1,26 +1,24 @@
 import { readdirSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { it } from "@turtle/test-support";
+import { describe, expect } from "vitest";
 import { createDb, type Db, migrate } from "../src/index.ts";
-import { createTestDatabase, type TestDatabase } from "../src/testing.ts";
 
-let database: TestDatabase;
 let db: Db;
 
 /** The operator's project, which the migration that introduced projects creates. */
 const DEFAULT_PROJECT_ID = "00000000-0000-4000-8000-000000000001";
 
-beforeAll(async () => {
-  database = await createTestDatabase("db");
+it.beforeAll(async ({ database }) => {
   db = createDb(database.url);
 });
 
-afterAll(async () => {
+// The database fixture drops the database after the file.
+it.afterAll(async () => {
   await db.$disconnect();
-  await database.drop();
 });
 
 describe("migrations", () => {
-  it("are applied once and recorded as Prisma Migrate records them", async () => {
+  it("are applied once and recorded as Prisma Migrate records them", async ({ database }) => {
     expect(await migrate(database.url)).toEqual([]);
     const rows = await db.$queryRaw<Array<{ migration_name: string; checksum: string }>>`
       SELECT migration_name, checksum FROM "_prisma_migrations"`;
@@ -95,7 +93,7 @@ describe("migrations", () => {
     expect(await db.step.count({ where: { jobId: job.id } })).toBe(0);
   });
 
-  it("reject a migration edited after it was applied", async () => {
+  it("reject a migration edited after it was applied", async ({ database }) => {
     await db.$executeRaw`UPDATE "_prisma_migrations" SET checksum = 'x'`;
     await expect(migrate(database.url)).rejects.toThrow(/edited after it was applied/);
   });

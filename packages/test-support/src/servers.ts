@@ -1,33 +1,15 @@
-// Shared by the pool tests: where the real servers live, and how to run one over HTTP.
+/**
+ * Real MCP servers for the pool's tests: how to run one over stdio, and server-everything over
+ * HTTP on a free port (`stop()` kills it and waits for its exit), plus small checks on
+ * processes and promises. `tempDir()` is removed by its `remove()`.
+ */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePort } from "../../../scripts/processes.ts";
-import type { StdioServerConfig } from "../src/index.ts";
-
-export { freePort };
-
-const require = createRequire(import.meta.url);
-
-export const EVERYTHING_SERVER = require.resolve(
-  "@modelcontextprotocol/server-everything/dist/index.js",
-);
-export const MEMORY_SERVER = require.resolve("@modelcontextprotocol/server-memory/dist/index.js");
-export const CONTROL_SERVER = fileURLToPath(
-  new URL("./servers/control-server.ts", import.meta.url),
-);
-
-/**
- * For tests of the pool itself, which kill servers by pid and share files with them: the
- * sandbox has its own tests (sandbox.test.ts).
- */
-export const UNCONFINED = { sandbox: { kind: "none" } } as const;
-
-/** Generous: the CI machine has two busy cores and every test spawns Node processes. */
-export const SLOW = 60_000;
+import type { StdioServerConfig } from "@turtle/bindings";
+import { freePort } from "@turtle/core";
+import { CONTROL_SERVER, EVERYTHING_SERVER } from "./paths.ts";
 
 export function nodeServer(script: string, args: string[] = [], env?: Record<string, string>) {
   return {
@@ -42,23 +24,8 @@ export function controlServer(env?: Record<string, string>): StdioServerConfig {
 }
 
 export function tempDir(): { path: string; remove: () => void } {
-  const path = mkdtempSync(join(tmpdir(), "turtle-bindings-"));
+  const path = mkdtempSync(join(tmpdir(), "turtle-test-"));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails at the deadline. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  deadlineMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 export interface HttpServer {

@@ -1,9 +1,9 @@
-// Runs the real `turtle` binary the way `npx turtle` does, for the CLI's tests.
+/**
+ * The real `turtle` binary, run the way `npx turtle` runs it, for the CLI's tests. Each call is
+ * one process that has exited by the time its outcome resolves.
+ */
 import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-
-export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const BIN = `${ROOT}apps/cli/bin/turtle.js`;
+import { REPO_ROOT, TURTLE_BIN } from "./paths.ts";
 
 export interface Outcome {
   code: number;
@@ -19,8 +19,8 @@ export function runTurtle(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [BIN, ...args],
-      { cwd: options.cwd ?? ROOT, ...(options.env ? { env: options.env } : {}) },
+      [TURTLE_BIN, ...args],
+      { cwd: options.cwd ?? REPO_ROOT, ...(options.env ? { env: options.env } : {}) },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
         resolve({ code, stdout, stderr });

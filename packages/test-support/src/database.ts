@@ -1,6 +1,12 @@
+/**
+ * A database and a queue name of a test's own, so test files run in parallel and never share
+ * rows or queue entries. `createTestDatabase` gives a fresh, migrated database; its `drop()`
+ * removes it (with any connections still open). Importable without vitest (the benchmarks
+ * use it too).
+ */
 import { randomBytes } from "node:crypto";
+import { ensureDatabase, migrate } from "@turtle/db";
 import pg from "pg";
-import { ensureDatabase, migrate } from "./migrate.ts";
 
 /** The server tests run against; each test file gets its own database on it. */
 export const TEST_SERVER_URL =
@@ -12,8 +18,8 @@ export interface TestDatabase {
 }
 
 /**
- * A fresh, migrated database, so test files can run in parallel and never share rows; on the
- * test server, or on `server` (a URL of its maintenance database).
+ * A fresh, migrated database on the test server, or on `server` (a URL of its maintenance
+ * database); `label` goes into its name, to tell whose it is.
  */
 export async function createTestDatabase(
   label = "test",
@@ -36,4 +42,9 @@ export async function createTestDatabase(
       }
     },
   };
+}
+
+/** A queue name nobody else uses (`label` goes into it). */
+export function testQueueName(label = "test"): string {
+  return `${label}-${randomBytes(6).toString("hex")}`;
 }

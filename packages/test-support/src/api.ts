@@ -1,38 +1,22 @@
-// What the API tests share: an app on its own database and queue, with a key to call it.
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+/**
+ * An API for tests: `startApi` builds the real app in this process (called with `app.inject`,
+ * or listening when a test asks), on its own database and queue, with a key to call it;
+ * `close()` empties its queue, closes it and drops the database it made. `startFleet` adds a
+ * listening API, registered MCP servers and one worker process; its `close()` stops all three
+ * and removes its directory. `startWorker` runs a worker process on an API's database and queue.
+ */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { type Config, generateSecretsKey, loadConfig } from "@turtle/core";
+import { type BuildAppOptions, buildApp, createApiKey } from "@turtle/api";
+import { type Config, loadConfig } from "@turtle/core";
 import type { Db } from "@turtle/db";
-import { createTestDatabase, type TestDatabase } from "@turtle/db/testing";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
-import { type BuildAppOptions, buildApp } from "../src/app.ts";
-import { createApiKey } from "../src/index.ts";
+import { createTestDatabase, type TestDatabase, testQueueName } from "./database.ts";
+import { TEST_SECRETS_KEY, UNCONFINED } from "./paths.ts";
+import { spawnWorker, type TestWorker } from "./processes.ts";
 
-export { freePort } from "../../../scripts/processes.ts";
-
-export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-export const EVERYTHING_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
-export const MEMORY_SERVER = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-memory/dist/index.js`;
-export const CONTROL_SERVER = `${REPO_ROOT}packages/bindings/test/servers/control-server.ts`;
-
-/** The key the tests' APIs and workers seal and open servers' secrets with. */
-export const TEST_SECRETS_KEY = generateSecretsKey();
-
-export function testQueueName(): string {
-  return `test-${randomBytes(6).toString("hex")}`;
-}
-
-/**
- * The suite's servers (the control server in the repository, files in temporary directories,
- * pids read back) run unconfined; the sandbox has tests of its own (confine.test.ts, and
- * packages/bindings/test/sandbox.test.ts), which set STDIO_SANDBOX=bwrap.
- */
-const UNCONFINED = { STDIO_SANDBOX: "none" } as const;
-
+/** The API's configuration for tests, on `databaseUrl` and a queue of its own; `env` overrides. */
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
   return loadConfig({
     DATABASE_URL: databaseUrl,
@@ -51,20 +35,22 @@ export interface TestApi {
   config: Config;
   db: Db;
   key: string;
+  database: TestDatabase;
   /** Sends a request with the API key. */
   call(options: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
+export interface StartApiOptions {
+  /** The database to use (kept at close); a new one, dropped at close, when omitted. */
+  database?: TestDatabase;
+  env?: Record<string, string>;
+  app?: Omit<BuildAppOptions, "config">;
+  config?: Config;
+}
+
 /** An app that is ready, on `database` (a new one when omitted) and a queue of its own. */
-export async function startApi(
-  options: {
-    database?: TestDatabase;
-    env?: Record<string, string>;
-    app?: Omit<BuildAppOptions, "config">;
-    config?: Config;
-  } = {},
-): Promise<TestApi & { database: TestDatabase }> {
+export async function startApi(options: StartApiOptions = {}): Promise<TestApi> {
   const database = options.database ?? (await createTestDatabase("api"));
   const config = options.config ?? testConfig(database.url, options.env);
   const app = await buildApp({ config, ...options.app });
@@ -89,27 +75,6 @@ export async function startApi(
   };
 }
 
-/** Polls `check` until it returns something other than undefined, or fails at the deadline. */
-export async function eventually<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  deadlineMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-export interface TestWorker {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<unknown>;
-}
-
 /** What a Turtle process of the tests (worker, `turtle mcp`) needs to join the API's fleet. */
 export function fleetEnv(config: Config): Record<string, string> {
   return {
@@ -127,42 +92,15 @@ export function fleetEnv(config: Config): Record<string, string> {
 }
 
 /** `npm run worker` on the API's database and queue, in `cwd` (a directory without a .env). */
-export async function startWorker(
+export function startWorker(
   api: Pick<TestApi, "config">,
   cwd: string,
   env: Record<string, string> = {},
 ): Promise<TestWorker> {
-  const child = spawn(
-    process.execPath,
-    ["--no-node-snapshot", `${REPO_ROOT}apps/worker/src/main.ts`],
-    {
-      cwd,
-      env: {
-        ...fleetEnv(api.config),
-        WORKER_CONCURRENCY: "4",
-        LOG_LEVEL: "info",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+  return spawnWorker(
+    { ...fleetEnv(api.config), WORKER_CONCURRENCY: "4", LOG_LEVEL: "info", ...env },
+    cwd,
   );
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk;
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk;
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  await Promise.race([
-    eventually("the worker to be ready", () =>
-      output.includes('"msg":"worker ready"') ? true : undefined,
-    ),
-    exited.then(() => {
-      throw new Error(`the worker exited before it was ready:\n${output}`);
-    }),
-  ]);
-  return { child, output: () => output, exited };
 }
 
 export interface TestFleet {
@@ -175,21 +113,24 @@ export interface TestFleet {
   close(): Promise<void>;
 }
 
-/**
- * What end-to-end tests run against: the API listening on a free port, MCP servers registered
- * (`servers` gets the fleet's directory, for files they write), and one real worker process.
- */
-export async function startFleet(options: {
+export interface FleetOptions {
+  /** The servers to register; gets the fleet's directory, for files they write. */
   servers: (dir: string) => Array<Record<string, unknown>>;
   apiEnv?: Record<string, string>;
   workerEnv?: Record<string, string>;
-}): Promise<TestFleet> {
+}
+
+/**
+ * What end-to-end tests run against: the API listening on a free port, MCP servers registered,
+ * and one real worker process.
+ */
+export async function startFleet(options: FleetOptions): Promise<TestFleet> {
   const dir = mkdtempSync(join(tmpdir(), "turtle-fleet-"));
   const api = await startApi(options.apiEnv ? { env: options.apiEnv } : {});
   let worker: TestWorker | undefined;
   const close = async () => {
     if (worker) {
-      worker.child.kill("SIGTERM");
+      worker.kill("SIGTERM");
       await worker.exited;
     }
     await api.close();
