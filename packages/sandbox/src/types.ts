@@ -4,6 +4,7 @@
  * life), exchange.ts (the calls and console lines that cross from the guest) and outcome.ts (how
  * the way a run ended becomes its result).
  */
+import type { JobError, RunErrorCode } from "@turtle/api-types";
 import type { Limits } from "./limits.ts";
 
 /** One tool call as the program made it, addressed by the identifiers it used. */
@@ -75,30 +76,11 @@ export interface RunOptions {
   onLog?: (entry: LogEntry) => void;
 }
 
-export type RunErrorCode =
-  | "invalid_options"
-  | "compile_error"
-  | "runtime_error"
-  | "tool_error"
-  | "limit_exceeded"
-  | "result_error"
-  | "timeout"
-  | "cpu_limit"
-  | "memory_limit"
-  | "cancelled"
-  | "internal_error";
+/** What a run's error can be coded (the job errors' codes without the platform's own). */
+export type { RunErrorCode };
 
-export interface RunError {
-  readonly code: RunErrorCode;
-  readonly name: string;
-  readonly message: string;
-  /** Position in the submitted TypeScript, when the error has one. */
-  readonly line: number | null;
-  readonly column: number | null;
-  readonly stack?: string;
-  readonly server?: string;
-  readonly tool?: string;
-}
+/** A run's error: a job error (one shape for the API, the dashboard and here) with its stack. */
+export type RunError = Readonly<Omit<JobError, "code"> & { code: RunErrorCode; stack?: string }>;
 
 export interface RunStats {
   readonly wallMs: number;
