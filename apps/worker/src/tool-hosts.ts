@@ -10,7 +10,13 @@ import {
   toIdentifier,
   type UnavailableServer,
 } from "@turtle/bindings";
-import { loadServerConfigs, type SecretBox, stdioRefusal } from "@turtle/core";
+import {
+  loadServerConfigs,
+  type SecretBox,
+  type SecretsError,
+  SecretsKeyMissingError,
+  stdioRefusal,
+} from "@turtle/core";
 import type { Db } from "@turtle/db";
 import pLimit, { type LimitFunction } from "p-limit";
 
@@ -52,6 +58,11 @@ export class UnknownServerError extends Error {
 
 interface Generation {
   configs: Record<string, McpServerConfig>;
+  /**
+   * Servers whose secrets this worker could not open, with why: a job that uses one is handed
+   * back (a key this worker lacks) or fails (secrets altered); the others never notice them.
+   */
+  unopened: Record<string, SecretsError>;
   pool: ClientPool;
   /** Tool hosts by server set; dropped when a server's tool list changes. */
   hosts: Map<string, Promise<ToolHost>>;
@@ -144,7 +155,9 @@ export class ToolHosts {
   ): Promise<Lease> {
     const loading = this.generationOf(projectId);
     const generation = await loading;
-    const missing = servers.filter((name) => !(name in generation.configs));
+    const missing = servers.filter(
+      (name) => !(name in generation.configs) && !(name in generation.unopened),
+    );
     if (missing.length > 0) {
       throw new UnknownServerError(
         `server ${missing.map((name) => `"${name}"`).join(", ")} is not registered`,
@@ -170,11 +183,23 @@ export class ToolHosts {
       return limiter(task);
     };
     try {
-      const asked = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
+      const asked =
+        servers.length > 0
+          ? [...servers].sort()
+          : [...Object.keys(generation.configs), ...Object.keys(generation.unopened)].sort();
       const names =
         options.program === undefined || asked.length === 0
           ? asked
           : serversUsedBy(options.program, asked);
+      // A key this worker lacks first: the job is then handed back, not failed.
+      const unopened = names
+        .flatMap((name) => generation.unopened[name] ?? [])
+        .sort(
+          (a, b) =>
+            Number(b instanceof SecretsKeyMissingError) -
+            Number(a instanceof SecretsKeyMissingError),
+        );
+      if (unopened[0] !== undefined) throw unopened[0];
       const key = names.join("\0");
       const ready = generation.ready.get(key);
       if (ready !== undefined) return { host: ready, limit, release };
@@ -332,7 +357,7 @@ export class ToolHosts {
 
   private async load(projectId: string): Promise<Generation> {
     try {
-      const [configs, project] = await Promise.all([
+      const [{ configs, unopened }, project] = await Promise.all([
         loadServerConfigs(this.db, this.box, projectId),
         this.db.project.findUnique({
           where: { id: projectId },
@@ -353,7 +378,16 @@ export class ToolHosts {
         sandbox: this.sandbox,
         ...(refused === undefined ? {} : { stdioRefused: refused }),
       });
-      return { configs, pool, hosts, ready, limiters: new Map(), users: 0, stale: false };
+      return {
+        configs,
+        unopened,
+        pool,
+        hosts,
+        ready,
+        limiters: new Map(),
+        users: 0,
+        stale: false,
+      };
     } catch (error) {
       this.current.delete(projectId);
       throw error;

@@ -98,6 +98,7 @@ export function createTurtleWorker(deps: TurtleWorkerDeps): TurtleWorker {
       log({ server, err: error.message }, "MCP server wrote a message that was dropped"),
     sandbox: stdioSandbox(config),
     serverConcurrency: config.SERVER_CONCURRENCY,
+    connectTimeoutMs: config.SERVER_CONNECT_TIMEOUT_MS,
   });
   const startedAt = new Date();
   const shutdown = new AbortController();

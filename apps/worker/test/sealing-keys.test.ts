@@ -88,6 +88,31 @@ function errorLines(worker: TestWorker): Array<Record<string, unknown>> {
 }
 
 describe("a worker without the key a server's secrets are sealed with", () => {
+  it("runs the jobs that do not use that server, and says nothing", async () => {
+    const withoutKey = await startWorker(api, dir, { SECRETS_KEY: generateSecretsKey() });
+    try {
+      const ids = [
+        await submit("return 42;"),
+        // Its own `control`, not the server's.
+        await submit("const control = { n: 3 }; return control.n;"),
+      ];
+      for (const id of ids) {
+        const done = await eventually(`job ${id} ended`, async () => {
+          const row = await job(id);
+          return row.finishedAt === null ? undefined : row;
+        });
+        expect(done.error).toBeNull();
+        expect(done.status).toBe("succeeded");
+        expect(done.attempts).toBe(1);
+      }
+      expect(errorLines(withoutKey)).toEqual([]);
+    } finally {
+      // Gone before the next test, whose jobs it must not take.
+      withoutKey.child.kill("SIGKILL");
+      await withoutKey.exited;
+    }
+  });
+
   it("hands the job back, says which key it lacks, and a worker with the key runs it", async () => {
     const withoutKey = await startWorker(api, dir, {
       SECRETS_KEY: generateSecretsKey(),

@@ -193,6 +193,11 @@ export const ConfigSchema = z.object({
   /** Concurrent calls one worker makes to one MCP server of one project. */
   SERVER_CONCURRENCY: int(64),
   /**
+   * Longest a worker waits for an MCP server a job uses to start and list its tools; past it the
+   * job runs with that server unavailable (its calls fail as `server_unavailable`).
+   */
+  SERVER_CONNECT_TIMEOUT_MS: int(30_000, 100),
+  /**
    * Longest message a worker (or the API, listing tools) reads from an MCP server, in bytes: a
    * longer tool answer fails only its own call (ToolError `result_too_large`), read no further.
    */

@@ -1,7 +1,7 @@
 import { isStdioServerConfig, type McpServerConfig, type StdioSandbox } from "@turtle/bindings";
 import type { Db, Prisma, Server } from "@turtle/db";
 import type { Config } from "./config.ts";
-import type { SecretBox, ServerKey, ServerSecrets } from "./secrets.ts";
+import { type SecretBox, SecretsError, type ServerKey, type ServerSecrets } from "./secrets.ts";
 
 /**
  * A server as the API shows it: env variable and header names, never their values. (A type
@@ -106,13 +106,28 @@ export async function saveServer(
  * Every server a project registered, its full entry, secrets included: for the workers' MCP
  * clients only.
  */
+/**
+ * A project's servers as client configurations, their secrets opened. A server whose secrets do
+ * not open (sealed with a key this process lacks, or altered) is in `unopened` with why, not in
+ * `configs`: it fails only the jobs that use it.
+ */
 export async function loadServerConfigs(
   db: Db,
   box: SecretBox,
   projectId: string,
-): Promise<Record<string, McpServerConfig>> {
+): Promise<{ configs: Record<string, McpServerConfig>; unopened: Record<string, SecretsError> }> {
   const rows = await db.server.findMany({ where: { projectId }, orderBy: { name: "asc" } });
-  return Object.fromEntries(rows.map((row) => [row.name, joinSecrets(row, box)]));
+  const configs: Record<string, McpServerConfig> = Object.create(null);
+  const unopened: Record<string, SecretsError> = Object.create(null);
+  for (const row of rows) {
+    try {
+      configs[row.name] = joinSecrets(row, box);
+    } catch (error) {
+      if (!(error instanceof SecretsError)) throw error;
+      unopened[row.name] = error;
+    }
+  }
+  return { configs, unopened };
 }
 
 /** How the configuration says stdio servers run (STDIO_SANDBOX and its settings). */
