@@ -16,12 +16,13 @@ import {
   generateSecretsKey,
   type JobEvent,
   type JobQueue,
+  JobStates,
   type NewJob,
   saveServer,
   submitJob,
   submitJobs,
 } from "@turtle/core";
-import { createDb, type Db } from "@turtle/db";
+import { createDb, type Db, type JobStatus } from "@turtle/db";
 import { createTestDatabase, type TestDatabase } from "@turtle/test-support/database";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -219,13 +220,14 @@ async function watchFinishes(queueName: string): Promise<Finishes> {
   };
 }
 
-async function waitFinished(bench: Bench, id: string) {
+/** Waits for the job's end, which must be `expected` (succeeded unless said). */
+async function waitFinished(bench: Bench, id: string, expected: JobStatus = "succeeded") {
   for (;;) {
     // The event may have come before this wait began: the row has the last word.
     const job = await bench.db.job.findUniqueOrThrow({ where: { id } });
     if (job.status === "succeeded" || job.status === "failed" || job.status === "cancelled") {
-      if (job.status !== "succeeded")
-        throw new Error(`bench job failed: ${JSON.stringify(job.error)}`);
+      if (job.status !== expected)
+        throw new Error(`bench job ${job.status}, not ${expected}: ${JSON.stringify(job.error)}`);
       return job;
     }
     await bench.finishes.next(id, 100);
@@ -340,24 +342,30 @@ async function toolCallJobs(bench: Bench): Promise<Figure[]> {
     if (steps !== calls) throw new Error(`expected ${calls} checkpoints, found ${steps}`);
   }
 
-  // Resume a job whose 1,000 steps are all checkpointed: everything replays.
-  const first = sequentialRuns[0];
-  if (first === undefined) throw new Error("no sequential run");
+  // Resume a job whose 1,000 steps are all checkpointed: everything replays. The platform's own
+  // resume (core's JobStates, as POST /v1/jobs/:id/resume), of a program that fails after them.
+  const states = new JobStates({
+    db: bench.db,
+    redis: bench.redis,
+    queueName: bench.queueName,
+    activeJobs: new ActiveJobs(bench.redis, bench.queueName),
+    queue: bench.queue,
+  });
+  const failing = `${sequentialCode.replace("return 1;", "")} throw new Error("resume me");`;
+  const { job: subject } = await submitJob(bench.db, bench.queue, {
+    projectId: DEFAULT_PROJECT_ID,
+    code: failing,
+    timeoutMs: 120_000,
+    memoryMb: 128,
+  });
+  let ended = await waitFinished(bench, subject.id, "failed");
   const resumeTimes: number[] = [];
   for (let i = 1; i <= 3; i++) {
     const started = performance.now();
-    await bench.db.job.update({
-      where: { id: first.job.id },
-      data: { status: "queued", run: { increment: 1 }, deliveries: 0 },
-    });
-    const job = await bench.db.job.findUniqueOrThrow({ where: { id: first.job.id } });
-    await bench.queue.add(
-      "run",
-      { jobId: job.id, run: job.run },
-      { jobId: `${job.id}-r${job.run}` },
-    );
-    const done = await waitFinished(bench, job.id);
-    if (done.replayedSteps !== calls * i) throw new Error(`resume replayed ${done.replayedSteps}`);
+    if (!(await states.resume(ended, { limit: 1_000 }))) throw new Error("resume refused");
+    ended = await waitFinished(bench, subject.id, "failed");
+    if (ended.replayedSteps !== calls * i)
+      throw new Error(`resume replayed ${ended.replayedSteps}`);
     resumeTimes.push(performance.now() - started);
   }
   await bench.stopWorkers();
