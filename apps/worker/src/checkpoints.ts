@@ -1,4 +1,5 @@
-import { type Db, type JobStatus, Prisma } from "@turtle/db";
+import type { RunEnd } from "@turtle/core";
+import { type Db, Prisma } from "@turtle/db";
 
 /**
  * One finished tool call, as the Step table keeps it; the audit log gets its project, server,
@@ -25,25 +26,12 @@ export type Refusal = Omit<Checkpoint, "seq" | "status" | "result"> & {
   status: "denied" | "rejected";
 };
 
-/** A job's end, written in the same transaction as the last of its checkpoints. */
-export interface JobFinish {
-  jobId: string;
-  /** Applied only while the job is still running this run (not cancelled or resumed since). */
-  run: number;
-  /** The start of the job (its `attempts`) that finishes it: a later start fences this one out. */
-  attempt: number;
-  status: JobStatus;
-  result?: unknown;
-  resultTruncated?: boolean;
-  error?: unknown;
-  logs?: unknown;
-  wallMs?: number;
-  cpuMs?: number;
-  executedSteps?: number;
-  replayedSteps?: number;
-  /** Keys of this job's steps that the run replayed: their `replays` count goes up. */
-  replayedKeys?: string[];
-}
+/**
+ * A job's end, written in the same transaction as the last of its checkpoints: applied only while
+ * the job is still running this run (not cancelled or resumed since) at this start of it
+ * (`attempt`, its `attempts`; a later start fences this one out).
+ */
+export type JobFinish = RunEnd & { jobId: string; run: number; attempt: number };
 
 export interface CheckpointWriterOptions {
   /** Longest a checkpoint waits for company before its batch is written. */
