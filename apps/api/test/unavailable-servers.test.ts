@@ -2,11 +2,19 @@
 // request as a whole: the declarations and the tool search leave them out and say why, and a
 // program run through the MCP façade's `execute` (which cannot name its servers) goes on, its
 // calls to them failing with a ToolError coded server_unavailable.
+
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { CONTROL_SERVER, startFleet, type TestApi, type TestFleet } from "@turtle/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** The `watched` server writes its pid here when it starts: contact made visible. */
+const dir = mkdtempSync(join(tmpdir(), "turtle-unavailable-"));
+const startFile = join(dir, "watched-starts");
 
 let fleet: TestFleet;
 let api: TestApi;
@@ -17,6 +25,12 @@ beforeAll(async () => {
     apiEnv: { MCP_WAIT_MS: "30000" },
     servers: () => [
       { name: "control", command: process.execPath, args: [CONTROL_SERVER] },
+      {
+        name: "watched",
+        command: process.execPath,
+        args: [CONTROL_SERVER],
+        env: { START_FILE: startFile },
+      },
       { name: "unreachable", url: "http://127.0.0.1:9/mcp" },
       // npx looks for the package on the registry and gives up.
       { name: "misspelt", command: "npx", args: ["-y", "@modelcontextprotocol/server-evrything"] },
@@ -34,6 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.close();
   await fleet?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function call(name: string, args: Record<string, unknown>) {
@@ -41,6 +56,41 @@ async function call(name: string, args: Record<string, unknown>) {
   const text = result.content.map((part) => (part.type === "text" ? part.text : "")).join("");
   return { text, isError: result.isError === true };
 }
+
+// First in the file: the tests after it list every server's tools.
+describe("type-checking a program", () => {
+  it("reports a syntax error before any server is contacted", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/check",
+      payload: { code: "const echoed = await watched.echo({ a: 1 });\nreturn (echoed;" },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      ok: false,
+      diagnostics: [expect.objectContaining({ line: 2, code: 1005 })],
+    });
+    const submitted = await api.call({
+      method: "POST",
+      url: "/v1/jobs",
+      payload: { code: "const x = ;", typecheck: true },
+    });
+    expect(submitted.statusCode).toBe(400);
+    expect(submitted.json().error.code).toBe("type_errors");
+    expect(existsSync(startFile)).toBe(false);
+  });
+
+  it("contacts only the servers the program uses, and none that are down", async () => {
+    const response = await api.call({
+      method: "POST",
+      url: "/v1/check",
+      payload: { code: "const n: number = await control.echo({ a: 1 }).then(() => 1);\nreturn n;" },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ ok: true, diagnostics: [], truncated: false });
+    expect(existsSync(startFile)).toBe(false);
+  });
+});
 
 describe("servers that cannot start", () => {
   it("are left out of GET /v1/types, named at the top with the reason", async () => {

@@ -14,7 +14,10 @@ export type TypeDiagnostic = {
   column: number;
   endLine: number;
   endColumn: number;
-  /** TypeScript's error code (2322, 2339, …); 0 when the checker itself failed. */
+  /**
+   * TypeScript's error code (2322, 2339, …; syntax errors are below 2000); 0 when the error is
+   * not TypeScript's: the checker itself failed, or esbuild could not parse what TypeScript did.
+   */
   code: number;
   /** The whole message chain, one message a line, nested ones indented. */
   message: string;

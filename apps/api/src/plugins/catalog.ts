@@ -6,10 +6,12 @@ import {
   buildCatalog,
   type Catalog,
   renderDeclarations,
+  serversUsedBy,
   type Tool,
   toIdentifier,
 } from "@turtle/bindings";
 import { serverRef } from "@turtle/core";
+import { compileProgram } from "@turtle/sandbox/compile";
 import type { CheckResult } from "@turtle/typecheck";
 import {
   createThreadedTypeChecker,
@@ -78,6 +80,9 @@ function oneLine(text: string): string {
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** What a checked program is called in its compile errors (as in a worker's). */
+const PROGRAM_FILE = "program.ts";
 
 /** Longest a search or check waits for one server's tools before leaving it out. */
 const AVAILABLE_LIST_MS = 5_000;
@@ -225,28 +230,52 @@ export default fp(
       },
 
       async check(projectId, code, names, signal) {
-        const declarations = await service.declarations(projectId, names, signal);
-        // The checker's thread (and TypeScript in it) starts on the first check, not with the
-        // API: most API processes never check. A check never holds this event loop, and one
-        // over TYPECHECK_TIMEOUT_MS (or its memory limit) is stopped.
-        checker ??= createThreadedTypeChecker({ timeoutMs: app.config.TYPECHECK_TIMEOUT_MS });
-        try {
-          return await checker.check(code, declarations, signal);
-        } catch (error) {
-          if (error instanceof TypeCheckUnavailableError) {
-            throw new ApiError(
-              503,
-              "typecheck_unavailable",
-              `cannot type-check now: ${error.message}`,
-              {
-                "retry-after": "1",
-              },
-            );
+        // A program that does not parse is answered before any server is contacted, in
+        // TypeScript's words (against no declarations: a tree that does not parse gets its syntax
+        // errors only), or esbuild's should TypeScript parse what esbuild cannot (code 0). One
+        // that parses is checked against the servers it uses, the ones a worker would connect.
+        const compiled = await compileProgram(code, PROGRAM_FILE);
+        if (!compiled.ok) {
+          const checked = await typecheck(code, "", signal);
+          if (!checked.ok && checked.diagnostics.every((d) => d.code > 0 && d.code < 2000)) {
+            return checked;
           }
-          throw error;
+          const { message, line, column } = compiled.error;
+          const at = { line: line ?? 1, column: column ?? 1 };
+          const diagnostic = { ...at, endLine: at.line, endColumn: at.column, code: 0, message };
+          return { ok: false, diagnostics: [diagnostic], truncated: false };
         }
+        const used = names.length === 0 ? [] : serversUsedBy(compiled.program.js, names);
+        return await typecheck(code, await service.declarations(projectId, used, signal), signal);
       },
     };
+
+    /** TypeScript's check of the program against `declarations`, in the checker's thread. */
+    async function typecheck(
+      code: string,
+      declarations: string,
+      signal?: AbortSignal,
+    ): Promise<CheckResult> {
+      // The checker's thread (and TypeScript in it) starts on the first check, not with the
+      // API: most API processes never check. A check never holds this event loop, and one over
+      // TYPECHECK_TIMEOUT_MS (or its memory limit) is stopped.
+      checker ??= createThreadedTypeChecker({ timeoutMs: app.config.TYPECHECK_TIMEOUT_MS });
+      try {
+        return await checker.check(code, declarations, signal);
+      } catch (error) {
+        if (error instanceof TypeCheckUnavailableError) {
+          throw new ApiError(
+            503,
+            "typecheck_unavailable",
+            `cannot type-check now: ${error.message}`,
+            {
+              "retry-after": "1",
+            },
+          );
+        }
+        throw error;
+      }
+    }
     app.decorate("catalogs", service);
     app.addHook("onClose", async () => {
       const running = checker;
