@@ -260,6 +260,8 @@ export async function runJob(
         deps.metrics?.retry(retry.server, retry.tool);
       },
     });
+    // The servers that could not start, and those the program does not name (not connected).
+    const unavailable = { ...lease.notConnected, ...lease.host.unavailable };
     const outcome = await runProgram(job.code, {
       input: job.input,
       onLog: (entry) => live.push({ type: "log", ...entry }),
@@ -268,7 +270,7 @@ export async function runJob(
         replaysGrew();
       },
       namespaces: lease.host.namespaces,
-      ...(lease.host.unavailable === undefined ? {} : { unavailable: lease.host.unavailable }),
+      ...(Object.keys(unavailable).length === 0 ? {} : { unavailable }),
       invoke: steps.invoke,
       filename: PROGRAM_FILE,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },

@@ -44,6 +44,12 @@ export interface AcquireOptions {
   program?: string;
 }
 
+/** Why a server the program does not name has no connection in its run. */
+function notNamedMessage(server: string): string {
+  const namespace = toIdentifier(server);
+  return `MCP server "${server}" was not connected for this job: its program does not name it. Write its namespace out (${namespace}.tool(...) or globalThis.${namespace}) instead of reaching it through eval, the Function constructor or a computed property of another name for globalThis`;
+}
+
 /** A job asked for a server that is not registered (any more). */
 export class UnknownServerError extends Error {
   override name = "UnknownServerError";
@@ -67,6 +73,11 @@ interface Generation {
 
 export interface Lease {
   host: ToolHost;
+  /**
+   * The servers asked for that the program does not name, by namespace: not connected, so their
+   * namespaces in the run only say why (a program can reach a global without naming it).
+   */
+  notConnected: Readonly<Record<string, UnavailableServer>>;
   /** Runs `task` when the project's server has a free slot (SERVER_CONCURRENCY). */
   limit<T>(server: string, task: () => Promise<T>): Promise<T>;
   release(): void;
@@ -175,9 +186,17 @@ export class ToolHosts {
         options.program === undefined || asked.length === 0
           ? asked
           : serversUsedBy(options.program, asked);
+      // A server the program reaches without naming it (eval, the Function constructor) is not
+      // connected; its namespace says so at its first call, rather than being undefined.
+      const notConnected: Record<string, UnavailableServer> = Object.create(null);
+      for (const server of asked) {
+        if (!names.includes(server)) {
+          notConnected[toIdentifier(server)] = { server, message: notNamedMessage(server) };
+        }
+      }
       const key = names.join("\0");
       const ready = generation.ready.get(key);
-      if (ready !== undefined) return { host: ready, limit, release };
+      if (ready !== undefined) return { host: ready, notConnected, limit, release };
       const { up, down } = await this.listAll(generation, names, options);
       const upKey = up.join("\0");
       let host = generation.hosts.get(upKey);
@@ -193,10 +212,10 @@ export class ToolHosts {
         );
       }
       const built = await host;
-      if (down.length === 0) return { host: built, limit, release };
+      if (down.length === 0) return { host: built, notConnected, limit, release };
       const unavailable: Record<string, UnavailableServer> = Object.create(null);
       for (const server of down) unavailable[toIdentifier(server.server)] = server;
-      return { host: { ...built, unavailable }, limit, release };
+      return { host: { ...built, unavailable }, notConnected, limit, release };
     } catch (error) {
       release();
       throw error;
