@@ -10,7 +10,7 @@ import {
   toIdentifier,
   type UnavailableServer,
 } from "@turtle/bindings";
-import { loadServerConfigs, type SecretBox, stdioRefusal } from "@turtle/core";
+import { joinSecrets, type SecretBox, SecretsError, stdioRefusal } from "@turtle/core";
 import type { Db } from "@turtle/db";
 import pLimit, { type LimitFunction } from "p-limit";
 
@@ -58,6 +58,13 @@ export class UnknownServerError extends Error {
 
 interface Generation {
   configs: Record<string, McpServerConfig>;
+  /**
+   * The project's servers whose secrets this worker cannot open (sealed with a key it lacks, or
+   * altered), with why: they fail only the jobs whose program names them.
+   */
+  unreadable: Map<string, SecretsError>;
+  /** Every server the project registered, by name. */
+  names: string[];
   pool: ClientPool;
   /** Tool hosts by server set; dropped when a server's tool list changes. */
   hosts: Map<string, Promise<ToolHost>>;
@@ -155,7 +162,7 @@ export class ToolHosts {
   ): Promise<Lease> {
     const loading = this.generationOf(projectId);
     const generation = await loading;
-    const missing = servers.filter((name) => !(name in generation.configs));
+    const missing = servers.filter((name) => !generation.names.includes(name));
     if (missing.length > 0) {
       throw new UnknownServerError(
         `server ${missing.map((name) => `"${name}"`).join(", ")} is not registered`,
@@ -181,11 +188,13 @@ export class ToolHosts {
       return limiter(task);
     };
     try {
-      const asked = servers.length > 0 ? [...servers].sort() : Object.keys(generation.configs);
+      const asked = servers.length > 0 ? [...servers].sort() : generation.names;
       const names =
         options.program === undefined || asked.length === 0
           ? asked
           : serversUsedBy(options.program, asked);
+      const unreadable = names.find((name) => generation.unreadable.has(name));
+      if (unreadable !== undefined) throw generation.unreadable.get(unreadable);
       // A server the program reaches without naming it (eval, the Function constructor) is not
       // connected; its namespace says so at its first call, rather than being undefined.
       const notConnected: Record<string, UnavailableServer> = Object.create(null);
@@ -351,13 +360,25 @@ export class ToolHosts {
 
   private async load(projectId: string): Promise<Generation> {
     try {
-      const [configs, project] = await Promise.all([
-        loadServerConfigs(this.db, this.box, projectId),
+      const [rows, project] = await Promise.all([
+        this.db.server.findMany({ where: { projectId }, orderBy: { name: "asc" } }),
         this.db.project.findUnique({
           where: { id: projectId },
           select: { allowStdioServers: true },
         }),
       ]);
+      // Each server's secrets opened on their own: one that does not open is held against the
+      // jobs that name it, not against every job of the project.
+      const configs: Record<string, McpServerConfig> = {};
+      const unreadable = new Map<string, SecretsError>();
+      for (const row of rows) {
+        try {
+          configs[row.name] = joinSecrets(row, this.box);
+        } catch (error) {
+          if (!(error instanceof SecretsError)) throw error;
+          unreadable.set(row.name, error);
+        }
+      }
       const hosts = new Map<string, Promise<ToolHost>>();
       const ready = new Map<string, ToolHost>();
       // Checked here too, not only at registration: a server registered before the operator
@@ -372,7 +393,17 @@ export class ToolHosts {
         sandbox: this.sandbox,
         ...(refused === undefined ? {} : { stdioRefused: refused }),
       });
-      return { configs, pool, hosts, ready, limiters: new Map(), users: 0, stale: false };
+      return {
+        configs,
+        unreadable,
+        names: rows.map((row) => row.name),
+        pool,
+        hosts,
+        ready,
+        limiters: new Map(),
+        users: 0,
+        stale: false,
+      };
     } catch (error) {
       this.current.delete(projectId);
       throw error;
