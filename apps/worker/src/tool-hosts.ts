@@ -70,12 +70,16 @@ interface Generation {
   hosts: Map<string, Promise<ToolHost>>;
   /** The hosts of `hosts` that are built: a job finds its host here without waiting. */
   ready: Map<string, ToolHost>;
-  /** Bounds each server's calls in flight from this worker, for this project alone. */
-  limiters: Map<string, LimitFunction>;
   users: number;
   stale: boolean;
   /** Closes the generation when no job has used it for a while. */
   idle?: NodeJS.Timeout;
+}
+
+/** A project's call limiters, and how many of its jobs hold a lease. */
+interface ProjectLimits {
+  limiters: Map<string, LimitFunction>;
+  leases: number;
 }
 
 export interface Lease {
@@ -100,6 +104,12 @@ export interface Lease {
  */
 export class ToolHosts {
   private readonly current = new Map<string, Promise<Generation>>();
+  /**
+   * Each project's call limiters, one per server name (SERVER_CONCURRENCY). Kept by the project,
+   * not by its generation of clients: after a registration change the old generation's calls
+   * still in flight count against the new one's, so registering again gives no fresh allowance.
+   */
+  private readonly limits = new Map<string, ProjectLimits>();
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly idleMs: number;
@@ -170,20 +180,24 @@ export class ToolHosts {
     }
     generation.users++;
     clearTimeout(generation.idle);
+    const limits = this.limitsOf(projectId);
+    limits.leases++;
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
+      limits.leases--;
+      this.dropLimitsWhenIdle(projectId, limits);
       generation.users--;
       if (generation.users > 0) return;
       if (generation.stale) void generation.pool.close();
       else this.closeWhenIdle(projectId, loading, generation);
     };
     const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
-      let limiter = generation.limiters.get(server);
+      let limiter = limits.limiters.get(server);
       if (limiter === undefined) {
         limiter = pLimit(this.serverConcurrency);
-        generation.limiters.set(server, limiter);
+        limits.limiters.set(server, limiter);
       }
       return limiter(task);
     };
@@ -327,6 +341,28 @@ export class ToolHosts {
     generation.idle.unref();
   }
 
+  /** The project's call limiters, made on its first lease. */
+  private limitsOf(projectId: string): ProjectLimits {
+    let limits = this.limits.get(projectId);
+    if (limits === undefined) {
+      limits = { limiters: new Map(), leases: 0 };
+      this.limits.set(projectId, limits);
+    }
+    return limits;
+  }
+
+  /**
+   * Forgets the project's limiters once none of its jobs holds a lease and no call waits or runs
+   * in them: a worker serving many projects keeps limiters only for those at work.
+   */
+  private dropLimitsWhenIdle(projectId: string, limits: ProjectLimits): void {
+    if (limits.leases > 0 || this.limits.get(projectId) !== limits) return;
+    for (const limiter of limits.limiters.values()) {
+      if (limiter.activeCount > 0 || limiter.pendingCount > 0) return;
+    }
+    this.limits.delete(projectId);
+  }
+
   /** A registration of the project changed: its later jobs connect afresh. */
   invalidate(projectId: string): void {
     const previous = this.current.get(projectId);
@@ -400,7 +436,6 @@ export class ToolHosts {
         pool,
         hosts,
         ready,
-        limiters: new Map(),
         users: 0,
         stale: false,
       };
