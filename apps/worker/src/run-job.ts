@@ -161,9 +161,38 @@ export async function runJob(
 
     // The job's time counts from its start, so waiting for its servers is part of it.
     const deadline = Date.now() + job.timeoutMs;
+    // A run stopped before its program ran (cancelled, the worker shutting down, its lease lost
+    // or fenced) ends as a stopped run would.
+    const stoppedEarly = async (): Promise<boolean> => {
+      const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (reason === ABORT_SHUTDOWN) await handBack(deps, entry, token, ref);
+      else if (reason === ABORT_LEASE) await giveUp(deps, entry, token, ref);
+      else if (reason === ABORT_CANCEL) await finish(cancelledBefore());
+      else if (reason !== ABORT_FENCED) return false;
+      return true;
+    };
     // Compiled before any server is contacted: a program that does not compile fails at once,
-    // and the compiled program says which servers it uses (runProgram finds it compiled).
-    const compiled = await compileProgram(job.code, PROGRAM_FILE);
+    // and the compiled program says which servers it uses (runProgram finds it compiled). A
+    // short program can take esbuild minutes (functions nested thousands deep), so the wait
+    // ends at the job's deadline or when the run is stopped; esbuild's work cannot be stopped,
+    // but the job and its slot are free.
+    const compiled = await within(
+      compileProgram(job.code, PROGRAM_FILE),
+      AbortSignal.any([controller.signal, AbortSignal.timeout(Math.max(0, deadline - Date.now()))]),
+    );
+    if (compiled === undefined) {
+      if (await stoppedEarly()) return;
+      return await finish({
+        status: "failed",
+        error: jobError(
+          "timeout",
+          `The job's ${job.timeoutMs} ms deadline (timeoutMs) passed while its program was still compiling. Simplify the program (functions nested very deep are slow to compile), or give the job a longer timeoutMs.`,
+        ),
+        logs: [],
+        wallMs: job.timeoutMs,
+        cpuMs: 0,
+      });
+    }
     if (!compiled.ok) {
       deps.metrics?.run({
         status: "failed",
@@ -200,15 +229,7 @@ export async function runJob(
       });
     } catch (error) {
       // Stopped while its servers started: as a stopped run would be.
-      const reason = controller.signal.aborted ? controller.signal.reason : undefined;
-      if (reason === ABORT_SHUTDOWN) {
-        return await handBack(deps, entry, token, ref);
-      }
-      if (reason === ABORT_LEASE) {
-        return await giveUp(deps, entry, token, ref);
-      }
-      if (reason === ABORT_FENCED) return;
-      if (reason === ABORT_CANCEL) return await finish(cancelledBefore());
+      if (await stoppedEarly()) return;
       // The project's servers could not be read: Postgres' failure, not the servers'.
       if (isDatabaseError(error)) return await retryLater(deps, entry, token, jobId, error);
       if (error instanceof SecretsKeyMissingError) {
@@ -260,6 +281,8 @@ export async function runJob(
         deps.metrics?.retry(retry.server, retry.tool);
       },
     });
+    // The servers that could not start, and those the program does not name (not connected).
+    const unavailable = { ...lease.notConnected, ...lease.host.unavailable };
     const outcome = await runProgram(job.code, {
       input: job.input,
       onLog: (entry) => live.push({ type: "log", ...entry }),
@@ -268,7 +291,7 @@ export async function runJob(
         replaysGrew();
       },
       namespaces: lease.host.namespaces,
-      ...(lease.host.unavailable === undefined ? {} : { unavailable: lease.host.unavailable }),
+      ...(Object.keys(unavailable).length === 0 ? {} : { unavailable }),
       invoke: steps.invoke,
       filename: PROGRAM_FILE,
       limits: { timeoutMs: job.timeoutMs, memoryMb: job.memoryMb },
@@ -446,6 +469,21 @@ async function retryLater(
   );
   await entry.moveToDelayed(Date.now() + RETRY_DELAY_MS, token);
   throw new DelayedError();
+}
+
+/** What `work` gives, or undefined if `signal` aborts first (the work goes on unawaited). */
+async function within<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return undefined;
+  let onAbort = () => {};
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 function cancelledBefore(): RunEnd {

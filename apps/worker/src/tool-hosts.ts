@@ -50,6 +50,12 @@ export interface AcquireOptions {
   program?: string;
 }
 
+/** Why a server the program does not name has no connection in its run. */
+function notNamedMessage(server: string): string {
+  const namespace = toIdentifier(server);
+  return `MCP server "${server}" was not connected for this job: its program does not name it. Write its namespace out (${namespace}.tool(...) or globalThis.${namespace}) instead of reaching it through eval, the Function constructor or a computed property of another name for globalThis`;
+}
+
 /** A job asked for a server that is not registered (any more). */
 export class UnknownServerError extends Error {
   override name = "UnknownServerError";
@@ -59,25 +65,36 @@ export class UnknownServerError extends Error {
 interface Generation {
   configs: Record<string, McpServerConfig>;
   /**
-   * Servers whose secrets this worker could not open, with why: a job that uses one is handed
-   * back (a key this worker lacks) or fails (secrets altered); the others never notice them.
+   * The project's servers whose secrets this worker cannot open (sealed with a key it lacks, or
+   * altered), with why: they fail only the jobs whose program names them.
    */
-  unopened: Record<string, SecretsError>;
+  unreadable: Map<string, SecretsError>;
+  /** Every server the project registered, by name. */
+  names: string[];
   pool: ClientPool;
   /** Tool hosts by server set; dropped when a server's tool list changes. */
   hosts: Map<string, Promise<ToolHost>>;
   /** The hosts of `hosts` that are built: a job finds its host here without waiting. */
   ready: Map<string, ToolHost>;
-  /** Bounds each server's calls in flight from this worker, for this project alone. */
-  limiters: Map<string, LimitFunction>;
   users: number;
   stale: boolean;
   /** Closes the generation when no job has used it for a while. */
   idle?: NodeJS.Timeout;
 }
 
+/** A project's call limiters, and how many of its jobs hold a lease. */
+interface ProjectLimits {
+  limiters: Map<string, LimitFunction>;
+  leases: number;
+}
+
 export interface Lease {
   host: ToolHost;
+  /**
+   * The servers asked for that the program does not name, by namespace: not connected, so their
+   * namespaces in the run only say why (a program can reach a global without naming it).
+   */
+  notConnected: Readonly<Record<string, UnavailableServer>>;
   /** Runs `task` when the project's server has a free slot (SERVER_CONCURRENCY). */
   limit<T>(server: string, task: () => Promise<T>): Promise<T>;
   release(): void;
@@ -93,6 +110,12 @@ export interface Lease {
  */
 export class ToolHosts {
   private readonly current = new Map<string, Promise<Generation>>();
+  /**
+   * Each project's call limiters, one per server name (SERVER_CONCURRENCY). Kept by the project,
+   * not by its generation of clients: after a registration change the old generation's calls
+   * still in flight count against the new one's, so registering again gives no fresh allowance.
+   */
+  private readonly limits = new Map<string, ProjectLimits>();
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly idleMs: number;
@@ -155,9 +178,7 @@ export class ToolHosts {
   ): Promise<Lease> {
     const loading = this.generationOf(projectId);
     const generation = await loading;
-    const missing = servers.filter(
-      (name) => !(name in generation.configs) && !(name in generation.unopened),
-    );
+    const missing = servers.filter((name) => !generation.names.includes(name));
     if (missing.length > 0) {
       throw new UnknownServerError(
         `server ${missing.map((name) => `"${name}"`).join(", ")} is not registered`,
@@ -165,44 +186,49 @@ export class ToolHosts {
     }
     generation.users++;
     clearTimeout(generation.idle);
+    const limits = this.limitsOf(projectId);
+    limits.leases++;
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
+      limits.leases--;
+      this.dropLimitsWhenIdle(projectId, limits);
       generation.users--;
       if (generation.users > 0) return;
       if (generation.stale) void generation.pool.close();
       else this.closeWhenIdle(projectId, loading, generation);
     };
     const limit = <T>(server: string, task: () => Promise<T>): Promise<T> => {
-      let limiter = generation.limiters.get(server);
+      let limiter = limits.limiters.get(server);
       if (limiter === undefined) {
         limiter = pLimit(this.serverConcurrency);
-        generation.limiters.set(server, limiter);
+        limits.limiters.set(server, limiter);
       }
       return limiter(task);
     };
     try {
-      const asked =
-        servers.length > 0
-          ? [...servers].sort()
-          : [...Object.keys(generation.configs), ...Object.keys(generation.unopened)].sort();
+      const asked = servers.length > 0 ? [...servers].sort() : generation.names;
       const names =
         options.program === undefined || asked.length === 0
           ? asked
           : serversUsedBy(options.program, asked);
       // A key this worker lacks first: the job is then handed back, not failed.
-      const unopened = names
-        .flatMap((name) => generation.unopened[name] ?? [])
-        .sort(
-          (a, b) =>
-            Number(b instanceof SecretsKeyMissingError) -
-            Number(a instanceof SecretsKeyMissingError),
-        );
-      if (unopened[0] !== undefined) throw unopened[0];
+      const unreadable = names.flatMap((name) => generation.unreadable.get(name) ?? []);
+      const unopened =
+        unreadable.find((error) => error instanceof SecretsKeyMissingError) ?? unreadable[0];
+      if (unopened !== undefined) throw unopened;
+      // A server the program reaches without naming it (eval, the Function constructor) is not
+      // connected; its namespace says so at its first call, rather than being undefined.
+      const notConnected: Record<string, UnavailableServer> = Object.create(null);
+      for (const server of asked) {
+        if (!names.includes(server)) {
+          notConnected[toIdentifier(server)] = { server, message: notNamedMessage(server) };
+        }
+      }
       const key = names.join("\0");
       const ready = generation.ready.get(key);
-      if (ready !== undefined) return { host: ready, limit, release };
+      if (ready !== undefined) return { host: ready, notConnected, limit, release };
       const { up, down } = await this.listAll(generation, names, options);
       const upKey = up.join("\0");
       let host = generation.hosts.get(upKey);
@@ -218,10 +244,10 @@ export class ToolHosts {
         );
       }
       const built = await host;
-      if (down.length === 0) return { host: built, limit, release };
+      if (down.length === 0) return { host: built, notConnected, limit, release };
       const unavailable: Record<string, UnavailableServer> = Object.create(null);
       for (const server of down) unavailable[toIdentifier(server.server)] = server;
-      return { host: { ...built, unavailable }, limit, release };
+      return { host: { ...built, unavailable }, notConnected, limit, release };
     } catch (error) {
       release();
       throw error;
@@ -324,6 +350,28 @@ export class ToolHosts {
     generation.idle.unref();
   }
 
+  /** The project's call limiters, made on its first lease. */
+  private limitsOf(projectId: string): ProjectLimits {
+    let limits = this.limits.get(projectId);
+    if (limits === undefined) {
+      limits = { limiters: new Map(), leases: 0 };
+      this.limits.set(projectId, limits);
+    }
+    return limits;
+  }
+
+  /**
+   * Forgets the project's limiters once none of its jobs holds a lease and no call waits or runs
+   * in them: a worker serving many projects keeps limiters only for those at work.
+   */
+  private dropLimitsWhenIdle(projectId: string, limits: ProjectLimits): void {
+    if (limits.leases > 0 || this.limits.get(projectId) !== limits) return;
+    for (const limiter of limits.limiters.values()) {
+      if (limiter.activeCount > 0 || limiter.pendingCount > 0) return;
+    }
+    this.limits.delete(projectId);
+  }
+
   /** A registration of the project changed: its later jobs connect afresh. */
   invalidate(projectId: string): void {
     const previous = this.current.get(projectId);
@@ -357,6 +405,8 @@ export class ToolHosts {
 
   private async load(projectId: string): Promise<Generation> {
     try {
+      // Each server's secrets opened on their own: one that does not open is held against the
+      // jobs that name it, not against every job of the project.
       const [{ configs, unopened }, project] = await Promise.all([
         loadServerConfigs(this.db, this.box, projectId),
         this.db.project.findUnique({
@@ -364,6 +414,7 @@ export class ToolHosts {
           select: { allowStdioServers: true },
         }),
       ]);
+      const unreadable = new Map(Object.entries(unopened));
       const hosts = new Map<string, Promise<ToolHost>>();
       const ready = new Map<string, ToolHost>();
       // Checked here too, not only at registration: a server registered before the operator
@@ -380,11 +431,11 @@ export class ToolHosts {
       });
       return {
         configs,
-        unopened,
+        unreadable,
+        names: [...Object.keys(configs), ...unreadable.keys()].sort(),
         pool,
         hosts,
         ready,
-        limiters: new Map(),
         users: 0,
         stale: false,
       };

@@ -75,7 +75,8 @@ function readGlobals(js: string): ProgramGlobals {
   visit(ast, (node) => {
     if (node.type !== "MemberExpression" || !globalThisRefs.has(node.object)) return;
     const property = literalProperty(node);
-    if (property === undefined) return;
+    // `globalThis.globalThis` is globalThis again: a use of it that is not counted.
+    if (property === undefined || property === "globalThis") return;
     names.add(property);
     named++;
   });

@@ -327,13 +327,17 @@ export function guestRuntime(
 
   // A server that could not be reached still has its namespace, so that a program that catches
   // its errors goes on: any method name makes a method whose calls reject. `then` is not one
-  // (`await ns` must not wait forever), nor is a symbol (nothing a program calls).
+  // (`await ns` must not wait forever), nor is `toJSON` (JSON.stringify, which logging and a
+  // returned result go through, would call it and leave its rejection unhandled, failing the
+  // run), nor is a symbol (nothing a program calls).
   for (const down of config.unavailable) {
     const namespace = down[0];
     const methods: Record<string, unknown> = createObject(null);
     const handler = createObject(null);
     handler.get = (_target: object, property: string | symbol): unknown => {
-      if (typeof property !== "string" || property === "then") return undefined;
+      if (typeof property !== "string" || property === "then" || property === "toJSON") {
+        return undefined;
+      }
       methods[property] ??= makeMethod(namespace, property, -1, down);
       return methods[property];
     };
