@@ -1,5 +1,5 @@
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
-import { transform } from "esbuild";
+import { stop, type TransformOptions, type TransformResult, transform } from "esbuild";
 
 /**
  * The submitted TypeScript is the body of an async function (top-level `await` and `return`).
@@ -35,7 +35,18 @@ export type CompileOutcome =
 const CACHE_ENTRIES = 256;
 const cache = new Map<string, Promise<CompileOutcome>>();
 
-export function compileProgram(code: string, filename: string): Promise<CompileOutcome> {
+/**
+ * Longest esbuild may work on one program. A legitimate one, even at the size limit, takes well
+ * under a second; esbuild's time grows steeply with nesting (4,000 nested arrow functions, 16 kB,
+ * take minutes), and its transform cannot be cancelled — only its process stopped.
+ */
+export const COMPILE_TIMEOUT_MS = 5_000;
+
+export function compileProgram(
+  code: string,
+  filename: string,
+  options: { timeoutMs?: number } = {},
+): Promise<CompileOutcome> {
   const key = `${filename}\0${code}`;
   const hit = cache.get(key);
   if (hit !== undefined) {
@@ -43,7 +54,7 @@ export function compileProgram(code: string, filename: string): Promise<CompileO
     cache.set(key, hit);
     return hit;
   }
-  const pending = compileUncached(code, filename);
+  const pending = compileUncached(code, filename, options.timeoutMs ?? COMPILE_TIMEOUT_MS);
   cache.set(key, pending);
   if (cache.size > CACHE_ENTRIES) {
     const oldest = cache.keys().next();
@@ -52,18 +63,30 @@ export function compileProgram(code: string, filename: string): Promise<CompileO
   return pending;
 }
 
-async function compileUncached(code: string, filename: string): Promise<CompileOutcome> {
+async function compileUncached(
+  code: string,
+  filename: string,
+  timeoutMs: number,
+): Promise<CompileOutcome> {
   let output: { code: string; map: string };
   try {
-    output = await transform(WRAPPER_HEAD + code + WRAPPER_TAIL, {
-      loader: "ts",
-      sourcefile: filename,
-      sourcemap: "external",
-      target: "es2024",
-      charset: "utf8",
-      logLevel: "silent",
-    });
+    output = await boundedTransform(
+      WRAPPER_HEAD + code + WRAPPER_TAIL,
+      {
+        loader: "ts",
+        sourcefile: filename,
+        sourcemap: "external",
+        target: "es2024",
+        charset: "utf8",
+        logLevel: "silent",
+      },
+      timeoutMs,
+    );
   } catch (error) {
+    if (error instanceof CompileTimeout) {
+      const message = `the program took longer than ${timeoutMs} ms to compile, and was given up: it nests too deeply (functions or arrow functions inside one another, blocks inside blocks); flatten it`;
+      return { ok: false, error: { message, line: null, column: null } };
+    }
     return { ok: false, error: describeEsbuildFailure(error, code.split("\n").length) };
   }
   const js = output.code.trimEnd();
@@ -78,6 +101,68 @@ async function compileUncached(code: string, filename: string): Promise<CompileO
     },
   };
   return { ok: true, program };
+}
+
+class CompileTimeout extends Error {}
+class ServiceStopped extends Error {
+  override message =
+    "the compiler was restarted twice while it compiled this program (other programs took too long): run it again";
+}
+
+/**
+ * esbuild's service process, as the compiles running in it see it: `stopped` rejects when a
+ * compile that ran too long stopped the process (the only way to stop its work), so the others
+ * then in it give up their wait and compile again in the next one, once `ready`.
+ */
+interface Service {
+  ready: Promise<void>;
+  stopped: Promise<never>;
+  stop(): void;
+}
+
+function newService(ready: Promise<void>): Service {
+  let stop = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    stop = () => reject(new ServiceStopped());
+  });
+  stopped.catch(() => {});
+  return { ready, stopped, stop };
+}
+
+let service = newService(Promise.resolve());
+
+/** esbuild's transform, given up after `timeoutMs`, when esbuild's process is stopped. */
+async function boundedTransform(
+  source: string,
+  options: TransformOptions,
+  timeoutMs: number,
+): Promise<TransformResult> {
+  for (let attempt = 0; ; attempt++) {
+    const current = service;
+    await current.ready;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CompileTimeout()), timeoutMs);
+    });
+    try {
+      return await Promise.race([transform(source, options), current.stopped, timedOut]);
+    } catch (error) {
+      if (error instanceof CompileTimeout) {
+        // Its work goes on in esbuild's process until that stops; a new one starts on the
+        // next transform.
+        if (service === current) {
+          service = newService(stop().catch(() => {}));
+          current.stop();
+        }
+        throw error;
+      }
+      // Stopped for another program: compiled again, once.
+      if (error instanceof ServiceStopped && attempt === 0) continue;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 interface EsbuildMessage {
