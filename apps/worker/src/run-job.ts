@@ -380,7 +380,7 @@ async function waitForApproval(
   requested: Array<{ key: string; server: string; tool: string; args: unknown }>,
   progress: { executedSteps: number; replayedSteps: number; logs: LogEntry[] },
 ): Promise<void> {
-  await deps.states.pauseForApproval(ref, requested, progress);
+  if (!(await deps.states.pauseForApproval(ref, requested, progress))) return;
   deps.log(
     { jobId: ref.jobId, approvals: requested.map((request) => request.key) },
     "job waits for approval",

@@ -10,6 +10,7 @@
 //   hand back           running            → queued              keeps it (shutdown, lost lease)
 //   request cancel      running            (cancelRequestedAt)   the run stops, then finishes
 //   pause for approval  running            → waiting             gives it back
+//                         (a cancel asked for meanwhile: → cancelled)
 //   finish              running            → succeeded | failed | cancelled    gives it back
 //   cancel              queued | waiting   → cancelled           gives it back, drops the entry
 //   wake                waiting            → queued, next run    holds one whatever the limit
@@ -526,8 +527,8 @@ export class JobStates {
 
   /**
    * running → waiting: the run asked a person to approve calls. The requests are stored, then
-   * the job is `waiting` (no worker or isolate holds it, nor a slot of its project) until wake.
-   * Resolves whether it applied; rejects when it could not be recorded (the run is delivered
+   * the job is `waiting` (no worker or isolate holds it, nor a slot of its project) until wake —
+   * or `cancelled`, if a cancel was asked for meanwhile. Resolves whether it now waits; rejects when it could not be recorded (the run is delivered
    * again, and asks again).
    */
   async pauseForApproval(
@@ -545,7 +546,13 @@ export class JobStates {
       });
     }
     const paused = await this.db.job.updateMany({
-      where: { id: jobId, run: run.run, attempts: run.attempt, status: "running" },
+      where: {
+        id: jobId,
+        run: run.run,
+        attempts: run.attempt,
+        status: "running",
+        cancelRequestedAt: null,
+      },
       data: {
         status: "waiting",
         executedSteps: progress.executedSteps,
@@ -553,7 +560,18 @@ export class JobStates {
         logs: progress.logs as Prisma.InputJsonValue,
       },
     });
-    if (paused.count === 0) return false;
+    if (paused.count === 0) {
+      // A cancel asked for once the run had stopped for approval (no run heard it): the job
+      // ends cancelled, not waiting. Fenced like any end of the run.
+      await this.finish(run, {
+        status: "cancelled",
+        error: jobError("cancelled", "The job was cancelled"),
+        executedSteps: progress.executedSteps,
+        replayedSteps: progress.replayedSteps,
+        logs: progress.logs,
+      });
+      return false;
+    }
     await this.freeSlot(run.projectId, jobId);
     await this.publish({ id: jobId, projectId: run.projectId }, "waiting");
     return true;

@@ -169,6 +169,26 @@ describe("JobStates", () => {
     }
   });
 
+  it("a cancel asked for as the run stops for approval ends the job cancelled, not waiting", async () => {
+    const job = await submitted();
+    const started = await states.start(job.id, 0);
+    if (started === undefined) throw new Error("not started");
+    const run = { jobId: job.id, projectId: job.projectId, run: 0, attempt: started.attempts };
+    // The run has stopped to ask for approval; the cancel finds it running and asks the worker,
+    // which no longer listens.
+    expect(await states.stop(await read(job.id))).toEqual({ outcome: "requested" });
+    const step = { key: "a:b#0", server: "a", tool: "b", args: {} };
+    const progress = { executedSteps: 2, replayedSteps: 0, logs: [] };
+    expect(await states.pauseForApproval(run, [step], progress)).toBe(false);
+    expect(await read(job.id)).toMatchObject({
+      status: "cancelled",
+      executedSteps: 2,
+      error: expect.objectContaining({ code: "cancelled" }),
+    });
+    expect(await slotHeld(job.id)).toBe(false);
+    expect(await eventsOf(job.id, "cancelled")).not.toContain("waiting");
+  });
+
   it("a run fenced out by a later start finishes nothing, hands nothing back, pauses nothing", async () => {
     const job = await submitted();
     const first = await states.start(job.id, 0);
