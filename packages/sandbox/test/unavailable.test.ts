@@ -87,3 +87,25 @@ async function stepKeyOf(namespace: string, method: string, args: unknown): Prom
   });
   return key;
 }
+
+// JSON.stringify asks any object for `toJSON`: the namespace must not answer it with a method.
+describe("an unavailable server's namespace, inspected", () => {
+  it("can be logged, returned and written as JSON as a working namespace can", async () => {
+    const { outcome, calls } = await run(
+      [
+        "console.log(broken);",
+        "console.log({ tools: broken });",
+        "return { json: JSON.stringify(broken), same: JSON.stringify(broken) === JSON.stringify(good), value: broken, toJSON: typeof broken.toJSON };",
+      ].join("\n"),
+    );
+    expect(outcome.ok ? null : outcome.error).toBeNull();
+    expect(outcome.ok && outcome.result).toEqual({
+      json: "{}",
+      same: true,
+      value: {},
+      toJSON: "undefined",
+    });
+    expect(outcome.logs.map((entry) => entry.message)).toEqual(["{}", '{"tools":{}}']);
+    expect(calls).toEqual([]);
+  });
+});
