@@ -173,9 +173,9 @@ export async function runJob(
     };
     // Compiled before any server is contacted: a program that does not compile fails at once,
     // and the compiled program says which servers it uses (runProgram finds it compiled). A
-    // short program can take esbuild minutes (functions nested thousands deep), so the wait
-    // ends at the job's deadline or when the run is stopped; esbuild's work cannot be stopped,
-    // but the job and its slot are free.
+    // short program can take esbuild minutes (functions nested thousands deep): the compile
+    // gives up after COMPILE_TIMEOUT_MS (stopping esbuild's process), and the wait ends sooner
+    // at the job's deadline or when the run is stopped.
     const compiled = await within(
       compileProgram(job.code, PROGRAM_FILE),
       AbortSignal.any([controller.signal, AbortSignal.timeout(Math.max(0, deadline - Date.now()))]),
