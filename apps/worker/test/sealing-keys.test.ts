@@ -33,18 +33,18 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "turtle-sealing-keys-"));
   api = await startApi();
   keyId = createSecretBox(api.config).keyId;
+  await register("control", "sealed-with-the-api-key");
+});
+
+/** Registers the control server under `name`, with a secret the API seals under its key. */
+async function register(name: string, token: string): Promise<void> {
   const registered = await api.call({
     method: "POST",
     url: "/v1/servers",
-    payload: {
-      name: "control",
-      command: process.execPath,
-      args: [CONTROL_SERVER],
-      env: { API_TOKEN: "sealed-with-the-api-key" },
-    },
+    payload: { name, command: process.execPath, args: [CONTROL_SERVER], env: { API_TOKEN: token } },
   });
   expect(registered.statusCode).toBe(201);
-});
+}
 
 afterAll(async () => {
   for (const worker of workers) {
@@ -179,17 +179,7 @@ describe("a worker without the key a server's secrets are sealed with", () => {
 
   it("still fails a job whose secrets were altered (sealed with a key the worker has)", async () => {
     // A worker with the key is running (the test above started it).
-    const registered = await api.call({
-      method: "POST",
-      url: "/v1/servers",
-      payload: {
-        name: "altered",
-        command: process.execPath,
-        args: [CONTROL_SERVER],
-        env: { API_TOKEN: "to-be-altered" },
-      },
-    });
-    expect(registered.statusCode).toBe(201);
+    await register("altered", "to-be-altered");
     const where = { projectId_name: { projectId: DEFAULT_PROJECT_ID, name: "altered" } };
     const row = await api.db.server.findUniqueOrThrow({ where });
     const sealed = row.secrets as unknown as SealedSecrets;

@@ -24,9 +24,13 @@ const cache = new Map<string, ProgramGlobals>();
  * produces it) names, in the order given.
  */
 export function serversUsedBy(js: string, servers: readonly string[]): string[] {
+  // A namespace the text never spells cannot be named: a program that spells none of them, nor
+  // `globalThis`, is not parsed (a parse of a large program holds the worker's event loop).
+  const spelt = servers.filter((name) => js.includes(toIdentifier(name)));
+  if (spelt.length === 0 && !js.includes("globalThis")) return [];
   const globals = programGlobals(js);
   if (globals === "any") return [...servers];
-  return servers.filter((name) => globals.has(toIdentifier(name)));
+  return spelt.filter((name) => globals.has(toIdentifier(name)));
 }
 
 function programGlobals(js: string): ProgramGlobals {
@@ -58,6 +62,15 @@ function readGlobals(js: string): ProgramGlobals {
     // esbuild's output always parses; should it not, no server may be left out.
     return "any";
   }
+  try {
+    return globalsOf(ast);
+  } catch {
+    // A tree too deep for the scope analysis (it recurses): no server may be left out.
+    return "any";
+  }
+}
+
+function globalsOf(ast: ESTree.Program): ProgramGlobals {
   // Programs run in strict mode (no `with` to hide a global behind an object).
   const scopes = analyze(ast, { ecmaVersion: 2026, sourceType: "script", impliedStrict: true });
   const global = scopes.globalScope;

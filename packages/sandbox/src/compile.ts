@@ -106,8 +106,14 @@ async function compileUncached(
 class CompileTimeout extends Error {}
 class ServiceStopped extends Error {
   override message =
-    "the compiler was restarted twice while it compiled this program (other programs took too long): run it again";
+    `the compiler was restarted ${RESTARTS_SURVIVED + 1} times while it compiled this program (other programs took too long to compile): run it again`;
 }
+
+/**
+ * How many stops of esbuild's process, each for another program that took too long, one compile
+ * outlives by compiling again: a tenant's slow programs must not fail another's fast one.
+ */
+const RESTARTS_SURVIVED = 5;
 
 /**
  * esbuild's service process, as the compiles running in it see it: `stopped` rejects when a
@@ -156,8 +162,8 @@ async function boundedTransform(
         }
         throw error;
       }
-      // Stopped for another program: compiled again, once.
-      if (error instanceof ServiceStopped && attempt === 0) continue;
+      // Stopped for another program: compiled again.
+      if (error instanceof ServiceStopped && attempt < RESTARTS_SURVIVED) continue;
       throw error;
     } finally {
       clearTimeout(timer);

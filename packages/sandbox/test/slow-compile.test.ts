@@ -24,4 +24,18 @@ describe("a program esbuild is slow to compile", () => {
     const after = await compileProgram("return [1, 2].map((x) => x * 2);", "after.ts");
     expect(after.ok).toBe(true);
   }, 60_000);
+
+  it("lets another program outlive the stops slow ones make of the compiler under it", async () => {
+    // Two slow programs, each stopping esbuild's process as its time runs out (the second after
+    // compiling again in the process the first one's stop left), while a program that takes
+    // about a second compiles beside them: it outlives both stops.
+    const slow = [
+      compileProgram(`${NESTED}\n// one`, "slow-1.ts", { timeoutMs: 200 }),
+      compileProgram(`${NESTED}\n// two`, "slow-2.ts", { timeoutMs: 500 }),
+    ];
+    const deep = `${"function g() { return ".repeat(700)}2${"; }".repeat(700)}\nreturn 2;`;
+    const beside = await compileProgram(deep, "beside-2.ts", { timeoutMs: 60_000 });
+    expect(beside.ok ? null : beside.error).toBeNull();
+    for (const outcome of await Promise.all(slow)) expect(outcome.ok).toBe(false);
+  }, 60_000);
 });
